@@ -1,0 +1,2 @@
+//! odxctl
+fn main() {}
