@@ -101,7 +101,11 @@ impl EngineLimits {
     #[must_use]
     pub const fn transfer_bound(&self) -> u64 {
         let down = self.sector_size.round_down(self.max_transfer);
-        if down == 0 { self.sector_size.get() as u64 } else { down }
+        if down == 0 {
+            self.sector_size.get() as u64
+        } else {
+            down
+        }
     }
 
     /// When a token made at `now_ms` with `requested_ttl_ms` expires.
@@ -204,7 +208,10 @@ impl<S: TokenStore> TokenEngine<S> {
         self.store
             .insert(key, record)
             .map_err(|_| NtStatus::STATUS_DEVICE_INSUFFICIENT_RESOURCES)?;
-        Ok(Populated { token: token_for_key(&key), length })
+        Ok(Populated {
+            token: token_for_key(&key),
+            length,
+        })
     }
 
     /// WRITE USING TOKEN: resolves what a write of up to `copy_length` bytes, starting
@@ -223,7 +230,11 @@ impl<S: TokenStore> TokenEngine<S> {
     ) -> Result<WriteSource, NtStatus> {
         let bound = self.limits.transfer_bound();
         match token.kind() {
-            TokenKind::ZeroData => return Ok(WriteSource::Zero { length: copy_length.min(bound) }),
+            TokenKind::ZeroData => {
+                return Ok(WriteSource::Zero {
+                    length: copy_length.min(bound),
+                });
+            }
             TokenKind::ReservedWellKnown => return Err(NtStatus::STATUS_INVALID_TOKEN),
             TokenKind::Vendor => {}
         }
@@ -253,12 +264,14 @@ impl<S: TokenStore> TokenEngine<S> {
 
     /// The source range was written: every token standing for any of its bytes is invalid.
     pub fn source_written(&mut self, source: SourceId, range: ByteRange) -> usize {
-        self.store.remove_where(Some(source), &mut |record| record.range.overlaps(&range))
+        self.store
+            .remove_where(Some(source), &mut |record| record.range.overlaps(&range))
     }
 
     /// Forgets every token expired at `now_ms`.
     pub fn expire(&mut self, now_ms: u64) -> usize {
-        self.store.remove_where(None, &mut |record| record.expired(now_ms))
+        self.store
+            .remove_where(None, &mut |record| record.expired(now_ms))
     }
 }
 

@@ -37,7 +37,11 @@ impl SectorSize {
     /// `None` unless `bytes` is a power of two.
     #[must_use]
     pub const fn new(bytes: u32) -> Option<Self> {
-        if bytes.is_power_of_two() { Some(Self(bytes)) } else { None }
+        if bytes.is_power_of_two() {
+            Some(Self(bytes))
+        } else {
+            None
+        }
     }
 
     /// Bytes per logical sector.

@@ -30,7 +30,11 @@ impl FilterSupportedFeaturesMode {
     /// normal processing.
     #[must_use]
     pub const fn from_registry(value: u32) -> Self {
-        if value == 1 { Self::NeverOptIn } else { Self::Normal }
+        if value == 1 {
+            Self::NeverOptIn
+        } else {
+            Self::Normal
+        }
     }
 
     /// The registry value.
@@ -50,10 +54,12 @@ pub fn aggregate_supported_features(
     filters: impl IntoIterator<Item = SupportedFeatures>,
     mode: FilterSupportedFeaturesMode,
 ) -> SupportedFeatures {
-    filters.into_iter().fold(SupportedFeatures::all(), |acc, declared| match mode {
-        FilterSupportedFeaturesMode::Normal => acc & declared,
-        FilterSupportedFeaturesMode::NeverOptIn => SupportedFeatures::empty(),
-    })
+    filters
+        .into_iter()
+        .fold(SupportedFeatures::all(), |acc, declared| match mode {
+            FilterSupportedFeaturesMode::Normal => acc & declared,
+            FilterSupportedFeaturesMode::NeverOptIn => SupportedFeatures::empty(),
+        })
 }
 
 /// The feature bit an operation needs from every filter.
@@ -85,9 +91,7 @@ pub fn io_manager_precheck(
     granted: AccessMask,
     stack: SupportedFeatures,
 ) -> Result<(), NtStatus> {
-    if requestor == RequestorMode::User
-        && (op.required_access_bits() & !granted.bits()) != 0
-    {
+    if requestor == RequestorMode::User && (op.required_access_bits() & !granted.bits()) != 0 {
         return Err(NtStatus::STATUS_ACCESS_DENIED);
     }
     if !stack.contains(required_feature(op)) {

@@ -139,110 +139,240 @@ use CopyEngineReaction as R;
 
 /// Every status in odx-spec §3, in ascending value order.
 pub static STATUS_TABLE: &[StatusInfo] = &[
-    row(NtStatus::STATUS_SUCCESS, "STATUS_SUCCESS", 0, "ERROR_SUCCESS",
+    row(
+        NtStatus::STATUS_SUCCESS,
+        "STATUS_SUCCESS",
+        0,
+        "ERROR_SUCCESS",
         "the offload step completed, possibly for fewer bytes than asked (truncation)",
         "normal completion; a shorter TransferLength/LengthWritten is a truncation, not an error",
-        R::Continue),
-    row(NtStatus::STATUS_INVALID_HANDLE, "STATUS_INVALID_HANDLE", 6, "ERROR_INVALID_HANDLE",
+        R::Continue,
+    ),
+    row(
+        NtStatus::STATUS_INVALID_HANDLE,
+        "STATUS_INVALID_HANDLE",
+        6,
+        "ERROR_INVALID_HANDLE",
         "the handle the request was sent on is not valid",
         "the handle was closed or never referred to a file",
-        R::FallBackCallerError),
-    row(NtStatus::STATUS_INVALID_PARAMETER, "STATUS_INVALID_PARAMETER", 87, "ERROR_INVALID_PARAMETER",
+        R::FallBackCallerError,
+    ),
+    row(
+        NtStatus::STATUS_INVALID_PARAMETER,
+        "STATUS_INVALID_PARAMETER",
+        87,
+        "ERROR_INVALID_PARAMETER",
         "a field of the request is invalid",
         "FileOffset, CopyLength or TransferOffset not a multiple of the logical sector size; Size field wrong; FileOffset+CopyLength overflows or exceeds the volume's maximum file size; file smaller than a sector; offload write starting beyond valid data length",
-        R::FallBackCallerError),
-    row(NtStatus::STATUS_INVALID_DEVICE_REQUEST, "STATUS_INVALID_DEVICE_REQUEST", 1, "ERROR_INVALID_FUNCTION",
+        R::FallBackCallerError,
+    ),
+    row(
+        NtStatus::STATUS_INVALID_DEVICE_REQUEST,
+        "STATUS_INVALID_DEVICE_REQUEST",
+        1,
+        "ERROR_INVALID_FUNCTION",
         "the file system does not implement offload (only NTFS does), or the handle is not a file handle",
         "FAT, exFAT or ReFS volume; a handle to a volume or device instead of a file",
-        R::FallBackAndRememberVolume),
-    row(NtStatus::STATUS_END_OF_FILE, "STATUS_END_OF_FILE", 38, "ERROR_HANDLE_EOF",
+        R::FallBackAndRememberVolume,
+    ),
+    row(
+        NtStatus::STATUS_END_OF_FILE,
+        "STATUS_END_OF_FILE",
+        38,
+        "ERROR_HANDLE_EOF",
         "FileOffset is at or beyond end of file",
         "reading past the source's end; an offload write into a destination that was not pre-sized with SetEndOfFile",
-        R::FallBackForFile),
-    row(NtStatus::STATUS_ACCESS_DENIED, "STATUS_ACCESS_DENIED", 5, "ERROR_ACCESS_DENIED",
+        R::FallBackForFile,
+    ),
+    row(
+        NtStatus::STATUS_ACCESS_DENIED,
+        "STATUS_ACCESS_DENIED",
+        5,
+        "ERROR_ACCESS_DENIED",
         "the handle lacks the access the control code requires",
         "offload read on a handle without FILE_READ_DATA, offload write without FILE_WRITE_DATA; a filter that blocks offload the wrong way",
-        R::FallBackForFile),
-    row(NtStatus::STATUS_BUFFER_TOO_SMALL, "STATUS_BUFFER_TOO_SMALL", 122, "ERROR_INSUFFICIENT_BUFFER",
+        R::FallBackForFile,
+    ),
+    row(
+        NtStatus::STATUS_BUFFER_TOO_SMALL,
+        "STATUS_BUFFER_TOO_SMALL",
+        122,
+        "ERROR_INSUFFICIENT_BUFFER",
         "the input or output buffer is shorter than the structure",
         "InputBufferLength below 32 (read) / 544 (write), or OutputBufferLength below 528 (read) / 16 (write)",
-        R::FallBackCallerError),
-    row(NtStatus::STATUS_FILE_LOCK_CONFLICT, "STATUS_FILE_LOCK_CONFLICT", 33, "ERROR_LOCK_VIOLATION",
+        R::FallBackCallerError,
+    ),
+    row(
+        NtStatus::STATUS_FILE_LOCK_CONFLICT,
+        "STATUS_FILE_LOCK_CONFLICT",
+        33,
+        "ERROR_LOCK_VIOLATION",
         "a byte-range lock conflicts with the range",
         "another handle holds an exclusive lock over the source range; any shared lock, or another handle's exclusive lock, over the destination range",
-        R::FallBackForFile),
-    row(NtStatus::STATUS_INSUFFICIENT_RESOURCES, "STATUS_INSUFFICIENT_RESOURCES", 1450, "ERROR_NO_SYSTEM_RESOURCES",
+        R::FallBackForFile,
+    ),
+    row(
+        NtStatus::STATUS_INSUFFICIENT_RESOURCES,
+        "STATUS_INSUFFICIENT_RESOURCES",
+        1450,
+        "ERROR_NO_SYSTEM_RESOURCES",
         "the system ran out of a resource (pool, storage command slots)",
         "memory pressure; the storage stack could not build the offload command",
-        R::FallBackForFile),
-    row(NtStatus::STATUS_MEDIA_WRITE_PROTECTED, "STATUS_MEDIA_WRITE_PROTECTED", 19, "ERROR_WRITE_PROTECT",
+        R::FallBackForFile,
+    ),
+    row(
+        NtStatus::STATUS_MEDIA_WRITE_PROTECTED,
+        "STATUS_MEDIA_WRITE_PROTECTED",
+        19,
+        "ERROR_WRITE_PROTECT",
         "the destination volume is read-only",
         "read-only volume or write-protected media",
-        R::FallBackAndRememberVolume),
-    row(NtStatus::STATUS_NOT_SUPPORTED, "STATUS_NOT_SUPPORTED", 50, "ERROR_NOT_SUPPORTED",
+        R::FallBackAndRememberVolume,
+    ),
+    row(
+        NtStatus::STATUS_NOT_SUPPORTED,
+        "STATUS_NOT_SUPPORTED",
+        50,
+        "ERROR_NOT_SUPPORTED",
         "the volume is marked as unable to offload, or a filter refuses offload",
         "the storage answered that it cannot offload (NTFS then marks the volume until remount); an encryption, compression or scanning filter vetoes ODX",
-        R::FallBackAndRememberVolume),
-    row(NtStatus::STATUS_FILE_DELETED, "STATUS_FILE_DELETED", 5, "ERROR_ACCESS_DENIED",
+        R::FallBackAndRememberVolume,
+    ),
+    row(
+        NtStatus::STATUS_FILE_DELETED,
+        "STATUS_FILE_DELETED",
+        5,
+        "ERROR_ACCESS_DENIED",
         "the stream is deleted or delete-pending",
         "the file was deleted (delete on close / disposition set) while the copy was running",
-        R::FallBackForFile),
-    row(NtStatus::STATUS_FILE_CLOSED, "STATUS_FILE_CLOSED", 6, "ERROR_INVALID_HANDLE",
+        R::FallBackForFile,
+    ),
+    row(
+        NtStatus::STATUS_FILE_CLOSED,
+        "STATUS_FILE_CLOSED",
+        6,
+        "ERROR_INVALID_HANDLE",
         "the handle has already been cleaned up",
         "request issued on a file object after its last handle was closed",
-        R::FallBackCallerError),
-    row(NtStatus::STATUS_TOO_LATE, "STATUS_TOO_LATE", 19, "ERROR_WRITE_PROTECT",
+        R::FallBackCallerError,
+    ),
+    row(
+        NtStatus::STATUS_TOO_LATE,
+        "STATUS_TOO_LATE",
+        19,
+        "ERROR_WRITE_PROTECT",
         "a write arrived after the volume was dismounted or shut down",
         "volume dismount or system shutdown during the copy",
-        R::FallBackAndRememberVolume),
-    row(NtStatus::STATUS_VOLUME_DISMOUNTED, "STATUS_VOLUME_DISMOUNTED", 21, "ERROR_NOT_READY",
+        R::FallBackAndRememberVolume,
+    ),
+    row(
+        NtStatus::STATUS_VOLUME_DISMOUNTED,
+        "STATUS_VOLUME_DISMOUNTED",
+        21,
+        "ERROR_NOT_READY",
         "the volume has been dismounted",
         "the volume was dismounted (FSCTL_DISMOUNT_VOLUME, removal, failover) while handles were open",
-        R::FallBackAndRememberVolume),
-    row(NtStatus::STATUS_BEYOND_VDL, "STATUS_BEYOND_VDL", 1289, "ERROR_BEYOND_VDL",
+        R::FallBackAndRememberVolume,
+    ),
+    row(
+        NtStatus::STATUS_BEYOND_VDL,
+        "STATUS_BEYOND_VDL",
+        1289,
+        "ERROR_BEYOND_VDL",
         "an offload write starts beyond the destination's valid data length",
         "the destination was extended with SetEndOfFile and the write skips over unwritten space",
-        R::FallBackForFile),
-    row(NtStatus::STATUS_DEVICE_FEATURE_NOT_SUPPORTED, "STATUS_DEVICE_FEATURE_NOT_SUPPORTED", 316, "ERROR_DEVICE_FEATURE_NOT_SUPPORTED",
+        R::FallBackForFile,
+    ),
+    row(
+        NtStatus::STATUS_DEVICE_FEATURE_NOT_SUPPORTED,
+        "STATUS_DEVICE_FEATURE_NOT_SUPPORTED",
+        316,
+        "ERROR_DEVICE_FEATURE_NOT_SUPPORTED",
         "the storage device does not implement copy offload",
         "a disk or array without T10 POPULATE TOKEN / WRITE USING TOKEN; NTFS then stops trying offload on the volume until remount",
-        R::FallBackAndRememberVolume),
-    row(NtStatus::STATUS_DEVICE_UNREACHABLE, "STATUS_DEVICE_UNREACHABLE", 321, "ERROR_DEVICE_UNREACHABLE",
+        R::FallBackAndRememberVolume,
+    ),
+    row(
+        NtStatus::STATUS_DEVICE_UNREACHABLE,
+        "STATUS_DEVICE_UNREACHABLE",
+        321,
+        "ERROR_DEVICE_UNREACHABLE",
         "the destination storage cannot reach the source storage",
         "source and destination LUNs on different arrays or array families",
-        R::FallBackAndRememberVolume),
-    row(NtStatus::STATUS_INVALID_TOKEN, "STATUS_INVALID_TOKEN", 315, "ERROR_INVALID_TOKEN",
+        R::FallBackAndRememberVolume,
+    ),
+    row(
+        NtStatus::STATUS_INVALID_TOKEN,
+        "STATUS_INVALID_TOKEN",
+        315,
+        "ERROR_INVALID_TOKEN",
         "the token is unknown, expired or was invalidated",
         "the token's lifetime ran out; the source range was written after the token was made; the token was forged, altered or comes from another array (the copy engine treats a first write at offset 0 failing this way as an unreachable volume pair)",
-        R::FallBackForFile),
-    row(NtStatus::STATUS_DEVICE_INSUFFICIENT_RESOURCES, "STATUS_DEVICE_INSUFFICIENT_RESOURCES", 322, "ERROR_DEVICE_NO_RESOURCES",
+        R::FallBackForFile,
+    ),
+    row(
+        NtStatus::STATUS_DEVICE_INSUFFICIENT_RESOURCES,
+        "STATUS_DEVICE_INSUFFICIENT_RESOURCES",
+        322,
+        "ERROR_DEVICE_NO_RESOURCES",
         "the storage device ran out of offload resources (storage status, not documented for the FSCTLs)",
         "too many live tokens or concurrent copy operations on the array",
-        R::FallBackForFile),
-    row(NtStatus::STATUS_INVALID_OFFSET_ALIGNMENT, "STATUS_INVALID_OFFSET_ALIGNMENT", 327, "ERROR_OFFSET_ALIGNMENT_VIOLATION",
+        R::FallBackForFile,
+    ),
+    row(
+        NtStatus::STATUS_INVALID_OFFSET_ALIGNMENT,
+        "STATUS_INVALID_OFFSET_ALIGNMENT",
+        327,
+        "ERROR_OFFSET_ALIGNMENT_VIOLATION",
         "the storage rejected an offset alignment (storage status, not documented for the FSCTLs)",
         "the array's offload granularity is coarser than the logical sector size",
-        R::FallBackForFile),
-    row(NtStatus::STATUS_OPERATION_IN_PROGRESS, "STATUS_OPERATION_IN_PROGRESS", 329, "ERROR_OPERATION_IN_PROGRESS",
+        R::FallBackForFile,
+    ),
+    row(
+        NtStatus::STATUS_OPERATION_IN_PROGRESS,
+        "STATUS_OPERATION_IN_PROGRESS",
+        329,
+        "ERROR_OPERATION_IN_PROGRESS",
         "an operation is still in progress with the device (storage status, not documented for the FSCTLs)",
         "the array is still processing a previous token operation",
-        R::FallBackForFile),
-    row(NtStatus::STATUS_OFFLOAD_READ_FLT_NOT_SUPPORTED, "STATUS_OFFLOAD_READ_FLT_NOT_SUPPORTED", 4440, "ERROR_OFFLOAD_READ_FLT_NOT_SUPPORTED",
+        R::FallBackForFile,
+    ),
+    row(
+        NtStatus::STATUS_OFFLOAD_READ_FLT_NOT_SUPPORTED,
+        "STATUS_OFFLOAD_READ_FLT_NOT_SUPPORTED",
+        4440,
+        "ERROR_OFFLOAD_READ_FLT_NOT_SUPPORTED",
         "a file system filter on the source volume has not opted in to offload read",
         "an attached minifilter or legacy filter lacks SupportedFeatures bit 0x1 (see `fltmc instances -v`, column SprtFtrs); FilterSupportedFeaturesMode = 1; a filter vetoes offload read by policy",
-        R::FallBackAndRememberVolume),
-    row(NtStatus::STATUS_OFFLOAD_WRITE_FLT_NOT_SUPPORTED, "STATUS_OFFLOAD_WRITE_FLT_NOT_SUPPORTED", 4441, "ERROR_OFFLOAD_WRITE_FLT_NOT_SUPPORTED",
+        R::FallBackAndRememberVolume,
+    ),
+    row(
+        NtStatus::STATUS_OFFLOAD_WRITE_FLT_NOT_SUPPORTED,
+        "STATUS_OFFLOAD_WRITE_FLT_NOT_SUPPORTED",
+        4441,
+        "ERROR_OFFLOAD_WRITE_FLT_NOT_SUPPORTED",
         "a file system filter on the destination volume has not opted in to offload write",
         "an attached minifilter or legacy filter lacks SupportedFeatures bit 0x2 (see `fltmc instances -v`, column SprtFtrs); FilterSupportedFeaturesMode = 1; a filter vetoes offload write by policy",
-        R::FallBackAndRememberVolume),
-    row(NtStatus::STATUS_OFFLOAD_READ_FILE_NOT_SUPPORTED, "STATUS_OFFLOAD_READ_FILE_NOT_SUPPORTED", 4442, "ERROR_OFFLOAD_READ_FILE_NOT_SUPPORTED",
+        R::FallBackAndRememberVolume,
+    ),
+    row(
+        NtStatus::STATUS_OFFLOAD_READ_FILE_NOT_SUPPORTED,
+        "STATUS_OFFLOAD_READ_FILE_NOT_SUPPORTED",
+        4442,
+        "ERROR_OFFLOAD_READ_FILE_NOT_SUPPORTED",
         "offload read is not supported for this source file",
         "the source is compressed, encrypted (EFS), sparse, transacted (TxF), an NTFS metadata file, a directory or another non-data stream; also resident or deduplicated files",
-        R::FallBackForFile),
-    row(NtStatus::STATUS_OFFLOAD_WRITE_FILE_NOT_SUPPORTED, "STATUS_OFFLOAD_WRITE_FILE_NOT_SUPPORTED", 4443, "ERROR_OFFLOAD_WRITE_FILE_NOT_SUPPORTED",
+        R::FallBackForFile,
+    ),
+    row(
+        NtStatus::STATUS_OFFLOAD_WRITE_FILE_NOT_SUPPORTED,
+        "STATUS_OFFLOAD_WRITE_FILE_NOT_SUPPORTED",
+        4443,
+        "ERROR_OFFLOAD_WRITE_FILE_NOT_SUPPORTED",
         "offload write is not supported for this destination file",
         "the destination is compressed, encrypted (EFS), sparse, transacted (TxF), an NTFS metadata file, a directory or another non-data stream",
-        R::FallBackForFile),
+        R::FallBackForFile,
+    ),
     StatusInfo {
         status: NtStatus::STATUS_FLT_INTERNAL_ERROR,
         name: "STATUS_FLT_INTERNAL_ERROR",
@@ -306,7 +436,9 @@ impl Win32Error {
     /// Every table row whose status maps to this Win32 code (several NTSTATUS values can share
     /// one Win32 code, e.g. 5 ERROR_ACCESS_DENIED).
     pub fn statuses(self) -> impl Iterator<Item = &'static StatusInfo> {
-        STATUS_TABLE.iter().filter(move |row| row.win32 == Some(self))
+        STATUS_TABLE
+            .iter()
+            .filter(move |row| row.win32 == Some(self))
     }
 
     /// Symbolic name, if known.
@@ -329,7 +461,11 @@ impl Win32Error {
 
 fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
     let head = s.get(..prefix.len())?;
-    if head.eq_ignore_ascii_case(prefix) { s.get(prefix.len()..) } else { None }
+    if head.eq_ignore_ascii_case(prefix) {
+        s.get(prefix.len()..)
+    } else {
+        None
+    }
 }
 
 impl fmt::Debug for NtStatus {
@@ -386,7 +522,11 @@ mod tests {
             (0xC000_0468, 322),
         ];
         for &(status, win32) in expected {
-            assert_eq!(NtStatus(status).to_win32(), Some(Win32Error(win32)), "{status:#x}");
+            assert_eq!(
+                NtStatus(status).to_win32(),
+                Some(Win32Error(win32)),
+                "{status:#x}"
+            );
         }
         assert_eq!(NtStatus::STATUS_FLT_VOLUME_NOT_FOUND.to_win32(), None);
         assert_eq!(NtStatus::STATUS_FLT_INTERNAL_ERROR.to_win32(), None);
@@ -398,8 +538,14 @@ mod tests {
             let [a, b] = pair else { unreachable!() };
             assert!(a.status.0 < b.status.0, "{} before {}", a.name, b.name);
         }
-        assert_eq!(NtStatus::from_name("STATUS_OFFLOAD_READ_FLT_NOT_SUPPORTED"), Some(NtStatus(0xC000_A2A1)));
-        assert_eq!(NtStatus::from_name("offload_write_file_not_supported"), Some(NtStatus(0xC000_A2A4)));
+        assert_eq!(
+            NtStatus::from_name("STATUS_OFFLOAD_READ_FLT_NOT_SUPPORTED"),
+            Some(NtStatus(0xC000_A2A1))
+        );
+        assert_eq!(
+            NtStatus::from_name("offload_write_file_not_supported"),
+            Some(NtStatus(0xC000_A2A4))
+        );
         assert_eq!(NtStatus::from_name("STATUS_DISMOUNTED_VOLUME"), None);
         for row in STATUS_TABLE {
             assert_eq!(NtStatus::from_name(row.name), Some(row.status));
@@ -409,14 +555,26 @@ mod tests {
 
     #[test]
     fn win32_reverse_lookup_by_number_and_name() {
-        assert_eq!(Win32Error(4440).name(), Some("ERROR_OFFLOAD_READ_FLT_NOT_SUPPORTED"));
+        assert_eq!(
+            Win32Error(4440).name(),
+            Some("ERROR_OFFLOAD_READ_FLT_NOT_SUPPORTED")
+        );
         assert_eq!(
             Win32Error::from_name("ERROR_OFFLOAD_WRITE_FLT_NOT_SUPPORTED"),
             Some(Win32Error(4441))
         );
-        assert_eq!(Win32Error::from_name("error_handle_eof"), Some(Win32Error(38)));
+        assert_eq!(
+            Win32Error::from_name("error_handle_eof"),
+            Some(Win32Error(38))
+        );
         let shared: std::vec::Vec<_> = Win32Error(5).statuses().map(|r| r.status).collect();
-        assert_eq!(shared, [NtStatus::STATUS_ACCESS_DENIED, NtStatus::STATUS_FILE_DELETED]);
+        assert_eq!(
+            shared,
+            [
+                NtStatus::STATUS_ACCESS_DENIED,
+                NtStatus::STATUS_FILE_DELETED
+            ]
+        );
         assert_eq!(Win32Error(9999).name(), None);
     }
 
@@ -424,7 +582,10 @@ mod tests {
     fn success_is_nt_success_and_errors_are_not() {
         assert!(NtStatus::STATUS_SUCCESS.is_success());
         assert!(!NtStatus::STATUS_INVALID_TOKEN.is_success());
-        assert_eq!(std::format!("{:?}", NtStatus::STATUS_END_OF_FILE), "STATUS_END_OF_FILE(0xc0000011)");
+        assert_eq!(
+            std::format!("{:?}", NtStatus::STATUS_END_OF_FILE),
+            "STATUS_END_OF_FILE(0xc0000011)"
+        );
         assert_eq!(std::format!("{}", NtStatus(0xC000_1234)), "0xC0001234");
     }
 }

@@ -153,8 +153,14 @@ fn ask<T, Out: WireStruct>(kind: FactKind, fact: Result<T, NtStatus>) -> Step<T,
 
 fn finish<Out, Fwd>(step: Step<Fwd, Out>) -> Decision<Verdict<Out, Fwd>> {
     match step {
-        Ok(forward) => Decision { verdict: Verdict::Forward(forward), check: Check::Forward },
-        Err((check, completion)) => Decision { verdict: Verdict::Complete(completion), check },
+        Ok(forward) => Decision {
+            verdict: Verdict::Forward(forward),
+            check: Check::Forward,
+        },
+        Err((check, completion)) => Decision {
+            verdict: Verdict::Complete(completion),
+            check,
+        },
     }
 }
 
@@ -168,11 +174,17 @@ pub fn decide<F: OffloadFacts + ?Sized>(
     match op {
         OffloadOp::Read => {
             let d = decide_read(request, facts, rules);
-            Decision { verdict: OffloadVerdict::Read(d.verdict), check: d.check }
+            Decision {
+                verdict: OffloadVerdict::Read(d.verdict),
+                check: d.check,
+            }
         }
         OffloadOp::Write => {
             let d = decide_write(request, facts, rules);
-            Decision { verdict: OffloadVerdict::Write(d.verdict), check: d.check }
+            Decision {
+                verdict: OffloadVerdict::Write(d.verdict),
+                check: d.check,
+            }
         }
     }
 }
@@ -203,7 +215,10 @@ fn common_front<F: OffloadFacts + ?Sized, Out: WireStruct>(
 ) -> Step<crate::facts::VolumeFacts, Out> {
     let volume = ask(FactKind::Volume, facts.volume())?;
     if !volume.file_system.implements_offload() {
-        return refuse(Check::FileSystemImplementsOffload, NtStatus::STATUS_INVALID_DEVICE_REQUEST);
+        return refuse(
+            Check::FileSystemImplementsOffload,
+            NtStatus::STATUS_INVALID_DEVICE_REQUEST,
+        );
     }
     if volume.flags.contains(VolumeFlags::DISMOUNTED) {
         let status = match op {
@@ -302,19 +317,28 @@ fn read_steps<F: OffloadFacts + ?Sized>(
         return refuse(Check::RangeOverflow, NtStatus::STATUS_INVALID_PARAMETER);
     };
     if length == 0 {
-        let output =
-            OffloadReadOutput::new(OffloadReadFlags::empty(), 0, StorageOffloadToken::zero_data());
+        let output = OffloadReadOutput::new(
+            OffloadReadFlags::empty(),
+            0,
+            StorageOffloadToken::zero_data(),
+        );
         return Err((Check::ZeroLength, Completion::success(output)));
     }
     let kind = ask(FactKind::StreamKind, facts.stream_kind())?;
     if kind.refuses_offload() {
-        return refuse(Check::StreamKind, NtStatus::STATUS_OFFLOAD_READ_FILE_NOT_SUPPORTED);
+        return refuse(
+            Check::StreamKind,
+            NtStatus::STATUS_OFFLOAD_READ_FILE_NOT_SUPPORTED,
+        );
     }
     let sizes = ask(FactKind::StreamSizes, facts.stream_sizes())?;
     if sizes.delete_pending {
         return refuse(Check::StreamDeleted, NtStatus::STATUS_FILE_DELETED);
     }
-    if ask(FactKind::Locks, facts.lock_conflict(range, LockIntent::Shared))? {
+    if ask(
+        FactKind::Locks,
+        facts.lock_conflict(range, LockIntent::Shared),
+    )? {
         return refuse(Check::LockConflict, NtStatus::STATUS_FILE_LOCK_CONFLICT);
     }
     size_checks(&sizes, sector, range, length_unaligned, rules)?;
@@ -360,7 +384,10 @@ fn write_steps<F: OffloadFacts + ?Sized>(
 ) -> Step<ForwardWrite, OffloadWriteOutput> {
     let volume = common_front(OffloadOp::Write, facts, rules)?;
     if volume.flags.contains(VolumeFlags::READ_ONLY) {
-        return refuse(Check::VolumeWritable, NtStatus::STATUS_MEDIA_WRITE_PROTECTED);
+        return refuse(
+            Check::VolumeWritable,
+            NtStatus::STATUS_MEDIA_WRITE_PROTECTED,
+        );
     }
     if !volume.flags.contains(VolumeFlags::OFFLOAD_WRITE_SUPPORTED) {
         return refuse(Check::OffloadSupported, NtStatus::STATUS_NOT_SUPPORTED);
@@ -385,11 +412,17 @@ fn write_steps<F: OffloadFacts + ?Sized>(
         return refuse(Check::RangeOverflow, NtStatus::STATUS_INVALID_PARAMETER);
     };
     if length == 0 {
-        return Err((Check::ZeroLength, Completion::success(OffloadWriteOutput::new(0))));
+        return Err((
+            Check::ZeroLength,
+            Completion::success(OffloadWriteOutput::new(0)),
+        ));
     }
     let kind = ask(FactKind::StreamKind, facts.stream_kind())?;
     if kind.refuses_offload() {
-        return refuse(Check::StreamKind, NtStatus::STATUS_OFFLOAD_WRITE_FILE_NOT_SUPPORTED);
+        return refuse(
+            Check::StreamKind,
+            NtStatus::STATUS_OFFLOAD_WRITE_FILE_NOT_SUPPORTED,
+        );
     }
     let sizes = ask(FactKind::StreamSizes, facts.stream_sizes())?;
     if sizes.delete_pending {
@@ -398,7 +431,10 @@ fn write_steps<F: OffloadFacts + ?Sized>(
     if end > volume.max_file_size {
         return refuse(Check::MaxFileSize, NtStatus::STATUS_INVALID_PARAMETER);
     }
-    if ask(FactKind::Locks, facts.lock_conflict(range, LockIntent::Exclusive))? {
+    if ask(
+        FactKind::Locks,
+        facts.lock_conflict(range, LockIntent::Exclusive),
+    )? {
         return refuse(Check::LockConflict, NtStatus::STATUS_FILE_LOCK_CONFLICT);
     }
     size_checks(&sizes, sector, range, length_unaligned, rules)?;

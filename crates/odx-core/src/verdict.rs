@@ -20,13 +20,19 @@ impl<Out: WireStruct> Completion<Out> {
     /// A completion without output (every failure).
     #[must_use]
     pub const fn status(status: NtStatus) -> Self {
-        Self { status, output: None }
+        Self {
+            status,
+            output: None,
+        }
     }
 
     /// A successful completion with output.
     #[must_use]
     pub const fn success(output: Out) -> Self {
-        Self { status: NtStatus::STATUS_SUCCESS, output: Some(output) }
+        Self {
+            status: NtStatus::STATUS_SUCCESS,
+            output: Some(output),
+        }
     }
 
     /// `IoStatus.Information`: bytes of output returned.
@@ -39,7 +45,10 @@ impl<Out: WireStruct> Completion<Out> {
     /// Writes nothing, and returns 0, when the buffer is too short; validation guarantees it is
     /// not whenever there is output.
     pub fn write_output(&self, buffer: &mut [u8]) -> usize {
-        self.output.as_ref().and_then(|out| out.serialize_into(buffer).ok()).unwrap_or(0)
+        self.output
+            .as_ref()
+            .and_then(|out| out.serialize_into(buffer).ok())
+            .unwrap_or(0)
     }
 }
 

@@ -31,11 +31,13 @@ pub trait WireStruct: FromBytes + IntoBytes + KnownLayout + Immutable + Sized {
     /// # Errors
     /// [`WireError::TooShort`] when `bytes` is shorter than [`Self::SIZE`].
     fn parse(bytes: &[u8]) -> Result<Self, WireError> {
-        Self::read_from_prefix(bytes).map(|(value, _rest)| value).map_err(|_| WireError::TooShort {
-            structure: Self::NAME,
-            needed: Self::SIZE,
-            got: bytes.len(),
-        })
+        Self::read_from_prefix(bytes)
+            .map(|(value, _rest)| value)
+            .map_err(|_| WireError::TooShort {
+                structure: Self::NAME,
+                needed: Self::SIZE,
+                got: bytes.len(),
+            })
     }
 
     /// Writes the structure to the start of `out` and returns the bytes written. Nothing is
@@ -45,10 +47,12 @@ pub trait WireStruct: FromBytes + IntoBytes + KnownLayout + Immutable + Sized {
     /// [`WireError::TooShort`] when `out` is shorter than [`Self::SIZE`].
     fn serialize_into(&self, out: &mut [u8]) -> Result<usize, WireError> {
         let got = out.len();
-        self.write_to_prefix(out).map(|()| Self::SIZE).map_err(|_| WireError::TooShort {
-            structure: Self::NAME,
-            needed: Self::SIZE,
-            got,
-        })
+        self.write_to_prefix(out)
+            .map(|()| Self::SIZE)
+            .map_err(|_| WireError::TooShort {
+                structure: Self::NAME,
+                needed: Self::SIZE,
+                got,
+            })
     }
 }

@@ -6,7 +6,9 @@ use super::{StorageOffloadToken, WireStruct};
 use crate::flags::OffloadReadFlags;
 
 /// `FSCTL_OFFLOAD_READ_INPUT`: 32 bytes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned,
+)]
 #[repr(C)]
 pub struct OffloadReadInput {
     /// `Size`: must be 32.
@@ -26,7 +28,10 @@ pub struct OffloadReadInput {
 const_assert_eq!(size_of::<OffloadReadInput>(), 32);
 const_assert_eq!(core::mem::offset_of!(OffloadReadInput, size), 0x00);
 const_assert_eq!(core::mem::offset_of!(OffloadReadInput, flags), 0x04);
-const_assert_eq!(core::mem::offset_of!(OffloadReadInput, token_time_to_live), 0x08);
+const_assert_eq!(
+    core::mem::offset_of!(OffloadReadInput, token_time_to_live),
+    0x08
+);
 const_assert_eq!(core::mem::offset_of!(OffloadReadInput, reserved), 0x0C);
 const_assert_eq!(core::mem::offset_of!(OffloadReadInput, file_offset), 0x10);
 const_assert_eq!(core::mem::offset_of!(OffloadReadInput, copy_length), 0x18);
@@ -51,7 +56,9 @@ impl OffloadReadInput {
 }
 
 /// `FSCTL_OFFLOAD_READ_OUTPUT`: 528 bytes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned,
+)]
 #[repr(C)]
 pub struct OffloadReadOutput {
     /// `Size`: 528.
@@ -67,7 +74,10 @@ pub struct OffloadReadOutput {
 const_assert_eq!(size_of::<OffloadReadOutput>(), 528);
 const_assert_eq!(core::mem::offset_of!(OffloadReadOutput, size), 0x00);
 const_assert_eq!(core::mem::offset_of!(OffloadReadOutput, flags), 0x04);
-const_assert_eq!(core::mem::offset_of!(OffloadReadOutput, transfer_length), 0x08);
+const_assert_eq!(
+    core::mem::offset_of!(OffloadReadOutput, transfer_length),
+    0x08
+);
 const_assert_eq!(core::mem::offset_of!(OffloadReadOutput, token), 0x10);
 
 impl WireStruct for OffloadReadOutput {

@@ -12,7 +12,9 @@ pub const STORAGE_OFFLOAD_TOKEN_ID_LENGTH: usize = 0x1F8;
 const WELL_KNOWN_FIRST: u32 = 0xFFFF_0001;
 
 /// `STORAGE_OFFLOAD_TOKEN`: 512 bytes, byte-aligned, type and id length big-endian.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned,
+)]
 #[repr(C)]
 pub struct StorageOffloadToken {
     /// `TokenType`, big-endian.
@@ -28,7 +30,10 @@ pub struct StorageOffloadToken {
 const_assert_eq!(size_of::<StorageOffloadToken>(), 512);
 const_assert_eq!(core::mem::offset_of!(StorageOffloadToken, token_type), 0);
 const_assert_eq!(core::mem::offset_of!(StorageOffloadToken, reserved), 4);
-const_assert_eq!(core::mem::offset_of!(StorageOffloadToken, token_id_length), 6);
+const_assert_eq!(
+    core::mem::offset_of!(StorageOffloadToken, token_id_length),
+    6
+);
 const_assert_eq!(core::mem::offset_of!(StorageOffloadToken, token_id), 8);
 
 impl WireStruct for StorageOffloadToken {
@@ -102,7 +107,10 @@ mod tests {
     fn zero_token_bytes_are_the_make_zero_token_macro() {
         let token = StorageOffloadToken::zero_data();
         let bytes = token.as_bytes();
-        assert_eq!(bytes.get(..8), Some(&[0xFF, 0xFF, 0x00, 0x01, 0, 0, 0x01, 0xF8][..]));
+        assert_eq!(
+            bytes.get(..8),
+            Some(&[0xFF, 0xFF, 0x00, 0x01, 0, 0, 0x01, 0xF8][..])
+        );
         assert!(bytes.iter().skip(8).all(|&b| b == 0));
         assert_eq!(token.kind(), TokenKind::ZeroData);
     }
@@ -111,9 +119,16 @@ mod tests {
     fn token_kinds_follow_ms_fscc() {
         let mut token = StorageOffloadToken::zero_data();
         token.token_id_length = U16::new(0);
-        assert_eq!(token.kind(), TokenKind::ReservedWellKnown, "type 0xFFFF0001 without the id length is not IS_ZERO_TOKEN");
+        assert_eq!(
+            token.kind(),
+            TokenKind::ReservedWellKnown,
+            "type 0xFFFF0001 without the id length is not IS_ZERO_TOKEN"
+        );
         token.token_type = U32::new(0xFFFF_FFFF);
         assert_eq!(token.kind(), TokenKind::ReservedWellKnown);
-        assert_eq!(StorageOffloadToken::vendor(0x4F44_5846, [7; 504]).kind(), TokenKind::Vendor);
+        assert_eq!(
+            StorageOffloadToken::vendor(0x4F44_5846, [7; 504]).kind(),
+            TokenKind::Vendor
+        );
     }
 }

@@ -5,7 +5,9 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 use super::{StorageOffloadToken, WireStruct};
 
 /// `FSCTL_OFFLOAD_WRITE_INPUT`: 544 bytes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned,
+)]
 #[repr(C)]
 pub struct OffloadWriteInput {
     /// `Size`: must be 544.
@@ -27,7 +29,10 @@ const_assert_eq!(core::mem::offset_of!(OffloadWriteInput, size), 0x00);
 const_assert_eq!(core::mem::offset_of!(OffloadWriteInput, flags), 0x04);
 const_assert_eq!(core::mem::offset_of!(OffloadWriteInput, file_offset), 0x08);
 const_assert_eq!(core::mem::offset_of!(OffloadWriteInput, copy_length), 0x10);
-const_assert_eq!(core::mem::offset_of!(OffloadWriteInput, transfer_offset), 0x18);
+const_assert_eq!(
+    core::mem::offset_of!(OffloadWriteInput, transfer_offset),
+    0x18
+);
 const_assert_eq!(core::mem::offset_of!(OffloadWriteInput, token), 0x20);
 
 impl WireStruct for OffloadWriteInput {
@@ -55,7 +60,9 @@ impl OffloadWriteInput {
 }
 
 /// `FSCTL_OFFLOAD_WRITE_OUTPUT`: 16 bytes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned,
+)]
 #[repr(C)]
 pub struct OffloadWriteOutput {
     /// `Size`: 16.
@@ -69,7 +76,10 @@ pub struct OffloadWriteOutput {
 const_assert_eq!(size_of::<OffloadWriteOutput>(), 16);
 const_assert_eq!(core::mem::offset_of!(OffloadWriteOutput, size), 0x00);
 const_assert_eq!(core::mem::offset_of!(OffloadWriteOutput, flags), 0x04);
-const_assert_eq!(core::mem::offset_of!(OffloadWriteOutput, length_written), 0x08);
+const_assert_eq!(
+    core::mem::offset_of!(OffloadWriteOutput, length_written),
+    0x08
+);
 
 impl WireStruct for OffloadWriteOutput {
     const NAME: &'static str = "FSCTL_OFFLOAD_WRITE_OUTPUT";
@@ -79,6 +89,10 @@ impl OffloadWriteOutput {
     /// An output with `Size` = 16 and `Flags` = 0.
     #[must_use]
     pub fn new(length_written: u64) -> Self {
-        Self { size: U32::new(16), flags: U32::new(0), length_written: U64::new(length_written) }
+        Self {
+            size: U32::new(16),
+            flags: U32::new(0),
+            length_written: U64::new(length_written),
+        }
     }
 }
