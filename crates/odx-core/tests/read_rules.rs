@@ -459,16 +459,20 @@ fn huge_eof_at_the_end_of_the_64_bit_space_does_not_overflow() {
 
 #[test]
 fn a_failed_fact_query_completes_with_its_status() {
-    let mut facts = Facts::default();
-    facts.sizes = Err(NtStatus::STATUS_INSUFFICIENT_RESOURCES);
+    let mut facts = Facts {
+        sizes: Err(NtStatus::STATUS_INSUFFICIENT_RESOURCES),
+        ..Facts::default()
+    };
     let d = read(&read_input(0, 4096), &mut facts);
     assert_eq!(
         status_of(&d.verdict),
         Some(NtStatus::STATUS_INSUFFICIENT_RESOURCES)
     );
     assert_eq!(d.check, Check::FactUnavailable(FactKind::StreamSizes));
-    let mut facts = Facts::default();
-    facts.volume = Err(NtStatus::STATUS_FLT_VOLUME_NOT_FOUND);
+    let mut facts = Facts {
+        volume: Err(NtStatus::STATUS_FLT_VOLUME_NOT_FOUND),
+        ..Facts::default()
+    };
     assert_eq!(
         status_of(&read(&read_input(0, 4096), &mut facts).verdict),
         Some(NtStatus::STATUS_FLT_VOLUME_NOT_FOUND)
