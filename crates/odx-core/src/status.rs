@@ -56,7 +56,11 @@ statuses! {
     STATUS_OFFLOAD_WRITE_FILE_NOT_SUPPORTED = 0xC000_A2A4;
     STATUS_FLT_INTERNAL_ERROR = 0xC01C_000A;
     STATUS_FLT_VOLUME_NOT_FOUND = 0xC01C_0014;
+    STATUS_REVISION_MISMATCH = 0xC000_0059;
 }
+
+/// Rows in [`STATUS_TABLE`] (fixed, so per-status counters can be arrays).
+pub const STATUS_COUNT: usize = 28;
 
 /// How the Windows copy engine (CopyFile2/CopyFileEx, so Explorer, robocopy, PowerShell) reacts
 /// to a failed offload step (odx-spec §6.1).
@@ -394,6 +398,12 @@ pub static STATUS_TABLE: &[StatusInfo] = &[
 ];
 
 impl NtStatus {
+    /// Position of this status in [`STATUS_TABLE`], if it is there.
+    #[must_use]
+    pub fn table_index(self) -> Option<usize> {
+        STATUS_TABLE.iter().position(|row| row.status == self)
+    }
+
     /// `NT_SUCCESS`: severity success or informational.
     #[must_use]
     pub const fn is_success(self) -> bool {
@@ -534,6 +544,9 @@ mod tests {
 
     #[test]
     fn table_is_sorted_unique_and_names_match_constants() {
+        assert_eq!(STATUS_TABLE.len(), STATUS_COUNT);
+        assert_eq!(NtStatus::STATUS_SUCCESS.table_index(), Some(0));
+        assert_eq!(NtStatus::STATUS_REVISION_MISMATCH.table_index(), None);
         for pair in STATUS_TABLE.windows(2) {
             let [a, b] = pair else { unreachable!() };
             assert!(a.status.0 < b.status.0, "{} before {}", a.name, b.name);

@@ -1,0 +1,466 @@
+//! The communication-port protocol between `odxctl` and odxflt (Filter Manager port
+//! `\OdxfltPort`, administrators only). Versioned, fixed-size, little-endian messages, parsed
+//! with the same checked constructors as the FSCTL buffers. docs/port.md describes it.
+//!
+//! Every message starts with a [`MessageHeader`]. Requests: [`MessageKind::QueryStats`] and
+//! [`MessageKind::QueryPolicy`] (header only), [`MessageKind::SetPolicy`] ([`SetPolicyMessage`]).
+//! Replies: [`StatsReply`], [`PolicyReply`]. A request the filter cannot accept is answered with
+//! an NTSTATUS from [`parse_request`] and no reply body.
+
+use static_assertions::const_assert_eq;
+use zerocopy::byteorder::little_endian::{U16, U32, U64};
+use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout, Unaligned};
+
+use crate::policy::PolicyMode;
+use crate::stats::{OpCounts, STATUS_BUCKETS};
+use crate::status::NtStatus;
+use crate::wire::WireStruct;
+
+/// The port's name in the object namespace.
+pub const PORT_NAME: &str = "\\OdxfltPort";
+/// "ODXM", little-endian.
+pub const MESSAGE_MAGIC: u32 = 0x4D58_444F;
+/// The protocol version this build speaks.
+pub const PROTOCOL_VERSION: u16 = 1;
+/// `volume` value meaning "every volume" (stats: summed; policy: the default for new volumes).
+pub const ALL_VOLUMES: u32 = u32::MAX;
+
+/// Message kinds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u16)]
+pub enum MessageKind {
+    /// Request: statistics of a volume (or all).
+    QueryStats = 1,
+    /// Reply: [`StatsReply`].
+    StatsReply = 2,
+    /// Request: a volume's policy.
+    QueryPolicy = 3,
+    /// Request: [`SetPolicyMessage`].
+    SetPolicy = 4,
+    /// Reply: [`PolicyReply`].
+    PolicyReply = 5,
+}
+
+impl MessageKind {
+    /// From the wire value.
+    #[must_use]
+    pub const fn from_u16(value: u16) -> Option<Self> {
+        match value {
+            1 => Some(Self::QueryStats),
+            2 => Some(Self::StatsReply),
+            3 => Some(Self::QueryPolicy),
+            4 => Some(Self::SetPolicy),
+            5 => Some(Self::PolicyReply),
+            _ => None,
+        }
+    }
+}
+
+/// Header of every message: 16 bytes.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned,
+)]
+#[repr(C)]
+pub struct MessageHeader {
+    /// [`MESSAGE_MAGIC`].
+    pub magic: U32,
+    /// [`PROTOCOL_VERSION`].
+    pub version: U16,
+    /// [`MessageKind`].
+    pub kind: U16,
+    /// Bytes of the whole message, header included.
+    pub length: U32,
+    /// Volume index (0-based, in the filter's attach order) or [`ALL_VOLUMES`].
+    pub volume: U32,
+}
+const_assert_eq!(size_of::<MessageHeader>(), 16);
+
+impl WireStruct for MessageHeader {
+    const NAME: &'static str = "ODXFLT_MESSAGE_HEADER";
+}
+
+impl MessageHeader {
+    /// A header for a message of `kind` and `length` bytes.
+    #[must_use]
+    pub fn new(kind: MessageKind, length: usize, volume: u32) -> Self {
+        Self {
+            magic: U32::new(MESSAGE_MAGIC),
+            version: U16::new(PROTOCOL_VERSION),
+            kind: U16::new(kind as u16),
+            length: U32::new(u32::try_from(length).unwrap_or(u32::MAX)),
+            volume: U32::new(volume),
+        }
+    }
+}
+
+/// `SetPolicy` request: 24 bytes.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned,
+)]
+#[repr(C)]
+pub struct SetPolicyMessage {
+    /// Header, kind `SetPolicy`.
+    pub header: MessageHeader,
+    /// [`PolicyMode`] value.
+    pub mode: U32,
+    /// Zero.
+    pub reserved: U32,
+}
+const_assert_eq!(size_of::<SetPolicyMessage>(), 24);
+
+impl WireStruct for SetPolicyMessage {
+    const NAME: &'static str = "ODXFLT_SET_POLICY";
+}
+
+impl SetPolicyMessage {
+    /// A request to set `volume`'s mode.
+    #[must_use]
+    pub fn new(volume: u32, mode: PolicyMode) -> Self {
+        Self {
+            header: MessageHeader::new(MessageKind::SetPolicy, Self::SIZE, volume),
+            mode: U32::new(mode.as_u32()),
+            reserved: U32::new(0),
+        }
+    }
+}
+
+/// `PolicyReply`: 24 bytes.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned,
+)]
+#[repr(C)]
+pub struct PolicyReply {
+    /// Header, kind `PolicyReply`.
+    pub header: MessageHeader,
+    /// The volume's mode now.
+    pub mode: U32,
+    /// Number of volumes the filter is attached to.
+    pub volume_count: U32,
+}
+const_assert_eq!(size_of::<PolicyReply>(), 24);
+
+impl WireStruct for PolicyReply {
+    const NAME: &'static str = "ODXFLT_POLICY_REPLY";
+}
+
+impl PolicyReply {
+    /// A reply.
+    #[must_use]
+    pub fn new(volume: u32, mode: PolicyMode, volume_count: u32) -> Self {
+        Self {
+            header: MessageHeader::new(MessageKind::PolicyReply, Self::SIZE, volume),
+            mode: U32::new(mode.as_u32()),
+            volume_count: U32::new(volume_count),
+        }
+    }
+}
+
+/// Counters of one operation on the wire: 520 bytes (7 counters, two arrays of 29 buckets).
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned,
+)]
+#[repr(C)]
+pub struct OpCountsWire {
+    /// [`OpCounts::seen`].
+    pub seen: U64,
+    /// [`OpCounts::forwarded`].
+    pub forwarded: U64,
+    /// [`OpCounts::completed`].
+    pub completed: U64,
+    /// [`OpCounts::would_refuse`].
+    pub would_refuse: U64,
+    /// [`OpCounts::truncated`].
+    pub truncated: U64,
+    /// [`OpCounts::failed_below`].
+    pub failed_below: U64,
+    /// [`OpCounts::bytes_offloaded`].
+    pub bytes_offloaded: U64,
+    /// [`OpCounts::completed_by_status`].
+    pub completed_by_status: [U64; STATUS_BUCKETS],
+    /// [`OpCounts::below_by_status`].
+    pub below_by_status: [U64; STATUS_BUCKETS],
+}
+const_assert_eq!(size_of::<OpCountsWire>(), 520);
+const_assert_eq!(STATUS_BUCKETS, 29);
+
+impl From<&OpCounts> for OpCountsWire {
+    fn from(c: &OpCounts) -> Self {
+        Self {
+            seen: U64::new(c.seen),
+            forwarded: U64::new(c.forwarded),
+            completed: U64::new(c.completed),
+            would_refuse: U64::new(c.would_refuse),
+            truncated: U64::new(c.truncated),
+            failed_below: U64::new(c.failed_below),
+            bytes_offloaded: U64::new(c.bytes_offloaded),
+            completed_by_status: c.completed_by_status.map(U64::new),
+            below_by_status: c.below_by_status.map(U64::new),
+        }
+    }
+}
+
+impl From<&OpCountsWire> for OpCounts {
+    fn from(w: &OpCountsWire) -> Self {
+        Self {
+            seen: w.seen.get(),
+            forwarded: w.forwarded.get(),
+            completed: w.completed.get(),
+            would_refuse: w.would_refuse.get(),
+            truncated: w.truncated.get(),
+            failed_below: w.failed_below.get(),
+            bytes_offloaded: w.bytes_offloaded.get(),
+            completed_by_status: w.completed_by_status.map(|v| v.get()),
+            below_by_status: w.below_by_status.map(|v| v.get()),
+        }
+    }
+}
+
+impl OpCounts {
+    /// Adds another volume's counts (saturating), for `ALL_VOLUMES` replies.
+    pub fn accumulate(&mut self, other: &Self) {
+        self.seen = self.seen.saturating_add(other.seen);
+        self.forwarded = self.forwarded.saturating_add(other.forwarded);
+        self.completed = self.completed.saturating_add(other.completed);
+        self.would_refuse = self.would_refuse.saturating_add(other.would_refuse);
+        self.truncated = self.truncated.saturating_add(other.truncated);
+        self.failed_below = self.failed_below.saturating_add(other.failed_below);
+        self.bytes_offloaded = self.bytes_offloaded.saturating_add(other.bytes_offloaded);
+        for (a, b) in self
+            .completed_by_status
+            .iter_mut()
+            .zip(other.completed_by_status)
+        {
+            *a = a.saturating_add(b);
+        }
+        for (a, b) in self.below_by_status.iter_mut().zip(other.below_by_status) {
+            *a = a.saturating_add(b);
+        }
+    }
+}
+
+/// `StatsReply`: header, policy and volume count, read and write counters.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned,
+)]
+#[repr(C)]
+pub struct StatsReply {
+    /// Header, kind `StatsReply`.
+    pub header: MessageHeader,
+    /// The volume's policy mode (for `ALL_VOLUMES`: the default mode).
+    pub mode: U32,
+    /// Number of volumes the filter is attached to.
+    pub volume_count: U32,
+    /// `FSCTL_OFFLOAD_READ` counters.
+    pub read: OpCountsWire,
+    /// `FSCTL_OFFLOAD_WRITE` counters.
+    pub write: OpCountsWire,
+}
+const_assert_eq!(size_of::<StatsReply>(), 1064);
+
+impl WireStruct for StatsReply {
+    const NAME: &'static str = "ODXFLT_STATS_REPLY";
+}
+
+impl StatsReply {
+    /// A reply.
+    #[must_use]
+    pub fn new(
+        volume: u32,
+        mode: PolicyMode,
+        volume_count: u32,
+        read: &OpCounts,
+        write: &OpCounts,
+    ) -> Self {
+        Self {
+            header: MessageHeader::new(MessageKind::StatsReply, Self::SIZE, volume),
+            mode: U32::new(mode.as_u32()),
+            volume_count: U32::new(volume_count),
+            read: read.into(),
+            write: write.into(),
+        }
+    }
+
+    /// All zero (a buffer to receive a reply into).
+    #[must_use]
+    pub fn zeroed() -> Self {
+        FromZeros::new_zeroed()
+    }
+}
+
+/// A request the filter accepted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PortRequest {
+    /// Statistics of `volume` (or [`ALL_VOLUMES`]).
+    QueryStats {
+        /// Volume index.
+        volume: u32,
+    },
+    /// Policy of `volume` (or the default).
+    QueryPolicy {
+        /// Volume index.
+        volume: u32,
+    },
+    /// Set `volume`'s policy (or the default and every volume).
+    SetPolicy {
+        /// Volume index.
+        volume: u32,
+        /// New mode.
+        mode: PolicyMode,
+    },
+}
+
+/// Parses a request from user mode.
+///
+/// # Errors
+/// `STATUS_BUFFER_TOO_SMALL` for a message shorter than its header or its kind's size (or than
+/// its own length field); `STATUS_REVISION_MISMATCH` for another protocol version;
+/// `STATUS_INVALID_PARAMETER` for a wrong magic, an unknown or reply kind, or an unknown mode.
+pub fn parse_request(bytes: &[u8]) -> Result<PortRequest, NtStatus> {
+    let header = MessageHeader::parse(bytes).map_err(|_| NtStatus::STATUS_BUFFER_TOO_SMALL)?;
+    if header.magic.get() != MESSAGE_MAGIC {
+        return Err(NtStatus::STATUS_INVALID_PARAMETER);
+    }
+    if header.version.get() != PROTOCOL_VERSION {
+        return Err(NtStatus::STATUS_REVISION_MISMATCH);
+    }
+    let declared = usize::try_from(header.length.get()).unwrap_or(usize::MAX);
+    if declared > bytes.len() {
+        return Err(NtStatus::STATUS_BUFFER_TOO_SMALL);
+    }
+    let volume = header.volume.get();
+    let body = bytes.get(..declared).unwrap_or(bytes);
+    match MessageKind::from_u16(header.kind.get()) {
+        Some(MessageKind::QueryStats) if declared >= MessageHeader::SIZE => {
+            Ok(PortRequest::QueryStats { volume })
+        }
+        Some(MessageKind::QueryPolicy) if declared >= MessageHeader::SIZE => {
+            Ok(PortRequest::QueryPolicy { volume })
+        }
+        Some(MessageKind::SetPolicy) => {
+            let msg =
+                SetPolicyMessage::parse(body).map_err(|_| NtStatus::STATUS_BUFFER_TOO_SMALL)?;
+            let mode =
+                PolicyMode::from_u32(msg.mode.get()).ok_or(NtStatus::STATUS_INVALID_PARAMETER)?;
+            Ok(PortRequest::SetPolicy { volume, mode })
+        }
+        Some(MessageKind::QueryStats | MessageKind::QueryPolicy) => {
+            Err(NtStatus::STATUS_BUFFER_TOO_SMALL)
+        }
+        Some(MessageKind::StatsReply | MessageKind::PolicyReply) | None => {
+            Err(NtStatus::STATUS_INVALID_PARAMETER)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(kind: u16, length: u32) -> MessageHeader {
+        MessageHeader {
+            magic: U32::new(MESSAGE_MAGIC),
+            version: U16::new(PROTOCOL_VERSION),
+            kind: U16::new(kind),
+            length: U32::new(length),
+            volume: U32::new(0),
+        }
+    }
+
+    #[test]
+    fn well_formed_requests_parse() {
+        assert_eq!(
+            parse_request(header(1, 16).as_bytes()),
+            Ok(PortRequest::QueryStats { volume: 0 })
+        );
+        assert_eq!(
+            parse_request(header(3, 16).as_bytes()),
+            Ok(PortRequest::QueryPolicy { volume: 0 })
+        );
+        let set = SetPolicyMessage::new(ALL_VOLUMES, PolicyMode::Veto);
+        assert_eq!(
+            parse_request(set.as_bytes()),
+            Ok(PortRequest::SetPolicy {
+                volume: ALL_VOLUMES,
+                mode: PolicyMode::Veto
+            })
+        );
+    }
+
+    #[test]
+    fn malformed_requests_get_a_clear_status() {
+        use NtStatus as N;
+        assert_eq!(parse_request(&[]), Err(N::STATUS_BUFFER_TOO_SMALL));
+        assert_eq!(
+            parse_request(&header(1, 16).as_bytes()[..15]),
+            Err(N::STATUS_BUFFER_TOO_SMALL)
+        );
+        let mut bad_magic = header(1, 16);
+        bad_magic.magic.set(0);
+        assert_eq!(
+            parse_request(bad_magic.as_bytes()),
+            Err(N::STATUS_INVALID_PARAMETER)
+        );
+        let mut v2 = header(1, 16);
+        v2.version.set(2);
+        assert_eq!(
+            parse_request(v2.as_bytes()),
+            Err(N::STATUS_REVISION_MISMATCH)
+        );
+        assert_eq!(
+            parse_request(header(1, 17).as_bytes()),
+            Err(N::STATUS_BUFFER_TOO_SMALL),
+            "length beyond the buffer"
+        );
+        assert_eq!(
+            parse_request(header(1, 8).as_bytes()),
+            Err(N::STATUS_BUFFER_TOO_SMALL),
+            "length below the header"
+        );
+        assert_eq!(
+            parse_request(header(2, 16).as_bytes()),
+            Err(N::STATUS_INVALID_PARAMETER),
+            "a reply is not a request"
+        );
+        assert_eq!(
+            parse_request(header(99, 16).as_bytes()),
+            Err(N::STATUS_INVALID_PARAMETER)
+        );
+        assert_eq!(
+            parse_request(header(4, 16).as_bytes()),
+            Err(N::STATUS_BUFFER_TOO_SMALL),
+            "set policy without body"
+        );
+        let mut set = SetPolicyMessage::new(0, PolicyMode::Monitor);
+        set.mode.set(3);
+        assert_eq!(
+            parse_request(set.as_bytes()),
+            Err(N::STATUS_INVALID_PARAMETER)
+        );
+    }
+
+    #[test]
+    fn stats_reply_round_trips_counts() {
+        let mut read = OpCounts {
+            seen: 5,
+            bytes_offloaded: 1 << 40,
+            ..OpCounts::default()
+        };
+        read.completed_by_status[3] = 2;
+        let write = OpCounts {
+            below_by_status: [7; STATUS_BUCKETS],
+            ..OpCounts::default()
+        };
+        let reply = StatsReply::new(1, PolicyMode::Monitor, 2, &read, &write);
+        let parsed = StatsReply::parse(reply.as_bytes()).unwrap();
+        assert_eq!(OpCounts::from(&parsed.read), read);
+        assert_eq!(OpCounts::from(&parsed.write), write);
+        assert_eq!(
+            usize::try_from(parsed.header.length.get()).unwrap(),
+            StatsReply::SIZE
+        );
+        let mut sum = read;
+        sum.accumulate(&read);
+        assert_eq!(sum.seen, 10);
+        assert_eq!(sum.completed_by_status[3], 4);
+    }
+}
