@@ -40,6 +40,7 @@ pub mod ctl;
 pub mod engine;
 pub mod error;
 pub mod facts;
+pub mod filter;
 pub mod flags;
 pub mod iomgr;
 pub mod lock;
