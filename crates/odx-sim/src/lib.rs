@@ -1,1 +1,27 @@
-//! placeholder
+//! # odx-sim
+//!
+//! A user-mode model of one Windows volume stack that runs odx-core's logic exactly where the
+//! driver runs it:
+//!
+//! ```text
+//!  caller ──► I/O manager (handle access, filters' SupportedFeatures)   stack.rs, odx_core::iomgr
+//!          ──► odxflt (facts → decide → complete | forward → map)       odxflt.rs, odx_core::{validate, complete}
+//!          ──► NTFS-like volume (executes forwarded requests only)      volume.rs
+//!          ──► storage token engine (populate / write using token)      odx_core::engine + tokens.rs
+//!          ──► data: memory or host files (copy_file_range)             store.rs
+//! ```
+//!
+//! [`scenario`] runs scenario files against the stack; [`copy_engine`] is the Windows copy
+//! engine's offload algorithm over any [`copy_engine::CopyOps`].
+
+pub mod copy_engine;
+pub mod odxflt;
+pub mod scenario;
+pub mod stack;
+pub mod store;
+pub mod tokens;
+pub mod volume;
+
+pub use stack::{DecidedBy, FsctlOutcome, HandleId, ReadResult, Stack};
+pub use store::{DataStore, FileId, HostStore, MemStore};
+pub use volume::{SimError, Volume, VolumeConfig};

@@ -1,0 +1,1062 @@
+//! Scenario files (docs/scenarios.md): a volume, its files and locks, and steps with expected
+//! statuses, run through the simulated stack.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use odx_core::engine::{SIMULATED_TOKEN_TYPE, TOKEN_KEY_LEN, token_for_key};
+use odx_core::flags::{AccessMask, FileAttributes, StreamMarkers, SupportedFeatures};
+use odx_core::iomgr::{FilterSupportedFeaturesMode, RequestorMode};
+use odx_core::lock::ByteRangeLock;
+use odx_core::validate::{READ_ORDER, WRITE_ORDER};
+use odx_core::wire::{
+    OffloadReadInput, OffloadReadOutput, OffloadWriteInput, OffloadWriteOutput, StorageOffloadToken,
+};
+use odx_core::{FileSystemKind, NtStatus, SectorSize, WireStruct};
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::odxflt::FactCounts;
+use crate::stack::{DecidedBy, HandleId, Stack, other_open, self_open};
+use crate::store::{COPY_BUFFER, DataStore, FileId, MEM_MAX_FILE};
+use crate::volume::{SimError, VolumeConfig};
+
+/// The `[volume]` table.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct VolumeSpec {
+    /// Logical bytes per sector.
+    pub sector_size: u32,
+    /// Mounted read-only.
+    pub read_only: bool,
+    /// Dismounted.
+    pub dismounted: bool,
+    /// The storage supports offload read.
+    pub offload_read: bool,
+    /// The storage supports offload write.
+    pub offload_write: bool,
+    /// `SupportedFeatures` of every other attached filter.
+    pub filters: Vec<u32>,
+    /// `FilterSupportedFeaturesMode`.
+    pub supported_features_mode: u32,
+    /// The engine's maximum bytes per token.
+    pub max_transfer: u64,
+    /// Default token lifetime, ms.
+    pub default_ttl_ms: u64,
+    /// Longest token lifetime granted, ms.
+    pub max_ttl_ms: u64,
+    /// `ntfs`, `refs` or `other`.
+    pub file_system: FsName,
+    /// MS-FSA `Volume.MaxFileSize`.
+    pub max_file_size: u64,
+}
+
+impl Default for VolumeSpec {
+    fn default() -> Self {
+        let c = VolumeConfig::default();
+        Self {
+            sector_size: 512,
+            read_only: false,
+            dismounted: false,
+            offload_read: true,
+            offload_write: true,
+            filters: Vec::new(),
+            supported_features_mode: 0,
+            max_transfer: c.max_transfer,
+            default_ttl_ms: c.default_ttl_ms,
+            max_ttl_ms: c.max_ttl_ms,
+            file_system: FsName::Ntfs,
+            max_file_size: c.max_file_size,
+        }
+    }
+}
+
+/// File system names.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum FsName {
+    /// NTFS.
+    #[default]
+    Ntfs,
+    /// ReFS.
+    Refs,
+    /// FAT, exFAT, …
+    Other,
+}
+
+/// File attributes and markers a `[[file]]` can carry.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Attribute {
+    /// `FILE_ATTRIBUTE_COMPRESSED`.
+    Compressed,
+    /// `FILE_ATTRIBUTE_ENCRYPTED`.
+    Encrypted,
+    /// `FILE_ATTRIBUTE_SPARSE_FILE`.
+    Sparse,
+    /// `FILE_ATTRIBUTE_DIRECTORY`.
+    Directory,
+    /// Opened inside a TxF transaction.
+    Transacted,
+    /// An NTFS metadata file.
+    Metadata,
+    /// A non-data stream.
+    Nondata,
+}
+
+/// Initial content.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Content {
+    /// Pseudo-random bytes (reproducible per file name).
+    #[default]
+    Random,
+    /// Zeros.
+    Zero,
+}
+
+/// A `[[file]]` table.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct FileSpec {
+    /// Name.
+    pub name: String,
+    /// End of file.
+    #[serde(default)]
+    pub size: u64,
+    /// Valid data length (default: size).
+    #[serde(default)]
+    pub vdl: Option<u64>,
+    /// Attributes and markers.
+    #[serde(default)]
+    pub attributes: Vec<Attribute>,
+    /// Delete pending.
+    #[serde(default)]
+    pub deleted: bool,
+    /// Initial content.
+    #[serde(default)]
+    pub content: Content,
+}
+
+/// Lock owners.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Owner {
+    /// Another open of the file.
+    #[default]
+    Other,
+    /// The open the steps use.
+    #[serde(rename = "self")]
+    Me,
+}
+
+/// A `[[lock]]` table.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct LockSpec {
+    /// File name.
+    pub file: String,
+    /// `LockOffset`.
+    #[serde(default)]
+    pub offset: u64,
+    /// `LockLength`.
+    #[serde(default)]
+    pub length: u64,
+    /// Exclusive (default) or shared.
+    #[serde(default = "yes")]
+    pub exclusive: bool,
+    /// Owner.
+    #[serde(default)]
+    pub owner: Owner,
+    /// `LockKey` (the steps' handle uses key 0).
+    #[serde(default)]
+    pub key: u32,
+}
+
+const fn yes() -> bool {
+    true
+}
+
+/// Step operations.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Op {
+    /// `FSCTL_OFFLOAD_READ`.
+    Read,
+    /// `FSCTL_OFFLOAD_WRITE`.
+    Write,
+    /// A plain write of new bytes.
+    WriteData,
+    /// Advance the storage clock.
+    AdvanceMs,
+    /// Compare two ranges.
+    Compare,
+}
+
+impl Op {
+    /// The name used in files and reports.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Read => "read",
+            Self::Write => "write",
+            Self::WriteData => "write_data",
+            Self::AdvanceMs => "advance_ms",
+            Self::Compare => "compare",
+        }
+    }
+}
+
+/// Handle access rights.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Access {
+    /// `FILE_READ_DATA`.
+    Read,
+    /// `FILE_WRITE_DATA`.
+    Write,
+}
+
+/// Who sends the request.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Requestor {
+    /// `NtFsControlFile` from user mode.
+    #[default]
+    User,
+    /// `ZwFsControlFile` / `FltFsControlFile`.
+    Kernel,
+}
+
+/// A `[[step]]` table.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct StepSpec {
+    /// Operation.
+    pub op: Op,
+    /// File name.
+    #[serde(default)]
+    pub file: Option<String>,
+    /// `FileOffset`.
+    #[serde(default)]
+    pub offset: u64,
+    /// `CopyLength` / bytes.
+    #[serde(default)]
+    pub length: u64,
+    /// `TokenTimeToLive`.
+    #[serde(default)]
+    pub ttl_ms: u32,
+    /// Token name.
+    #[serde(default)]
+    pub token: Option<String>,
+    /// `TransferOffset`.
+    #[serde(default)]
+    pub transfer_offset: u64,
+    /// Granted access (default read and write).
+    #[serde(default)]
+    pub access: Option<Vec<Access>>,
+    /// `InputBufferLength`.
+    #[serde(default)]
+    pub in_len: Option<usize>,
+    /// `OutputBufferLength`.
+    #[serde(default)]
+    pub out_len: Option<usize>,
+    /// Value of the `Size` field.
+    #[serde(default)]
+    pub size_field: Option<u32>,
+    /// Expected status name.
+    #[serde(default)]
+    pub expect: Option<String>,
+    /// advance_ms: milliseconds.
+    #[serde(default)]
+    pub ms: Option<u64>,
+    /// compare: the other file.
+    #[serde(default)]
+    pub with_file: Option<String>,
+    /// compare: offset in the other file (default: `offset`).
+    #[serde(default)]
+    pub with_offset: Option<u64>,
+    /// The handle has been cleaned up before the request.
+    #[serde(default)]
+    pub closed: bool,
+    /// Who sends the request.
+    #[serde(default)]
+    pub requestor: Requestor,
+    /// Expected `TransferLength` (read) or `LengthWritten` (write).
+    #[serde(default)]
+    pub expect_length: Option<u64>,
+    /// Expected output `Flags`.
+    #[serde(default)]
+    pub expect_flags: Option<u32>,
+    /// Expected deciding layer/rule: `IoManager`, `Below`, or an odx-core `Check` name.
+    #[serde(default)]
+    pub expect_check: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScenarioToml {
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    volume: VolumeSpec,
+    #[serde(default, rename = "file")]
+    files: Vec<Spanned<FileSpec>>,
+    #[serde(default, rename = "lock")]
+    locks: Vec<Spanned<LockSpec>>,
+    #[serde(default, rename = "step")]
+    steps: Vec<Spanned<StepSpec>>,
+}
+
+/// A malformed scenario: file, line, column and what is wrong.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{path}:{line}:{column}: {message}")]
+pub struct ScenarioError {
+    /// The file.
+    pub path: String,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// What is wrong (one line).
+    pub message: String,
+}
+
+/// Expected status of a step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expect {
+    /// An NTSTATUS.
+    Status(NtStatus),
+    /// `compare` found different bytes.
+    Mismatch,
+}
+
+/// A validated step.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Step {
+    /// The step as written.
+    pub spec: StepSpec,
+    /// 1-based line of its `[[step]]` header.
+    pub line: usize,
+    /// Parsed `expect`.
+    pub expect: Option<Expect>,
+}
+
+/// A parsed, validated scenario.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Scenario {
+    /// Where it came from.
+    pub path: String,
+    /// `description`.
+    pub description: Option<String>,
+    /// `[volume]`.
+    pub volume: VolumeSpec,
+    /// `[[file]]`s.
+    pub files: Vec<FileSpec>,
+    /// `[[lock]]`s.
+    pub locks: Vec<LockSpec>,
+    /// `[[step]]`s.
+    pub steps: Vec<Step>,
+}
+
+/// A step's status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StepStatus {
+    /// An NTSTATUS.
+    Status(NtStatus),
+    /// `compare` found a difference at this offset of `file`.
+    Mismatch {
+        /// First differing offset.
+        at: u64,
+    },
+}
+
+impl fmt::Display for StepStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Status(s) => write!(f, "{s}"),
+            Self::Mismatch { .. } => f.write_str("MISMATCH"),
+        }
+    }
+}
+
+/// What one step did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StepResult {
+    /// 0-based index.
+    pub index: usize,
+    /// Operation.
+    pub op: Op,
+    /// File.
+    pub file: Option<String>,
+    /// Status.
+    pub status: StepStatus,
+    /// Read: `TransferLength`.
+    pub transfer_length: Option<u64>,
+    /// Write: `LengthWritten`.
+    pub length_written: Option<u64>,
+    /// Output `Flags` (0 without output).
+    pub flags: u32,
+    /// Which layer decided (FSCTL steps).
+    pub decided_by: Option<DecidedBy>,
+    /// Facts odxflt asked for (FSCTL steps).
+    pub facts: Option<FactCounts>,
+    /// The expectation as written.
+    pub expect: Option<String>,
+    /// Every expectation of the step held.
+    pub expect_ok: bool,
+    /// What did not hold.
+    pub failures: Vec<String>,
+}
+
+/// What a scenario did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScenarioResult {
+    /// The file.
+    pub path: String,
+    /// Description.
+    pub description: Option<String>,
+    /// Steps.
+    pub steps: Vec<StepResult>,
+    /// Every step's expectations held.
+    pub passed: bool,
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = text.get(..offset.min(text.len())).unwrap_or("");
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+/// Names `expect_check` accepts.
+#[must_use]
+pub fn check_names() -> Vec<String> {
+    let mut names: Vec<String> = READ_ORDER
+        .iter()
+        .chain(WRITE_ORDER)
+        .map(|c| format!("{c:?}"))
+        .collect();
+    names.push("IoManager".to_owned());
+    names.push("Below".to_owned());
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// The label of a deciding layer, as `expect_check` spells it.
+#[must_use]
+pub fn decided_label(decided: &DecidedBy) -> String {
+    match decided {
+        DecidedBy::IoManager => "IoManager".to_owned(),
+        DecidedBy::Odxflt(check) => format!("{check:?}"),
+        DecidedBy::Below { .. } => "Below".to_owned(),
+    }
+}
+
+/// Parses an `expect` value.
+#[must_use]
+pub fn parse_expect(text: &str) -> Option<Expect> {
+    if text.eq_ignore_ascii_case("MISMATCH") {
+        return Some(Expect::Mismatch);
+    }
+    NtStatus::from_name(text).map(Expect::Status)
+}
+
+impl Scenario {
+    /// Reads and validates a scenario file.
+    ///
+    /// # Errors
+    /// Unreadable or malformed files, with the line.
+    pub fn load(path: &Path) -> Result<Self, ScenarioError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
+            path: path.display().to_string(),
+            line: 0,
+            column: 0,
+            message: format!("cannot read: {e}"),
+        })?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses and validates scenario text; `path` names it in errors.
+    ///
+    /// # Errors
+    /// Malformed text, with the line.
+    pub fn parse(text: &str, path: &str) -> Result<Self, ScenarioError> {
+        let at = |span: Range<usize>, message: String| {
+            let (line, column) = line_col(text, span.start);
+            ScenarioError {
+                path: path.to_owned(),
+                line,
+                column,
+                message,
+            }
+        };
+        let raw: ScenarioToml = toml::from_str(text).map_err(|e| {
+            let span = e.span().unwrap_or(0..0);
+            at(span, e.message().replace('\n', " "))
+        })?;
+        let header = |name: &str| text.find(&format!("[{name}]")).unwrap_or(0);
+        let v = &raw.volume;
+        if SectorSize::new(v.sector_size).is_none() {
+            return Err(at(
+                header("volume")..0,
+                format!(
+                    "[volume] sector_size = {} is not a power of two",
+                    v.sector_size
+                ),
+            ));
+        }
+        if v.max_transfer == 0 {
+            return Err(at(
+                header("volume")..0,
+                "[volume] max_transfer must be at least 1".to_owned(),
+            ));
+        }
+        let mut names: HashMap<&str, ()> = HashMap::new();
+        for f in &raw.files {
+            let spec = f.get_ref();
+            if names.insert(spec.name.as_str(), ()).is_some() {
+                return Err(at(
+                    f.span(),
+                    format!("file {:?} is defined twice", spec.name),
+                ));
+            }
+            if spec.size > MEM_MAX_FILE {
+                return Err(at(
+                    f.span(),
+                    format!(
+                        "file {:?}: size {} is above the simulator's limit of {MEM_MAX_FILE} bytes",
+                        spec.name, spec.size
+                    ),
+                ));
+            }
+            if spec.vdl.is_some_and(|vdl| vdl > spec.size) {
+                return Err(at(
+                    f.span(),
+                    format!("file {:?}: vdl is larger than size", spec.name),
+                ));
+            }
+        }
+        let known = |name: &Option<String>, span: Range<usize>, what: &str| match name {
+            Some(n) if names.contains_key(n.as_str()) => Ok(()),
+            Some(n) => Err(at(span, format!("{what} names unknown file {n:?}"))),
+            None => Err(at(span, format!("{what} needs `file`"))),
+        };
+        for l in &raw.locks {
+            known(&Some(l.get_ref().file.clone()), l.span(), "[[lock]]")?;
+        }
+        let checks = check_names();
+        let mut tokens: HashMap<String, ()> = HashMap::new();
+        let mut steps = Vec::new();
+        for s in &raw.steps {
+            let spec = s.get_ref().clone();
+            let span = s.span();
+            let what = format!("[[step]] op = \"{}\"", spec.op.name());
+            match spec.op {
+                Op::Read => {
+                    known(&spec.file, span.clone(), &what)?;
+                    if let Some(t) = &spec.token {
+                        if t == "zero" || t == "forged" {
+                            return Err(at(span, format!("{what}: token name {t:?} is reserved")));
+                        }
+                        tokens.insert(t.clone(), ());
+                    }
+                }
+                Op::Write => {
+                    known(&spec.file, span.clone(), &what)?;
+                    match &spec.token {
+                        None => {
+                            return Err(at(
+                                span,
+                                format!(
+                                    "{what} needs `token` (a name stored by an earlier read, \"zero\" or \"forged\")"
+                                ),
+                            ));
+                        }
+                        Some(t) if t == "zero" || t == "forged" || tokens.contains_key(t) => {}
+                        Some(t) => {
+                            return Err(at(
+                                span,
+                                format!(
+                                    "{what}: token {t:?} was not stored by an earlier read step"
+                                ),
+                            ));
+                        }
+                    }
+                }
+                Op::WriteData => known(&spec.file, span.clone(), &what)?,
+                Op::Compare => {
+                    known(&spec.file, span.clone(), &what)?;
+                    known(
+                        &spec.with_file,
+                        span.clone(),
+                        &format!("{what} `with_file`"),
+                    )?;
+                }
+                Op::AdvanceMs => {
+                    if spec.ms.is_none() {
+                        return Err(at(span, format!("{what} needs `ms`")));
+                    }
+                }
+            }
+            if spec.op == Op::WriteData && spec.length > MEM_MAX_FILE {
+                return Err(at(span, format!("{what}: length above {MEM_MAX_FILE}")));
+            }
+            let expect = match &spec.expect {
+                None => None,
+                Some(e) => Some(parse_expect(e).ok_or_else(|| {
+                    at(
+                        span.clone(),
+                        format!("{what}: expect = {e:?} is not a known STATUS_ name or MISMATCH"),
+                    )
+                })?),
+            };
+            if let Some(c) = &spec.expect_check {
+                if !checks.contains(c) {
+                    return Err(at(
+                        span,
+                        format!(
+                            "{what}: expect_check = {c:?} is not one of {}",
+                            checks.join(", ")
+                        ),
+                    ));
+                }
+            }
+            let (line, _) = line_col(text, span.start);
+            steps.push(Step { spec, line, expect });
+        }
+        Ok(Self {
+            path: path.to_owned(),
+            description: raw.description,
+            volume: raw.volume,
+            files: raw.files.into_iter().map(Spanned::into_inner).collect(),
+            locks: raw.locks.into_iter().map(Spanned::into_inner).collect(),
+            steps,
+        })
+    }
+
+    /// The volume configuration.
+    #[must_use]
+    pub fn volume_config(&self) -> VolumeConfig {
+        let v = &self.volume;
+        VolumeConfig {
+            file_system: match v.file_system {
+                FsName::Ntfs => FileSystemKind::Ntfs,
+                FsName::Refs => FileSystemKind::Refs,
+                FsName::Other => FileSystemKind::Other,
+            },
+            sector_size: SectorSize::new(v.sector_size).unwrap_or_default(),
+            read_only: v.read_only,
+            dismounted: v.dismounted,
+            storage_offload_read: v.offload_read,
+            storage_offload_write: v.offload_write,
+            max_file_size: v.max_file_size,
+            default_ttl_ms: v.default_ttl_ms,
+            max_ttl_ms: v.max_ttl_ms,
+            max_transfer: v.max_transfer,
+        }
+    }
+
+    /// Builds the stack: volume, files with their content, locks.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub fn build<S: DataStore>(&self, store: S) -> Result<Stack<S>, SimError> {
+        let filters = self
+            .volume
+            .filters
+            .iter()
+            .map(|&b| SupportedFeatures::from_bits_retain(b))
+            .collect();
+        let mode = FilterSupportedFeaturesMode::from_registry(self.volume.supported_features_mode);
+        let mut stack = Stack::new(self.volume_config(), store, filters, mode);
+        for f in &self.files {
+            let vol = stack.volume_mut();
+            let id = vol.create_file(&f.name)?;
+            vol.set_end_of_file(id, f.size)?;
+            if f.content == Content::Random {
+                fill_random(vol.data_mut(), id, &f.name, f.size)?;
+            }
+            vol.set_valid_data_length(id, f.vdl.unwrap_or(f.size))?;
+            let mut attributes = FileAttributes::empty();
+            let mut markers = StreamMarkers::empty();
+            for a in &f.attributes {
+                match a {
+                    Attribute::Compressed => attributes |= FileAttributes::COMPRESSED,
+                    Attribute::Encrypted => attributes |= FileAttributes::ENCRYPTED,
+                    Attribute::Sparse => attributes |= FileAttributes::SPARSE_FILE,
+                    Attribute::Directory => attributes |= FileAttributes::DIRECTORY,
+                    Attribute::Transacted => markers |= StreamMarkers::TRANSACTED,
+                    Attribute::Metadata => markers |= StreamMarkers::METADATA,
+                    Attribute::Nondata => markers |= StreamMarkers::NON_DATA_STREAM,
+                }
+            }
+            vol.set_kind(id, attributes, markers, f.deleted)?;
+        }
+        for l in &self.locks {
+            let vol = stack.volume_mut();
+            let id = vol
+                .id_of(&l.file)
+                .ok_or_else(|| SimError::NoFile(l.file.clone()))?;
+            let owner = match l.owner {
+                Owner::Me => self_open(id),
+                Owner::Other => other_open(id),
+            };
+            vol.add_lock(
+                id,
+                ByteRangeLock {
+                    offset: l.offset,
+                    length: l.length,
+                    exclusive: l.exclusive,
+                    owner,
+                    key: l.key,
+                },
+            )?;
+        }
+        Ok(stack)
+    }
+
+    /// Runs the scenario on a fresh stack over `store`.
+    ///
+    /// # Errors
+    /// Store failures (not expectation failures: those are in the result).
+    pub fn run<S: DataStore>(&self, store: S) -> Result<ScenarioResult, SimError> {
+        let mut stack = self.build(store)?;
+        let mut tokens: HashMap<String, StorageOffloadToken> = HashMap::new();
+        let mut results = Vec::new();
+        for (index, step) in self.steps.iter().enumerate() {
+            results.push(run_step(&mut stack, index, step, &mut tokens)?);
+        }
+        let passed = results.iter().all(|r| r.expect_ok);
+        Ok(ScenarioResult {
+            path: self.path.clone(),
+            description: self.description.clone(),
+            steps: results,
+            passed,
+        })
+    }
+}
+
+/// splitmix64: reproducible pseudo-random content.
+fn splitmix(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+fn seed_of(text: &str) -> u64 {
+    text.bytes().fold(0xCBF2_9CE4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01B3)
+    })
+}
+
+fn random_bytes(seed: &mut u64, buf: &mut [u8]) {
+    for chunk in buf.chunks_mut(8) {
+        let v = splitmix(seed).to_le_bytes();
+        for (d, s) in chunk.iter_mut().zip(v) {
+            *d = s;
+        }
+    }
+}
+
+fn fill_random<S: DataStore>(
+    store: &mut S,
+    id: FileId,
+    name: &str,
+    size: u64,
+) -> Result<(), SimError> {
+    let mut seed = seed_of(name);
+    let mut buf = vec![0u8; COPY_BUFFER];
+    let mut pos = 0u64;
+    while pos < size {
+        let n = usize::try_from((size - pos).min(COPY_BUFFER as u64)).unwrap_or(COPY_BUFFER);
+        let chunk = buf.get_mut(..n).unwrap_or_default();
+        random_bytes(&mut seed, chunk);
+        store.write_at(id, pos, chunk)?;
+        pos += n as u64;
+    }
+    Ok(())
+}
+
+fn access_mask(access: Option<&Vec<Access>>) -> AccessMask {
+    match access {
+        None => AccessMask::READ_DATA | AccessMask::WRITE_DATA,
+        Some(list) => list.iter().fold(AccessMask::empty(), |m, a| {
+            m | match a {
+                Access::Read => AccessMask::READ_DATA,
+                Access::Write => AccessMask::WRITE_DATA,
+            }
+        }),
+    }
+}
+
+fn sized_input<T: WireStruct>(value: &T, in_len: Option<usize>) -> Vec<u8> {
+    let mut bytes = vec![0u8; T::SIZE];
+    let _ = value.serialize_into(&mut bytes);
+    bytes.resize(in_len.unwrap_or(T::SIZE), 0);
+    bytes
+}
+
+fn forged_token() -> StorageOffloadToken {
+    let mut bytes = [0u8; 512];
+    if getrandom::fill(&mut bytes).is_err() {
+        // Still a token nobody issued: the simulated type with a key of all ones.
+        return token_for_key(&[0xFF; TOKEN_KEY_LEN]);
+    }
+    // Keep the simulated array's header so that the forgery is only caught by the key lookup.
+    bytes
+        .get_mut(..4)
+        .unwrap_or_default()
+        .copy_from_slice(&SIMULATED_TOKEN_TYPE.to_be_bytes());
+    StorageOffloadToken::parse(&bytes).unwrap_or_else(|_| token_for_key(&[0xFF; TOKEN_KEY_LEN]))
+}
+
+fn file_id<S: DataStore>(stack: &Stack<S>, name: Option<&String>) -> Result<FileId, SimError> {
+    let name = name.ok_or_else(|| SimError::NoFile(String::new()))?;
+    stack
+        .volume()
+        .id_of(name)
+        .ok_or_else(|| SimError::NoFile(name.clone()))
+}
+
+fn open_step_handle<S: DataStore>(
+    stack: &mut Stack<S>,
+    step: &StepSpec,
+) -> Result<HandleId, SimError> {
+    let id = file_id(stack, step.file.as_ref())?;
+    let handle = stack.open(id, access_mask(step.access.as_ref()))?;
+    if step.closed {
+        stack.close(handle);
+    }
+    Ok(handle)
+}
+
+fn run_step<S: DataStore>(
+    stack: &mut Stack<S>,
+    index: usize,
+    step: &Step,
+    tokens: &mut HashMap<String, StorageOffloadToken>,
+) -> Result<StepResult, SimError> {
+    let spec = &step.spec;
+    let mut result = StepResult {
+        index,
+        op: spec.op,
+        file: spec.file.clone(),
+        status: StepStatus::Status(NtStatus::STATUS_SUCCESS),
+        transfer_length: None,
+        length_written: None,
+        flags: 0,
+        decided_by: None,
+        facts: None,
+        expect: spec.expect.clone(),
+        expect_ok: true,
+        failures: Vec::new(),
+    };
+    let requestor = match spec.requestor {
+        Requestor::User => RequestorMode::User,
+        Requestor::Kernel => RequestorMode::Kernel,
+    };
+    match spec.op {
+        Op::Read => {
+            let handle = open_step_handle(stack, spec)?;
+            let mut input = OffloadReadInput::new(spec.offset, spec.length, spec.ttl_ms);
+            if let Some(size) = spec.size_field {
+                input.size.set(size);
+            }
+            let bytes = sized_input(&input, spec.in_len);
+            let out_len = spec.out_len.unwrap_or(OffloadReadOutput::SIZE);
+            let outcome = stack.fsctl(
+                handle,
+                odx_core::FSCTL_OFFLOAD_READ,
+                &bytes,
+                out_len,
+                requestor,
+            );
+            result.status = StepStatus::Status(outcome.status);
+            result.decided_by = Some(outcome.decided_by);
+            result.facts = Some(outcome.facts);
+            let parsed = OffloadReadOutput::parse(&outcome.output)
+                .ok()
+                .filter(|_| outcome.status.is_success());
+            if let Some(out) = parsed {
+                result.transfer_length = Some(out.transfer_length.get());
+                result.flags = out.flags.get();
+            }
+            if let Some(name) = &spec.token {
+                // A failed read stores an all-zero token: a later write with it is refused.
+                tokens.insert(
+                    name.clone(),
+                    parsed.map_or_else(StorageOffloadToken::zeroed, |o| o.token),
+                );
+            }
+        }
+        Op::Write => {
+            let handle = open_step_handle(stack, spec)?;
+            let token = match spec.token.as_deref() {
+                Some("zero") => StorageOffloadToken::zero_data(),
+                Some("forged") => forged_token(),
+                Some(name) => tokens
+                    .get(name)
+                    .copied()
+                    .unwrap_or_else(StorageOffloadToken::zeroed),
+                None => StorageOffloadToken::zeroed(),
+            };
+            let mut input =
+                OffloadWriteInput::new(spec.offset, spec.length, spec.transfer_offset, token);
+            if let Some(size) = spec.size_field {
+                input.size.set(size);
+            }
+            let bytes = sized_input(&input, spec.in_len);
+            let out_len = spec.out_len.unwrap_or(OffloadWriteOutput::SIZE);
+            let outcome = stack.fsctl(
+                handle,
+                odx_core::FSCTL_OFFLOAD_WRITE,
+                &bytes,
+                out_len,
+                requestor,
+            );
+            result.status = StepStatus::Status(outcome.status);
+            result.decided_by = Some(outcome.decided_by);
+            result.facts = Some(outcome.facts);
+            if let Some(out) = OffloadWriteOutput::parse(&outcome.output)
+                .ok()
+                .filter(|_| outcome.status.is_success())
+            {
+                result.length_written = Some(out.length_written.get());
+                result.flags = out.flags.get();
+            }
+        }
+        Op::WriteData => {
+            let id = file_id(stack, spec.file.as_ref())?;
+            let mut seed = seed_of(&format!("write_data {index}"));
+            let len = usize::try_from(spec.length).unwrap_or(0);
+            let mut bytes = vec![0u8; len];
+            random_bytes(&mut seed, &mut bytes);
+            stack.volume_mut().write_data(id, spec.offset, &bytes)?;
+        }
+        Op::AdvanceMs => stack.advance_ms(spec.ms.unwrap_or(0)),
+        Op::Compare => {
+            let a = file_id(stack, spec.file.as_ref())?;
+            let b = file_id(stack, spec.with_file.as_ref())?;
+            result.status = compare(
+                stack,
+                a,
+                spec.offset,
+                b,
+                spec.with_offset.unwrap_or(spec.offset),
+                spec.length,
+            )?;
+        }
+    }
+    check_expectations(step, &mut result);
+    Ok(result)
+}
+
+/// Compares two ranges of the volume's files.
+///
+/// # Errors
+/// Store failures.
+pub fn compare<S: DataStore>(
+    stack: &Stack<S>,
+    a: FileId,
+    a_offset: u64,
+    b: FileId,
+    b_offset: u64,
+    length: u64,
+) -> Result<StepStatus, SimError> {
+    let vol = stack.volume();
+    let eof = |id| vol.entry(id).map_or(0, |e| e.end_of_file);
+    if a_offset.saturating_add(length) > eof(a) || b_offset.saturating_add(length) > eof(b) {
+        return Ok(StepStatus::Status(NtStatus::STATUS_END_OF_FILE));
+    }
+    let mut x = vec![
+        0u8;
+        COPY_BUFFER
+            .min(usize::try_from(length).unwrap_or(COPY_BUFFER))
+            .max(1)
+    ];
+    let mut y = x.clone();
+    let mut done = 0u64;
+    while done < length {
+        let n = usize::try_from((length - done).min(x.len() as u64)).unwrap_or(x.len());
+        let (xa, yb) = (
+            x.get_mut(..n).unwrap_or_default(),
+            y.get_mut(..n).unwrap_or_default(),
+        );
+        let got_a = vol.read_data(a, a_offset + done, xa)?;
+        let got_b = vol.read_data(b, b_offset + done, yb)?;
+        if got_a != n || got_b != n {
+            return Ok(StepStatus::Status(NtStatus::STATUS_END_OF_FILE));
+        }
+        if let Some(i) = xa.iter().zip(yb.iter()).position(|(p, q)| p != q) {
+            return Ok(StepStatus::Mismatch {
+                at: a_offset + done + i as u64,
+            });
+        }
+        done += n as u64;
+    }
+    Ok(StepStatus::Status(NtStatus::STATUS_SUCCESS))
+}
+
+fn check_expectations(step: &Step, result: &mut StepResult) {
+    let spec = &step.spec;
+    if let Some(expect) = step.expect {
+        let ok = match (expect, result.status) {
+            (Expect::Status(e), StepStatus::Status(s)) => e == s,
+            (Expect::Mismatch, StepStatus::Mismatch { .. }) => true,
+            _ => false,
+        };
+        if !ok {
+            result.failures.push(format!(
+                "expected {}, got {}",
+                spec.expect.as_deref().unwrap_or(""),
+                result.status
+            ));
+        }
+    }
+    if let Some(want) = spec.expect_length {
+        let got = result.transfer_length.or(result.length_written);
+        if got != Some(want) {
+            let got = got.map_or_else(|| "none".to_owned(), |g| g.to_string());
+            result
+                .failures
+                .push(format!("expected length {want}, got {got}"));
+        }
+    }
+    if let Some(want) = spec.expect_flags {
+        if result.flags != want {
+            result
+                .failures
+                .push(format!("expected flags {want:#x}, got {:#x}", result.flags));
+        }
+    }
+    if let Some(want) = &spec.expect_check {
+        let got = result.decided_by.as_ref().map(decided_label);
+        if got.as_deref() != Some(want.as_str()) {
+            result.failures.push(format!(
+                "expected decided by {want}, got {}",
+                got.unwrap_or_else(|| "none".to_owned())
+            ));
+        }
+    }
+    result.expect_ok = result.failures.is_empty();
+}
+
+/// Every `*.toml` in a directory, sorted.
+///
+/// # Errors
+/// The directory cannot be read.
+pub fn scenario_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    Ok(files)
+}

@@ -1,0 +1,402 @@
+//! One volume stack as a user-mode caller sees it: the I/O manager's checks (handle access,
+//! Filter Manager's aggregated `SupportedFeatures`), odxflt, and the volume below.
+
+use odx_core::flags::{AccessMask, OffloadReadFlags, SupportedFeatures};
+use odx_core::iomgr::{
+    FilterSupportedFeaturesMode, RequestorMode, aggregate_supported_features, io_manager_precheck,
+};
+use odx_core::lock::{OpenId, range_conflicts};
+use odx_core::validate::Check;
+use odx_core::wire::{
+    OffloadReadInput, OffloadReadOutput, OffloadWriteInput, OffloadWriteOutput, StorageOffloadToken,
+};
+use odx_core::{ByteRange, LockIntent, NtStatus, OffloadOp, Rules, WireStruct};
+
+use crate::odxflt::{FactCounts, HandleState, ModelFacts, PreOp, post_operation, pre_operation};
+use crate::store::{DataStore, FileId};
+use crate::volume::{SimError, Volume, VolumeConfig};
+
+/// A handle opened on the stack.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct HandleId(pub usize);
+
+/// Which layer completed a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DecidedBy {
+    /// The I/O manager, before any filter saw it (access, filter opt-in).
+    IoManager,
+    /// odxflt in pre-operation, by this rule.
+    Odxflt(Check),
+    /// The file system and storage below, mapped by odxflt's post-operation.
+    Below {
+        /// The status that came up from below, before mapping.
+        below: NtStatus,
+    },
+}
+
+impl DecidedBy {
+    /// A short description.
+    #[must_use]
+    pub fn describe(&self) -> String {
+        match self {
+            Self::IoManager => "I/O manager".to_owned(),
+            Self::Odxflt(check) => format!("odxflt: {check:?}"),
+            Self::Below { below } => format!("volume below ({below})"),
+        }
+    }
+}
+
+/// The result of one FSCTL.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FsctlOutcome {
+    /// Final status.
+    pub status: NtStatus,
+    /// The output bytes returned (`IoStatus.Information` of them).
+    pub output: Vec<u8>,
+    /// Which layer decided.
+    pub decided_by: DecidedBy,
+    /// Facts odxflt asked for.
+    pub facts: FactCounts,
+}
+
+/// An offload read's typed result.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadResult {
+    /// `TransferLength`.
+    pub transfer_length: u64,
+    /// `Flags`.
+    pub flags: OffloadReadFlags,
+    /// The token.
+    pub token: StorageOffloadToken,
+}
+
+/// The simulated stack.
+#[derive(Debug)]
+pub struct Stack<S> {
+    volume: Volume<S>,
+    filters: Vec<SupportedFeatures>,
+    mode: FilterSupportedFeaturesMode,
+    handles: Vec<HandleState>,
+    rules: Rules,
+}
+
+/// The default lock owner of the opens a caller makes with [`Stack::open`] on one file: every
+/// handle of the same file shares it (a scenario's "self").
+#[must_use]
+pub const fn self_open(file: FileId) -> OpenId {
+    OpenId(file.0)
+}
+
+/// A lock owner that is never one of [`Stack::open`]'s handles (a scenario's "other").
+#[must_use]
+pub const fn other_open(file: FileId) -> OpenId {
+    OpenId(file.0 | (1 << 63))
+}
+
+impl<S: DataStore> Stack<S> {
+    /// A stack over a fresh volume. `filters` are the other attached filters' `SupportedFeatures`;
+    /// odxflt (0x3) is always attached.
+    pub fn new(
+        config: VolumeConfig,
+        data: S,
+        filters: Vec<SupportedFeatures>,
+        mode: FilterSupportedFeaturesMode,
+    ) -> Self {
+        Self {
+            volume: Volume::new(config, data),
+            filters,
+            mode,
+            handles: Vec::new(),
+            rules: Rules::DOCUMENTED,
+        }
+    }
+
+    /// The volume.
+    pub const fn volume(&self) -> &Volume<S> {
+        &self.volume
+    }
+
+    /// The volume, mutably (setup, plain I/O helpers).
+    pub const fn volume_mut(&mut self) -> &mut Volume<S> {
+        &mut self.volume
+    }
+
+    /// `FsRtlGetSupportedFeatures` for the stack: odxflt plus the other filters.
+    pub fn supported_features(&self) -> SupportedFeatures {
+        let all = std::iter::once(SupportedFeatures::ODXFLT).chain(self.filters.iter().copied());
+        aggregate_supported_features(all, self.mode)
+    }
+
+    /// Opens a handle on `file` with `granted` access.
+    ///
+    /// # Errors
+    /// No such file.
+    pub fn open(&mut self, file: FileId, granted: AccessMask) -> Result<HandleId, SimError> {
+        if self.volume.entry(file).is_none() {
+            return Err(SimError::NoFile(format!("#{}", file.0)));
+        }
+        self.handles.push(HandleState {
+            file,
+            granted,
+            open: self_open(file),
+            key: 0,
+            closed: false,
+        });
+        Ok(HandleId(self.handles.len() - 1))
+    }
+
+    /// Runs cleanup on a handle (later requests on it see a closed file object).
+    pub fn close(&mut self, handle: HandleId) {
+        if let Some(h) = self.handles.get_mut(handle.0) {
+            h.closed = true;
+        }
+    }
+
+    /// The handle's state.
+    #[must_use]
+    pub fn handle(&self, handle: HandleId) -> Option<HandleState> {
+        self.handles.get(handle.0).copied()
+    }
+
+    /// `NtFsControlFile`: the I/O manager, then odxflt, then (if forwarded) the volume and
+    /// odxflt's post-operation.
+    pub fn fsctl(
+        &mut self,
+        handle: HandleId,
+        code: u32,
+        input: &[u8],
+        output_len: usize,
+        requestor: RequestorMode,
+    ) -> FsctlOutcome {
+        let fail = |status, decided_by| FsctlOutcome {
+            status,
+            output: Vec::new(),
+            decided_by,
+            facts: FactCounts::default(),
+        };
+        let Some(state) = self.handle(handle) else {
+            return fail(NtStatus::STATUS_INVALID_HANDLE, DecidedBy::IoManager);
+        };
+        let Some(op) = OffloadOp::from_fsctl(code) else {
+            return fail(
+                NtStatus::STATUS_INVALID_DEVICE_REQUEST,
+                DecidedBy::IoManager,
+            );
+        };
+        if let Err(status) =
+            io_manager_precheck(op, requestor, state.granted, self.supported_features())
+        {
+            return fail(status, DecidedBy::IoManager);
+        }
+        // METHOD_BUFFERED: one system buffer, as long as the longer of the two.
+        let mut buffer = vec![0u8; input.len().max(output_len)];
+        if let Some(dst) = buffer.get_mut(..input.len()) {
+            dst.copy_from_slice(input);
+        }
+        let Some(file) = self.volume.entry(state.file) else {
+            return fail(NtStatus::STATUS_FILE_DELETED, DecidedBy::IoManager);
+        };
+        let mut facts = ModelFacts {
+            volume: self.volume.facts(),
+            file,
+            handle: state,
+            counts: FactCounts::default(),
+        };
+        let pre = pre_operation(
+            op,
+            &mut buffer,
+            input.len(),
+            output_len,
+            &mut facts,
+            &self.rules,
+        );
+        let counts = facts.counts;
+        let (status, information, decided_by) = match pre {
+            PreOp::Complete {
+                status,
+                information,
+                check,
+            } => (status, information, DecidedBy::Odxflt(check)),
+            PreOp::Forward(context) => {
+                let below = self
+                    .volume
+                    .fs_control(op, state.file, &mut buffer, input.len());
+                let (status, information) = post_operation(
+                    &context,
+                    below.status,
+                    &mut buffer,
+                    below.information,
+                    output_len,
+                    &self.rules,
+                );
+                (
+                    status,
+                    information,
+                    DecidedBy::Below {
+                        below: below.status,
+                    },
+                )
+            }
+        };
+        buffer.truncate(information);
+        FsctlOutcome {
+            status,
+            output: buffer,
+            decided_by,
+            facts: counts,
+        }
+    }
+
+    /// A well-formed `FSCTL_OFFLOAD_READ` from user mode.
+    ///
+    /// # Errors
+    /// The final status when it is not success.
+    pub fn offload_read(
+        &mut self,
+        handle: HandleId,
+        offset: u64,
+        length: u64,
+        ttl_ms: u32,
+    ) -> Result<ReadResult, NtStatus> {
+        let input = OffloadReadInput::new(offset, length, ttl_ms);
+        let mut bytes = [0u8; OffloadReadInput::SIZE];
+        let _ = input.serialize_into(&mut bytes);
+        let outcome = self.fsctl(
+            handle,
+            odx_core::FSCTL_OFFLOAD_READ,
+            &bytes,
+            OffloadReadOutput::SIZE,
+            RequestorMode::User,
+        );
+        if !outcome.status.is_success() {
+            return Err(outcome.status);
+        }
+        let out = OffloadReadOutput::parse(&outcome.output)
+            .map_err(|_| NtStatus::STATUS_BUFFER_TOO_SMALL)?;
+        Ok(ReadResult {
+            transfer_length: out.transfer_length.get(),
+            flags: out.read_flags(),
+            token: out.token,
+        })
+    }
+
+    /// A well-formed `FSCTL_OFFLOAD_WRITE` from user mode; returns `LengthWritten`.
+    ///
+    /// # Errors
+    /// The final status when it is not success.
+    pub fn offload_write(
+        &mut self,
+        handle: HandleId,
+        offset: u64,
+        length: u64,
+        transfer_offset: u64,
+        token: &StorageOffloadToken,
+    ) -> Result<u64, NtStatus> {
+        let input = OffloadWriteInput::new(offset, length, transfer_offset, *token);
+        let mut bytes = [0u8; OffloadWriteInput::SIZE];
+        let _ = input.serialize_into(&mut bytes);
+        let outcome = self.fsctl(
+            handle,
+            odx_core::FSCTL_OFFLOAD_WRITE,
+            &bytes,
+            OffloadWriteOutput::SIZE,
+            RequestorMode::User,
+        );
+        if !outcome.status.is_success() {
+            return Err(outcome.status);
+        }
+        OffloadWriteOutput::parse(&outcome.output)
+            .map(|out| out.length_written.get())
+            .map_err(|_| NtStatus::STATUS_BUFFER_TOO_SMALL)
+    }
+
+    fn plain_io_check(
+        &self,
+        handle: HandleId,
+        range: ByteRange,
+        write: bool,
+    ) -> Result<HandleState, NtStatus> {
+        let state = self.handle(handle).ok_or(NtStatus::STATUS_INVALID_HANDLE)?;
+        if state.closed {
+            return Err(NtStatus::STATUS_FILE_CLOSED);
+        }
+        let (needed, intent) = if write {
+            (AccessMask::WRITE_DATA, LockIntent::Exclusive)
+        } else {
+            (AccessMask::READ_DATA, LockIntent::Shared)
+        };
+        if !state.granted.contains(needed) {
+            return Err(NtStatus::STATUS_ACCESS_DENIED);
+        }
+        let flags = self.volume.flags();
+        if flags.contains(odx_core::flags::VolumeFlags::DISMOUNTED) {
+            return Err(NtStatus::STATUS_VOLUME_DISMOUNTED);
+        }
+        if write && flags.contains(odx_core::flags::VolumeFlags::READ_ONLY) {
+            return Err(NtStatus::STATUS_MEDIA_WRITE_PROTECTED);
+        }
+        let entry = self
+            .volume
+            .entry(state.file)
+            .ok_or(NtStatus::STATUS_FILE_DELETED)?;
+        if range_conflicts(&entry.locks, range, intent, state.open, state.key) {
+            return Err(NtStatus::STATUS_FILE_LOCK_CONFLICT);
+        }
+        Ok(state)
+    }
+
+    /// `ReadFile` at an offset: returns the bytes read (short at end of file).
+    ///
+    /// # Errors
+    /// Handle, access, lock or store failures, as a status.
+    pub fn read(
+        &mut self,
+        handle: HandleId,
+        offset: u64,
+        buf: &mut [u8],
+    ) -> Result<usize, NtStatus> {
+        let state = self.plain_io_check(handle, ByteRange::new(offset, buf.len() as u64), false)?;
+        self.volume
+            .read_data(state.file, offset, buf)
+            .map_err(|_| NtStatus::STATUS_INSUFFICIENT_RESOURCES)
+    }
+
+    /// `WriteFile` at an offset (extends the file, invalidates tokens over the range).
+    ///
+    /// # Errors
+    /// Handle, access, lock or store failures, as a status.
+    pub fn write(&mut self, handle: HandleId, offset: u64, data: &[u8]) -> Result<(), NtStatus> {
+        let state = self.plain_io_check(handle, ByteRange::new(offset, data.len() as u64), true)?;
+        self.volume
+            .write_data(state.file, offset, data)
+            .map_err(|_| NtStatus::STATUS_INSUFFICIENT_RESOURCES)
+    }
+
+    /// `SetEndOfFile` through a handle.
+    ///
+    /// # Errors
+    /// Handle, access or store failures, as a status.
+    pub fn set_end_of_file(&mut self, handle: HandleId, len: u64) -> Result<(), NtStatus> {
+        let state = self.plain_io_check(handle, ByteRange::default(), true)?;
+        self.volume
+            .set_end_of_file(state.file, len)
+            .map_err(|_| NtStatus::STATUS_INSUFFICIENT_RESOURCES)
+    }
+
+    /// End of file of the handle's file.
+    ///
+    /// # Errors
+    /// An unknown handle.
+    pub fn end_of_file(&self, handle: HandleId) -> Result<u64, NtStatus> {
+        let state = self.handle(handle).ok_or(NtStatus::STATUS_INVALID_HANDLE)?;
+        self.volume
+            .entry(state.file)
+            .map(|e| e.end_of_file)
+            .ok_or(NtStatus::STATUS_FILE_DELETED)
+    }
+
+    /// Advances the storage clock.
+    pub fn advance_ms(&mut self, ms: u64) {
+        self.volume.advance_ms(ms);
+    }
+}
