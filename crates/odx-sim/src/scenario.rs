@@ -159,10 +159,10 @@ pub struct LockSpec {
     /// File name.
     pub file: String,
     /// `LockOffset`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "big_u64")]
     pub offset: u64,
     /// `LockLength`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "big_u64")]
     pub length: u64,
     /// Exclusive (default) or shared.
     #[serde(default = "yes")]
@@ -173,6 +173,28 @@ pub struct LockSpec {
     /// `LockKey` (the steps' handle uses key 0).
     #[serde(default)]
     pub key: u32,
+}
+
+/// A u64 written as a TOML integer (at most 2^63 - 1) or as a string holding a decimal or `0x`
+/// hexadecimal number (for the offsets near 2^64 that overflow tests need).
+fn big_u64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Num {
+        Int(u64),
+        Text(String),
+    }
+    match Num::deserialize(d)? {
+        Num::Int(n) => Ok(n),
+        Num::Text(t) => {
+            let t = t.replace('_', "");
+            let parsed = match t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+                Some(hex) => u64::from_str_radix(hex, 16),
+                None => t.parse(),
+            };
+            parsed.map_err(|_| serde::de::Error::custom(format!("{t:?} is not a 64-bit unsigned number")))
+        }
+    }
 }
 
 const fn yes() -> bool {
@@ -240,10 +262,10 @@ pub struct StepSpec {
     #[serde(default)]
     pub file: Option<String>,
     /// `FileOffset`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "big_u64")]
     pub offset: u64,
     /// `CopyLength` / bytes.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "big_u64")]
     pub length: u64,
     /// `TokenTimeToLive`.
     #[serde(default)]
@@ -252,7 +274,7 @@ pub struct StepSpec {
     #[serde(default)]
     pub token: Option<String>,
     /// `TransferOffset`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "big_u64")]
     pub transfer_offset: u64,
     /// Granted access (default read and write).
     #[serde(default)]
