@@ -1,0 +1,407 @@
+//! The driver's part of a request, without the kernel: hand the system buffer to the core
+//! filter (`odx_core::filter`: policy, verdict, buffer rewrite, completion mapping) and turn its
+//! answer into what the callbacks return. No rule is decided here; every status and every length
+//! comes from `odx_core`.
+
+use odx_core::filter::{self, PreOp};
+use odx_core::policy::PolicyMode;
+use odx_core::{NtStatus, OffloadFacts, OffloadOp, Rules};
+
+pub use odx_core::filter::PostContext;
+
+use crate::request::SystemBuffer;
+
+/// What the pre-operation callback does with the request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PreAction {
+    /// `FLT_PREOP_COMPLETE` with `IoStatus` = (`status`, `information`); the output, if any, is
+    /// already in the buffer.
+    Complete {
+        /// `IoStatus.Status`.
+        status: NtStatus,
+        /// `IoStatus.Information`.
+        information: usize,
+    },
+    /// `FLT_PREOP_SUCCESS_WITH_CALLBACK` with `context` as completion context.
+    Forward {
+        /// Handed to post-operation.
+        context: PostContext,
+        /// The input was rewritten (trimmed `CopyLength`): `FltSetCallbackDataDirty`.
+        dirty: bool,
+    },
+}
+
+/// The final `IoStatus` of a forwarded request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PostAction {
+    /// `IoStatus.Status`.
+    pub status: NtStatus,
+    /// `IoStatus.Information`.
+    pub information: usize,
+}
+
+/// Pre-operation: the core filter's pre-operation over the system buffer, under the volume's
+/// policy. Statistics are not recorded yet (see docs/driver.md, "Seams for issue 6").
+pub fn pre_operation<F: OffloadFacts + ?Sized>(
+    op: OffloadOp,
+    mode: PolicyMode,
+    buffer: &mut SystemBuffer<'_>,
+    facts: &mut F,
+) -> PreAction {
+    match filter::pre_operation(buffer.buffered(op), mode, facts, &Rules::DOCUMENTED, None) {
+        PreOp::Complete {
+            status,
+            information,
+            ..
+        } => PreAction::Complete {
+            status,
+            information,
+        },
+        PreOp::Forward {
+            context,
+            input_rewritten,
+        } => PreAction::Forward {
+            context,
+            dirty: input_rewritten,
+        },
+    }
+}
+
+/// Post-operation: the core filter's completion mapping; `below` and `information` are the
+/// `IoStatus` the file system set. Output is read and written within `OutputBufferLength`.
+pub fn post_operation(
+    context: &PostContext,
+    below: NtStatus,
+    information: usize,
+    buffer: &mut SystemBuffer<'_>,
+) -> PostAction {
+    let (status, information) = filter::post_operation(
+        context,
+        buffer.answer(below, information),
+        &Rules::DOCUMENTED,
+        None,
+    );
+    PostAction {
+        status,
+        information,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use odx_core::flags::AccessMask;
+    use odx_core::flags::OffloadReadFlags;
+    use odx_core::wire::WireStruct;
+    use odx_core::wire::{
+        OffloadReadInput, OffloadReadOutput, OffloadWriteInput, OffloadWriteOutput,
+        StorageOffloadToken,
+    };
+    use odx_core::{
+        ByteRange, HandleFacts, LockIntent, SectorSize, StreamKind, StreamSizes, VolumeFacts,
+    };
+    use odx_core::{ReadContext, WriteContext};
+
+    use super::*;
+
+    /// A file of `eof` bytes, `vdl` of them valid, on the default NTFS volume.
+    struct File {
+        eof: u64,
+        vdl: u64,
+    }
+
+    impl OffloadFacts for File {
+        fn volume(&mut self) -> Result<VolumeFacts, NtStatus> {
+            Ok(VolumeFacts::ntfs_default())
+        }
+        fn handle(&mut self) -> Result<HandleFacts, NtStatus> {
+            Ok(HandleFacts {
+                granted: AccessMask::READ_DATA | AccessMask::WRITE_DATA,
+                closed: false,
+            })
+        }
+        fn stream_kind(&mut self) -> Result<StreamKind, NtStatus> {
+            Ok(StreamKind::default())
+        }
+        fn stream_sizes(&mut self) -> Result<StreamSizes, NtStatus> {
+            Ok(StreamSizes {
+                end_of_file: self.eof,
+                valid_data_length: self.vdl,
+                delete_pending: false,
+            })
+        }
+        fn lock_conflict(&mut self, _: ByteRange, _: LockIntent) -> Result<bool, NtStatus> {
+            Ok(false)
+        }
+    }
+
+    fn read_buffer(offset: u64, length: u64) -> std::vec::Vec<u8> {
+        let mut bytes = std::vec![0_u8; 528];
+        OffloadReadInput::new(offset, length, 0)
+            .serialize_into(&mut bytes)
+            .unwrap();
+        bytes
+    }
+
+    fn write_buffer(offset: u64, length: u64) -> std::vec::Vec<u8> {
+        let mut bytes = std::vec![0_u8; 544];
+        let input = OffloadWriteInput::new(offset, length, 0, StorageOffloadToken::zero_data());
+        input.serialize_into(&mut bytes).unwrap();
+        bytes
+    }
+
+    #[test]
+    fn a_refused_request_completes_with_the_core_status_and_no_output() {
+        let mut bytes = read_buffer(100, 4096);
+        let mut buffer = SystemBuffer::new(&mut bytes, 32, 528);
+        let action = pre_operation(
+            OffloadOp::Read,
+            PolicyMode::Enforce,
+            &mut buffer,
+            &mut File {
+                eof: 1 << 20,
+                vdl: 1 << 20,
+            },
+        );
+        assert_eq!(
+            action,
+            PreAction::Complete {
+                status: NtStatus::STATUS_INVALID_PARAMETER,
+                information: 0
+            }
+        );
+    }
+
+    #[test]
+    fn a_read_beyond_vdl_completes_with_the_zero_token_in_the_buffer() {
+        let mut bytes = read_buffer(8192, 4096);
+        let mut buffer = SystemBuffer::new(&mut bytes, 32, 528);
+        let action = pre_operation(
+            OffloadOp::Read,
+            PolicyMode::Enforce,
+            &mut buffer,
+            &mut File {
+                eof: 1 << 20,
+                vdl: 4096,
+            },
+        );
+        assert_eq!(
+            action,
+            PreAction::Complete {
+                status: NtStatus::STATUS_SUCCESS,
+                information: 528
+            }
+        );
+        let output = OffloadReadOutput::parse(&bytes).unwrap();
+        assert_eq!(output.transfer_length.get(), 4096);
+        assert!(
+            output
+                .read_flags()
+                .contains(OffloadReadFlags::ALL_ZERO_BEYOND_CURRENT_RANGE)
+        );
+    }
+
+    #[test]
+    fn a_trimmed_read_rewrites_copy_length_and_marks_the_data_dirty() {
+        let mut bytes = read_buffer(0, 1 << 20);
+        let mut buffer = SystemBuffer::new(&mut bytes, 32, 528);
+        let action = pre_operation(
+            OffloadOp::Read,
+            PolicyMode::Enforce,
+            &mut buffer,
+            &mut File {
+                eof: 1 << 20,
+                vdl: 5000,
+            },
+        );
+        let PreAction::Forward {
+            context: PostContext::Read(context),
+            dirty,
+        } = action
+        else {
+            panic!("expected a forwarded read, got {action:?}");
+        };
+        assert!(dirty);
+        assert_eq!(context.forwarded_length, 5120);
+        assert_eq!(
+            OffloadReadInput::parse(&bytes).unwrap().copy_length.get(),
+            5120
+        );
+    }
+
+    #[test]
+    fn an_untrimmed_forward_leaves_the_buffer_alone() {
+        let mut bytes = write_buffer(0, 4096);
+        let before = bytes.clone();
+        let mut buffer = SystemBuffer::new(&mut bytes, 544, 16);
+        let action = pre_operation(
+            OffloadOp::Write,
+            PolicyMode::Enforce,
+            &mut buffer,
+            &mut File {
+                eof: 1 << 20,
+                vdl: 1 << 20,
+            },
+        );
+        assert!(matches!(
+            action,
+            PreAction::Forward {
+                context: PostContext::Write(_),
+                dirty: false
+            }
+        ));
+        assert_eq!(bytes, before);
+    }
+
+    fn read_context(forwarded: u64, zero_beyond: bool) -> PostContext {
+        PostContext::Read(ReadContext {
+            file_offset: 0,
+            requested_length: 1 << 20,
+            forwarded_length: forwarded,
+            zero_beyond_forwarded: zero_beyond,
+            sector_size: SectorSize::DEFAULT,
+        })
+    }
+
+    #[test]
+    fn post_read_keeps_the_zero_flag_when_the_answer_covers_the_trimmed_range() {
+        let mut bytes = std::vec![0_u8; 528];
+        let answer = OffloadReadOutput::new(
+            OffloadReadFlags::empty(),
+            5120,
+            StorageOffloadToken::zero_data(),
+        );
+        answer.serialize_into(&mut bytes).unwrap();
+        let mut buffer = SystemBuffer::new(&mut bytes, 32, 528);
+        let action = post_operation(
+            &read_context(5120, true),
+            NtStatus::STATUS_SUCCESS,
+            528,
+            &mut buffer,
+        );
+        assert_eq!(
+            action,
+            PostAction {
+                status: NtStatus::STATUS_SUCCESS,
+                information: 528
+            }
+        );
+        let output = OffloadReadOutput::parse(&bytes).unwrap();
+        assert!(
+            output
+                .read_flags()
+                .contains(OffloadReadFlags::ALL_ZERO_BEYOND_CURRENT_RANGE)
+        );
+    }
+
+    #[test]
+    fn post_read_refuses_an_answer_longer_than_asked() {
+        let mut bytes = std::vec![0_u8; 528];
+        let answer = OffloadReadOutput::new(
+            OffloadReadFlags::empty(),
+            8192,
+            StorageOffloadToken::zero_data(),
+        );
+        answer.serialize_into(&mut bytes).unwrap();
+        let mut buffer = SystemBuffer::new(&mut bytes, 32, 528);
+        let action = post_operation(
+            &read_context(4096, false),
+            NtStatus::STATUS_SUCCESS,
+            528,
+            &mut buffer,
+        );
+        assert_eq!(
+            action,
+            PostAction {
+                status: Rules::DOCUMENTED.broken_lower_contract,
+                information: 0
+            }
+        );
+    }
+
+    #[test]
+    fn post_maps_failures_from_below_through_the_core_table() {
+        let mut bytes = std::vec![0_u8; 528];
+        let mut buffer = SystemBuffer::new(&mut bytes, 32, 528);
+        let action = post_operation(
+            &read_context(4096, false),
+            NtStatus::STATUS_ACCESS_DENIED,
+            0,
+            &mut buffer,
+        );
+        assert_eq!(
+            action.status,
+            NtStatus::STATUS_OFFLOAD_READ_FLT_NOT_SUPPORTED
+        );
+        assert_eq!(action.information, 0);
+        let lock = post_operation(
+            &read_context(4096, false),
+            NtStatus::STATUS_FILE_LOCK_CONFLICT,
+            0,
+            &mut buffer,
+        );
+        assert_eq!(lock.status, NtStatus::STATUS_FILE_LOCK_CONFLICT);
+    }
+
+    #[test]
+    fn post_never_reads_or_writes_past_the_output_length() {
+        // A layer below that claims more output than the caller's 16-byte buffer holds.
+        let mut bytes = std::vec![0xAB_u8; 544];
+        OffloadWriteOutput::new(4096)
+            .serialize_into(&mut bytes)
+            .unwrap();
+        let mut buffer = SystemBuffer::new(&mut bytes, 544, 16);
+        let context = PostContext::Write(WriteContext {
+            file_offset: 0,
+            requested_length: 4096,
+            forwarded_length: 4096,
+            sector_size: SectorSize::DEFAULT,
+        });
+        let action = post_operation(&context, NtStatus::STATUS_SUCCESS, 544, &mut buffer);
+        assert_eq!(
+            action,
+            PostAction {
+                status: NtStatus::STATUS_SUCCESS,
+                information: 16
+            }
+        );
+        assert!(bytes.get(16..).unwrap().iter().all(|b| *b == 0xAB));
+        assert_eq!(context.op(), OffloadOp::Write);
+    }
+
+    #[test]
+    fn veto_policy_refuses_without_asking_a_fact() {
+        struct NoFacts;
+        impl OffloadFacts for NoFacts {
+            fn volume(&mut self) -> Result<VolumeFacts, NtStatus> {
+                panic!("veto must not ask")
+            }
+            fn handle(&mut self) -> Result<HandleFacts, NtStatus> {
+                panic!("veto must not ask")
+            }
+            fn stream_kind(&mut self) -> Result<StreamKind, NtStatus> {
+                panic!("veto must not ask")
+            }
+            fn stream_sizes(&mut self) -> Result<StreamSizes, NtStatus> {
+                panic!("veto must not ask")
+            }
+            fn lock_conflict(&mut self, _: ByteRange, _: LockIntent) -> Result<bool, NtStatus> {
+                panic!("veto must not ask")
+            }
+        }
+        let mut bytes = write_buffer(0, 4096);
+        let mut buffer = SystemBuffer::new(&mut bytes, 544, 16);
+        let action = pre_operation(
+            OffloadOp::Write,
+            PolicyMode::Veto,
+            &mut buffer,
+            &mut NoFacts,
+        );
+        assert_eq!(
+            action,
+            PreAction::Complete {
+                status: NtStatus::STATUS_OFFLOAD_WRITE_FLT_NOT_SUPPORTED,
+                information: 0
+            }
+        );
+    }
+}

@@ -1,0 +1,353 @@
+//! The core's fact queries answered from the kernel, lazily: the core asks in its check order and
+//! stops at the first failing rule, so a misaligned request never costs a
+//! `FltQueryInformationFile`. [`KernelFacts`] holds the interpretation (raw kernel values → core
+//! facts); the raw values come through [`KernelSource`], implemented by `ffi::query` in the
+//! driver and by a scripted source in the tests.
+
+use odx_core::flags::{AccessMask, FileAttributes, StreamMarkers};
+use odx_core::{
+    ByteRange, HandleFacts, LockIntent, NtStatus, OffloadFacts, StreamKind, StreamSizes,
+    VolumeFacts,
+};
+
+/// `FILE_OBJECT` fields the handle facts come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct FileObjectState {
+    /// `ReadAccess`: the handle was opened with `FILE_READ_DATA` (or `FILE_EXECUTE`).
+    pub read_access: bool,
+    /// `WriteAccess`: the handle was opened with `FILE_WRITE_DATA` or `FILE_APPEND_DATA`.
+    pub write_access: bool,
+    /// `Flags`.
+    pub flags: u32,
+}
+
+/// `FO_CLEANUP_COMPLETE`: the last handle to the file object has been closed.
+pub const FO_CLEANUP_COMPLETE: u32 = 0x0000_4000;
+
+/// `FILE_STANDARD_INFORMATION` fields the stream sizes come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct StandardInformation {
+    /// `EndOfFile`.
+    pub end_of_file: i64,
+    /// `DeletePending`.
+    pub delete_pending: bool,
+}
+
+/// Raw kernel values, one method per source. Each is called at most once per request.
+pub trait KernelSource {
+    /// The volume context's facts (`FltGetVolumeContext`).
+    ///
+    /// # Errors
+    /// The status of the failed lookup.
+    fn volume(&mut self) -> Result<VolumeFacts, NtStatus>;
+    /// The file object the request arrived on.
+    fn file_object(&mut self) -> FileObjectState;
+    /// `FLT_RELATED_OBJECTS.Transaction` is set: the file object is bound to a TxF transaction.
+    fn transacted(&mut self) -> bool;
+    /// `FILE_BASIC_INFORMATION.FileAttributes` (`FltQueryInformationFile`).
+    ///
+    /// # Errors
+    /// The query's status.
+    fn attributes(&mut self) -> Result<u32, NtStatus>;
+    /// `FILE_STANDARD_INFORMATION` (`FltQueryInformationFile`).
+    ///
+    /// # Errors
+    /// The query's status.
+    fn standard(&mut self) -> Result<StandardInformation, NtStatus>;
+    /// `ValidDataLength` from the stream's `FSRTL_ADVANCED_FCB_HEADER`, when the file system
+    /// publishes one (docs/driver.md, "Valid data length").
+    fn valid_data_length(&mut self) -> Option<i64>;
+}
+
+/// How byte-range locks are learned. odxflt does not shadow lock state (docs/driver.md,
+/// "Byte-range locks"): the file system applies the same MS-FSA §2.1.4.10 check under its own
+/// locks, atomically with the transfer, and its `STATUS_FILE_LOCK_CONFLICT` passes through the
+/// completion mapping unchanged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LockView {
+    /// No lock state is visible to the filter: report no conflict and let the file system decide.
+    FileSystemDecides,
+}
+
+/// The [`OffloadFacts`] of one request.
+#[derive(Debug)]
+pub struct KernelFacts<S> {
+    source: S,
+    locks: LockView,
+}
+
+impl<S: KernelSource> KernelFacts<S> {
+    /// Facts for one request.
+    pub const fn new(source: S, locks: LockView) -> Self {
+        Self { source, locks }
+    }
+
+    /// The source (for tests and for releasing what it holds).
+    pub fn into_source(self) -> S {
+        self.source
+    }
+}
+
+impl<S: KernelSource> OffloadFacts for KernelFacts<S> {
+    fn volume(&mut self) -> Result<VolumeFacts, NtStatus> {
+        self.source.volume()
+    }
+
+    fn handle(&mut self) -> Result<HandleFacts, NtStatus> {
+        let file_object = self.source.file_object();
+        let mut granted = AccessMask::empty();
+        granted.set(AccessMask::READ_DATA, file_object.read_access);
+        granted.set(AccessMask::WRITE_DATA, file_object.write_access);
+        Ok(HandleFacts {
+            granted,
+            closed: file_object.flags & FO_CLEANUP_COMPLETE != 0,
+        })
+    }
+
+    fn stream_kind(&mut self) -> Result<StreamKind, NtStatus> {
+        let attributes = FileAttributes::from_bits_retain(self.source.attributes()?);
+        let mut markers = StreamMarkers::empty();
+        markers.set(StreamMarkers::TRANSACTED, self.source.transacted());
+        Ok(StreamKind {
+            attributes,
+            markers,
+        })
+    }
+
+    fn stream_sizes(&mut self) -> Result<StreamSizes, NtStatus> {
+        let standard = self.source.standard()?;
+        // Negative sizes do not occur on a sane file system; read them as zero (an empty file
+        // ends every request at STATUS_END_OF_FILE).
+        let end_of_file = u64::try_from(standard.end_of_file).unwrap_or(0);
+        // Without a published valid data length, assume all data is valid: the request then goes
+        // to the file system, which knows the real value and trims or zero-fills itself.
+        let valid_data_length = self
+            .source
+            .valid_data_length()
+            .map_or(end_of_file, |vdl| u64::try_from(vdl).unwrap_or(0));
+        Ok(StreamSizes {
+            end_of_file,
+            valid_data_length,
+            delete_pending: standard.delete_pending,
+        })
+    }
+
+    fn lock_conflict(&mut self, _range: ByteRange, _intent: LockIntent) -> Result<bool, NtStatus> {
+        match self.locks {
+            LockView::FileSystemDecides => Ok(false),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use odx_core::validate::{Check, OffloadRequest, decide};
+    use odx_core::wire::{OffloadReadInput, OffloadReadOutput, WireStruct};
+    use odx_core::{FactKind, OffloadOp, Rules};
+
+    use super::*;
+
+    /// A scripted kernel that counts what it was asked.
+    #[derive(Debug, Default)]
+    struct Script {
+        volume: Option<VolumeFacts>,
+        file_object: FileObjectState,
+        transacted: bool,
+        attributes: u32,
+        standard: StandardInformation,
+        vdl: Option<i64>,
+        asked: std::vec::Vec<FactKind>,
+    }
+
+    impl KernelSource for Script {
+        fn volume(&mut self) -> Result<VolumeFacts, NtStatus> {
+            self.asked.push(FactKind::Volume);
+            self.volume.ok_or(NtStatus::STATUS_FLT_VOLUME_NOT_FOUND)
+        }
+        fn file_object(&mut self) -> FileObjectState {
+            self.asked.push(FactKind::Handle);
+            self.file_object
+        }
+        fn transacted(&mut self) -> bool {
+            self.transacted
+        }
+        fn attributes(&mut self) -> Result<u32, NtStatus> {
+            self.asked.push(FactKind::StreamKind);
+            Ok(self.attributes)
+        }
+        fn standard(&mut self) -> Result<StandardInformation, NtStatus> {
+            self.asked.push(FactKind::StreamSizes);
+            Ok(self.standard)
+        }
+        fn valid_data_length(&mut self) -> Option<i64> {
+            self.vdl
+        }
+    }
+
+    fn plain_file() -> Script {
+        Script {
+            volume: Some(VolumeFacts::ntfs_default()),
+            file_object: FileObjectState {
+                read_access: true,
+                write_access: true,
+                flags: 0,
+            },
+            attributes: 0x20, // FILE_ATTRIBUTE_ARCHIVE
+            standard: StandardInformation {
+                end_of_file: 1 << 20,
+                delete_pending: false,
+            },
+            vdl: Some(1 << 20),
+            ..Script::default()
+        }
+    }
+
+    fn read(offset: u64, length: u64, script: Script) -> (Check, Script) {
+        let input = OffloadReadInput::new(offset, length, 0);
+        let mut bytes = [0_u8; 32];
+        input.serialize_into(&mut bytes).unwrap();
+        let mut facts = KernelFacts::new(script, LockView::FileSystemDecides);
+        let request = OffloadRequest {
+            input: &bytes,
+            output_len: OffloadReadOutput::SIZE,
+        };
+        let decision = decide(OffloadOp::Read, request, &mut facts, &Rules::DOCUMENTED);
+        (decision.check, facts.into_source())
+    }
+
+    #[test]
+    fn a_misaligned_request_never_queries_the_file() {
+        let (check, script) = read(100, 4096, plain_file());
+        assert_eq!(check, Check::Alignment);
+        assert_eq!(script.asked, [FactKind::Volume, FactKind::Handle]);
+    }
+
+    #[test]
+    fn a_good_request_asks_each_source_once_in_the_core_order() {
+        let (check, script) = read(0, 4096, plain_file());
+        assert_eq!(check, Check::Forward);
+        assert_eq!(
+            script.asked,
+            [
+                FactKind::Volume,
+                FactKind::Handle,
+                FactKind::StreamKind,
+                FactKind::StreamSizes
+            ]
+        );
+    }
+
+    #[test]
+    fn file_object_fields_become_handle_facts() {
+        let mut facts = KernelFacts::new(plain_file(), LockView::FileSystemDecides);
+        let handle = facts.handle().unwrap();
+        assert_eq!(
+            handle.granted,
+            AccessMask::READ_DATA | AccessMask::WRITE_DATA
+        );
+        assert!(!handle.closed);
+        let closed = Script {
+            file_object: FileObjectState {
+                read_access: true,
+                write_access: false,
+                flags: FO_CLEANUP_COMPLETE | 0x2,
+            },
+            ..plain_file()
+        };
+        let mut facts = KernelFacts::new(closed, LockView::FileSystemDecides);
+        let handle = facts.handle().unwrap();
+        assert_eq!(handle.granted, AccessMask::READ_DATA);
+        assert!(handle.closed);
+        assert_eq!(read(0, 4096, facts.into_source()).0, Check::HandleOpen);
+    }
+
+    #[test]
+    fn attributes_and_transaction_become_the_stream_kind() {
+        // FILE_ATTRIBUTE_COMPRESSED with FILE_ATTRIBUTE_ARCHIVE kept alongside.
+        let compressed = Script {
+            attributes: 0x0820,
+            ..plain_file()
+        };
+        let mut facts = KernelFacts::new(compressed, LockView::FileSystemDecides);
+        let kind = facts.stream_kind().unwrap();
+        assert!(kind.attributes.contains(FileAttributes::COMPRESSED));
+        assert_eq!(kind.attributes.bits(), 0x0820);
+        assert_eq!(read(0, 4096, facts.into_source()).0, Check::StreamKind);
+
+        let transacted = Script {
+            transacted: true,
+            ..plain_file()
+        };
+        let mut facts = KernelFacts::new(transacted, LockView::FileSystemDecides);
+        assert_eq!(
+            facts.stream_kind().unwrap().markers,
+            StreamMarkers::TRANSACTED
+        );
+        assert_eq!(read(0, 4096, facts.into_source()).0, Check::StreamKind);
+    }
+
+    #[test]
+    fn sizes_come_from_standard_information_and_the_fcb_header() {
+        let script = Script {
+            standard: StandardInformation {
+                end_of_file: 8192,
+                delete_pending: true,
+            },
+            vdl: Some(4096),
+            ..plain_file()
+        };
+        let mut facts = KernelFacts::new(script, LockView::FileSystemDecides);
+        let sizes = facts.stream_sizes().unwrap();
+        assert_eq!(
+            sizes,
+            StreamSizes {
+                end_of_file: 8192,
+                valid_data_length: 4096,
+                delete_pending: true
+            }
+        );
+    }
+
+    #[test]
+    fn without_a_published_vdl_all_data_counts_as_valid() {
+        let script = Script {
+            vdl: None,
+            ..plain_file()
+        };
+        let mut facts = KernelFacts::new(script, LockView::FileSystemDecides);
+        assert_eq!(facts.stream_sizes().unwrap().valid_data_length, 1 << 20);
+        let negative = Script {
+            standard: StandardInformation {
+                end_of_file: -1,
+                delete_pending: false,
+            },
+            vdl: Some(-5),
+            ..plain_file()
+        };
+        let mut facts = KernelFacts::new(negative, LockView::FileSystemDecides);
+        let sizes = facts.stream_sizes().unwrap();
+        assert_eq!((sizes.end_of_file, sizes.valid_data_length), (0, 0));
+    }
+
+    #[test]
+    fn a_missing_volume_context_ends_the_request_with_its_status() {
+        let script = Script {
+            volume: None,
+            ..plain_file()
+        };
+        let (check, script) = read(0, 4096, script);
+        assert_eq!(check, Check::FactUnavailable(FactKind::Volume));
+        assert_eq!(script.asked, [FactKind::Volume]);
+    }
+
+    #[test]
+    fn locks_are_left_to_the_file_system() {
+        let mut facts = KernelFacts::new(plain_file(), LockView::FileSystemDecides);
+        for intent in [LockIntent::Shared, LockIntent::Exclusive] {
+            assert_eq!(
+                facts.lock_conflict(ByteRange::new(0, 4096), intent),
+                Ok(false)
+            );
+        }
+    }
+}

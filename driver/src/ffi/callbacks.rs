@@ -1,0 +1,351 @@
+//! Borrowed views of Filter Manager's callback arguments and one generic `extern "system"`
+//! trampoline per callback kind. A trampoline turns raw pointers into views, calls safe code,
+//! and maps the answer back to `FLT_*` values; it never panics and never unwinds.
+
+use core::ffi::c_void;
+
+use odx_core::NtStatus;
+use windows_sys::Wdk::Foundation::FILE_OBJECT;
+use windows_sys::Wdk::Storage::FileSystem::Minifilters::{
+    FLT_CALLBACK_DATA, FLT_IO_PARAMETER_BLOCK, FLT_POSTOP_CALLBACK_STATUS,
+    FLT_POSTOP_FINISHED_PROCESSING, FLT_PREOP_CALLBACK_STATUS, FLT_PREOP_COMPLETE,
+    FLT_PREOP_SUCCESS_NO_CALLBACK, FLT_PREOP_SUCCESS_WITH_CALLBACK, FLT_RELATED_OBJECTS,
+    FLTFL_POST_OPERATION_DRAINING, FltSetCallbackDataDirty, PFLT_FILTER, PFLT_INSTANCE,
+    PFLT_VOLUME,
+};
+use windows_sys::Win32::Foundation::NTSTATUS;
+
+use super::kernel::PoolBox;
+use super::{core_status, nt};
+use crate::registration::IRP_MJ_FILE_SYSTEM_CONTROL;
+use crate::request::{FsControl, SystemBuffer};
+
+/// `FLT_CALLBACK_DATA` of the operation in progress, borrowed for one callback.
+pub struct CallbackData<'a> {
+    data: &'a mut FLT_CALLBACK_DATA,
+}
+
+impl core::fmt::Debug for CallbackData<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("CallbackData")
+            .field("flags", &self.data.Flags)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CallbackData<'_> {
+    fn iopb(&self) -> Option<&FLT_IO_PARAMETER_BLOCK> {
+        // SAFETY: Filter Manager passes callback data whose `Iopb` points to the parameter block
+        // of this operation, valid for the whole callback (the borrow of `self`).
+        unsafe { self.data.Iopb.as_ref() }
+    }
+
+    /// The file-system control request, or `None` for any other operation.
+    #[must_use]
+    pub fn fs_control(&self) -> Option<FsControl> {
+        let iopb = self.iopb()?;
+        if iopb.MajorFunction != IRP_MJ_FILE_SYSTEM_CONTROL {
+            return None;
+        }
+        // SAFETY: for IRP_MJ_FILE_SYSTEM_CONTROL the parameters union holds FileSystemControl.
+        let parameters = unsafe { iopb.Parameters.FileSystemControl };
+        // SAFETY: `Common` is the prefix every non-mount minor shares; the minor is checked by
+        // `FsControl::offload_op` before the code is used.
+        let common = unsafe { parameters.Common };
+        Some(FsControl {
+            minor_function: iopb.MinorFunction,
+            code: common.FsControlCode,
+        })
+    }
+
+    /// The METHOD_BUFFERED system buffer of an offload FSCTL (both offload codes are
+    /// METHOD_BUFFERED), viewed for its input and output lengths.
+    pub fn system_buffer(&mut self) -> SystemBuffer<'_> {
+        let Some(iopb) = self.iopb() else {
+            return SystemBuffer::empty();
+        };
+        // SAFETY: only called for IRP_MJ_FILE_SYSTEM_CONTROL (an offload FSCTL).
+        let parameters = unsafe { iopb.Parameters.FileSystemControl };
+        // SAFETY: both offload FSCTLs are METHOD_BUFFERED: their parameters are the `Buffered`
+        // variant.
+        let buffered = unsafe { parameters.Buffered };
+        let bytes =
+            SystemBuffer::allocation(buffered.InputBufferLength, buffered.OutputBufferLength);
+        let start = buffered.SystemBuffer.cast::<u8>();
+        if start.is_null() || bytes == 0 {
+            return SystemBuffer::empty();
+        }
+        // SAFETY: for METHOD_BUFFERED the I/O manager allocates one non-paged system buffer of
+        // max(InputBufferLength, OutputBufferLength) bytes; it stays valid and is not accessed
+        // by anyone else while this operation is in the filter's callback.
+        let all = unsafe { core::slice::from_raw_parts_mut(start, bytes) };
+        SystemBuffer::new(all, buffered.InputBufferLength, buffered.OutputBufferLength)
+    }
+
+    /// `IoStatus` as the layer below left it (post-operation).
+    #[must_use]
+    pub fn io_status(&self) -> (NtStatus, usize) {
+        // SAFETY: `IoStatus.Anonymous` is the Status/Pointer union; Status is what the file
+        // system writes on completion.
+        let status = unsafe { self.data.IoStatus.Anonymous.Status };
+        (core_status(status), self.data.IoStatus.Information)
+    }
+
+    /// Sets `IoStatus`.
+    pub fn set_io_status(&mut self, status: NtStatus, information: usize) {
+        self.data.IoStatus.Anonymous.Status = nt(status);
+        self.data.IoStatus.Information = information;
+    }
+
+    /// `FltSetCallbackDataDirty`: the parameters (here: the input buffer's `CopyLength`) were
+    /// changed in pre-operation.
+    pub fn set_dirty(&mut self) {
+        let data: *mut FLT_CALLBACK_DATA = self.data;
+        // SAFETY: `data` is the live callback data of this pre-operation callback.
+        unsafe { FltSetCallbackDataDirty(data) };
+    }
+}
+
+/// `FLT_RELATED_OBJECTS`, borrowed for one callback.
+#[derive(Clone, Copy)]
+pub struct RelatedObjects<'a> {
+    objects: &'a FLT_RELATED_OBJECTS,
+}
+
+impl core::fmt::Debug for RelatedObjects<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("RelatedObjects")
+            .field("filter", &self.objects.Filter)
+            .field("volume", &self.objects.Volume)
+            .field("instance", &self.objects.Instance)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> RelatedObjects<'a> {
+    /// The filter.
+    #[must_use]
+    pub const fn filter(&self) -> PFLT_FILTER {
+        self.objects.Filter
+    }
+
+    /// The volume.
+    #[must_use]
+    pub const fn volume(&self) -> PFLT_VOLUME {
+        self.objects.Volume
+    }
+
+    /// The instance.
+    #[must_use]
+    pub const fn instance(&self) -> PFLT_INSTANCE {
+        self.objects.Instance
+    }
+
+    /// The file object the operation is on.
+    #[must_use]
+    pub fn file_object(&self) -> Option<&'a FILE_OBJECT> {
+        // SAFETY: Filter Manager's related objects point to the operation's file object (or
+        // NULL), referenced for the duration of the callback.
+        unsafe { self.objects.FileObject.as_ref() }
+    }
+
+    /// Raw file object pointer, for `FltQueryInformationFile`.
+    #[must_use]
+    pub const fn file_object_ptr(&self) -> *const FILE_OBJECT {
+        self.objects.FileObject
+    }
+
+    /// The file object is enlisted in a (TxF) transaction.
+    #[must_use]
+    pub fn transacted(&self) -> bool {
+        !self.objects.Transaction.is_null()
+    }
+}
+
+/// What a pre-operation handler decided.
+#[derive(Debug)]
+pub enum PreOutcome<C> {
+    /// Not ours: `FLT_PREOP_SUCCESS_NO_CALLBACK`.
+    NoCallback,
+    /// `FLT_PREOP_COMPLETE` with this `IoStatus` (output already in the buffer).
+    Complete(NtStatus, usize),
+    /// `FLT_PREOP_SUCCESS_WITH_CALLBACK`, handing `C` to post-operation.
+    WithCallback(C),
+}
+
+/// Where a completion context waits between pre- and post-operation.
+pub trait ContextPool {
+    /// Moves `value` out to the pool; `None` when the pool is exhausted.
+    fn store<T: Copy>(value: T) -> Option<*mut c_void>;
+
+    /// Takes back a value stored by [`Self::store`] and frees its slot.
+    ///
+    /// # Safety
+    /// `raw` is NULL or came from `Self::store::<T>` and has not been taken back before.
+    unsafe fn take<T: Copy>(raw: *const c_void) -> Option<T>;
+}
+
+/// Non-paged pool (`ExAllocatePoolWithTag`): the driver's [`ContextPool`].
+#[derive(Debug)]
+pub struct NonPagedPool;
+
+impl ContextPool for NonPagedPool {
+    fn store<T: Copy>(value: T) -> Option<*mut c_void> {
+        PoolBox::new(value).map(PoolBox::into_raw)
+    }
+
+    unsafe fn take<T: Copy>(raw: *const c_void) -> Option<T> {
+        // SAFETY: forwarded from the caller: `raw` came from `store::<T>`, i.e. from
+        // `PoolBox::<T>::into_raw`, and is taken back once; the box frees it on drop.
+        let boxed = unsafe { PoolBox::<T>::from_raw(raw) };
+        boxed.map(|boxed| boxed.get())
+    }
+}
+
+/// The pre/post-operation pair of one registered operation.
+pub trait OperationHandler {
+    /// The completion context, copied out between pre- and post-operation.
+    type Context: Copy;
+    /// Where the completion context waits.
+    type Pool: ContextPool;
+    /// Status for a request whose completion context cannot be allocated.
+    const NO_CONTEXT_STATUS: NtStatus;
+    /// Pre-operation (IRQL <= APC_LEVEL).
+    fn pre(data: &mut CallbackData<'_>, objects: RelatedObjects<'_>) -> PreOutcome<Self::Context>;
+    /// Post-operation (IRQL <= DISPATCH_LEVEL); never called while draining.
+    fn post(data: &mut CallbackData<'_>, context: Self::Context);
+}
+
+/// `PFLT_PRE_OPERATION_CALLBACK` for `H`.
+///
+/// # Safety
+/// Called by Filter Manager with valid callback data, related objects and completion-context
+/// slot for this operation.
+pub unsafe extern "system" fn pre_operation<H: OperationHandler>(
+    data: *mut FLT_CALLBACK_DATA,
+    objects: *const FLT_RELATED_OBJECTS,
+    completion_context: *mut *mut c_void,
+) -> FLT_PREOP_CALLBACK_STATUS {
+    // SAFETY: Filter Manager passes the live callback data of this operation, exclusively ours
+    // for the duration of the callback.
+    let Some(data) = (unsafe { data.as_mut() }) else {
+        return FLT_PREOP_SUCCESS_NO_CALLBACK;
+    };
+    // SAFETY: same contract for the related objects.
+    let Some(objects) = (unsafe { objects.as_ref() }) else {
+        return FLT_PREOP_SUCCESS_NO_CALLBACK;
+    };
+    let mut data = CallbackData { data };
+    match H::pre(&mut data, RelatedObjects { objects }) {
+        PreOutcome::NoCallback => FLT_PREOP_SUCCESS_NO_CALLBACK,
+        PreOutcome::Complete(status, information) => {
+            data.set_io_status(status, information);
+            FLT_PREOP_COMPLETE
+        }
+        PreOutcome::WithCallback(context) => {
+            if completion_context.is_null() {
+                // Cannot happen for a registered post-operation; forward without one.
+                return FLT_PREOP_SUCCESS_NO_CALLBACK;
+            }
+            let Some(stored) = H::Pool::store(context) else {
+                data.set_io_status(H::NO_CONTEXT_STATUS, 0);
+                return FLT_PREOP_COMPLETE;
+            };
+            // SAFETY: `completion_context` is Filter Manager's non-NULL out slot for this
+            // operation; the pointer written is taken back exactly once in `post_operation`.
+            unsafe { completion_context.write(stored) };
+            FLT_PREOP_SUCCESS_WITH_CALLBACK
+        }
+    }
+}
+
+/// `PFLT_POST_OPERATION_CALLBACK` for `H`.
+///
+/// # Safety
+/// Called by Filter Manager with the callback data of an operation whose pre-operation
+/// returned `FLT_PREOP_SUCCESS_WITH_CALLBACK` and the completion context it set.
+pub unsafe extern "system" fn post_operation<H: OperationHandler>(
+    data: *mut FLT_CALLBACK_DATA,
+    _objects: *const FLT_RELATED_OBJECTS,
+    completion_context: *const c_void,
+    flags: u32,
+) -> FLT_POSTOP_CALLBACK_STATUS {
+    // SAFETY: the context was stored by `H::Pool::store::<H::Context>` in `pre_operation` and
+    // Filter Manager hands it to exactly one post-operation call.
+    let Some(context) = (unsafe { H::Pool::take::<H::Context>(completion_context) }) else {
+        return FLT_POSTOP_FINISHED_PROCESSING;
+    };
+    // The slot is freed above on every path; while draining nothing else may be touched.
+    if flags & FLTFL_POST_OPERATION_DRAINING != 0 {
+        return FLT_POSTOP_FINISHED_PROCESSING;
+    }
+    // SAFETY: Filter Manager passes the live callback data of the completing operation.
+    if let Some(data) = unsafe { data.as_mut() } {
+        H::post(&mut CallbackData { data }, context);
+    }
+    FLT_POSTOP_FINISHED_PROCESSING
+}
+
+/// Instance setup and teardown of one filter.
+pub trait InstanceHandler {
+    /// `PFLT_INSTANCE_SETUP_CALLBACK` (PASSIVE_LEVEL): attach or `STATUS_FLT_DO_NOT_ATTACH`.
+    fn setup(objects: RelatedObjects<'_>, filesystem_type: i32) -> NtStatus;
+    /// `PFLT_INSTANCE_TEARDOWN_CALLBACK`, start (PASSIVE_LEVEL).
+    fn teardown_start(objects: RelatedObjects<'_>, reason: u32);
+}
+
+/// `PFLT_INSTANCE_SETUP_CALLBACK` for `H`.
+///
+/// # Safety
+/// Called by Filter Manager with valid related objects.
+pub unsafe extern "system" fn instance_setup<H: InstanceHandler>(
+    objects: *const FLT_RELATED_OBJECTS,
+    _flags: u32,
+    _device_type: u32,
+    filesystem_type: i32,
+) -> NTSTATUS {
+    // SAFETY: Filter Manager passes the related objects of the instance being set up.
+    match unsafe { objects.as_ref() } {
+        Some(objects) => nt(H::setup(RelatedObjects { objects }, filesystem_type)),
+        None => windows_sys::Win32::Foundation::STATUS_FLT_DO_NOT_ATTACH,
+    }
+}
+
+/// `PFLT_INSTANCE_QUERY_TEARDOWN_CALLBACK`: manual detach (`fltmc detach`) is allowed.
+///
+/// # Safety
+/// Called by Filter Manager.
+pub unsafe extern "system" fn instance_query_teardown(
+    _objects: *const FLT_RELATED_OBJECTS,
+    _flags: u32,
+) -> NTSTATUS {
+    nt(NtStatus::STATUS_SUCCESS)
+}
+
+/// `PFLT_INSTANCE_TEARDOWN_CALLBACK` (start) for `H`.
+///
+/// # Safety
+/// Called by Filter Manager with valid related objects.
+pub unsafe extern "system" fn instance_teardown_start<H: InstanceHandler>(
+    objects: *const FLT_RELATED_OBJECTS,
+    reason: u32,
+) {
+    // SAFETY: Filter Manager passes the related objects of the instance being torn down.
+    if let Some(objects) = unsafe { objects.as_ref() } {
+        H::teardown_start(RelatedObjects { objects }, reason);
+    }
+}
+
+/// Filter unload.
+pub trait UnloadHandler {
+    /// `PFLT_FILTER_UNLOAD_CALLBACK` (PASSIVE_LEVEL).
+    fn unload(flags: u32) -> NtStatus;
+}
+
+/// `PFLT_FILTER_UNLOAD_CALLBACK` for `H`.
+///
+/// # Safety
+/// Called by Filter Manager.
+pub unsafe extern "system" fn filter_unload<H: UnloadHandler>(flags: u32) -> NTSTATUS {
+    nt(H::unload(flags))
+}

@@ -1,0 +1,182 @@
+//! [`KernelSource`] for a live request: the volume context, the `FILE_OBJECT`, the related
+//! transaction, `FltQueryInformationFile` and the stream's FCB header.
+
+use core::ffi::c_void;
+use core::sync::atomic::{AtomicI64, Ordering};
+
+use odx_core::{NtStatus, VolumeFacts};
+use windows_sys::Wdk::Storage::FileSystem::Minifilters::{
+    FltIsVolumeWritable, FltQueryInformationFile, FltQueryVolumeInformation,
+};
+use windows_sys::Wdk::Storage::FileSystem::{
+    FILE_BASIC_INFORMATION, FILE_FS_SECTOR_SIZE_INFORMATION, FILE_INFORMATION_CLASS,
+    FILE_STANDARD_INFORMATION, FS_INFORMATION_CLASS, FSRTL_COMMON_FCB_HEADER, FileBasicInformation,
+    FileFsSectorSizeInformation, FileFsSizeInformation, FileStandardInformation,
+};
+use windows_sys::Wdk::System::SystemServices::FILE_FS_SIZE_INFORMATION;
+use windows_sys::Win32::System::IO::IO_STATUS_BLOCK;
+
+use super::callbacks::RelatedObjects;
+use super::context::VolumeContextRef;
+use super::{core_status, nt_success};
+use crate::facts::{FileObjectState, KernelSource, StandardInformation};
+use crate::volume::RawVolume;
+
+/// `FSRTL_FLAG_ADVANCED_FCB_HEADER` (ntifs.h): `FsContext` starts with an
+/// `FSRTL_ADVANCED_FCB_HEADER`, as NTFS and ReFS stream control blocks do.
+const FSRTL_FLAG_ADVANCED_FCB_HEADER: u8 = 0x40;
+
+/// The kernel side of one request's facts.
+#[derive(Debug)]
+pub struct RequestSource<'a> {
+    objects: RelatedObjects<'a>,
+}
+
+impl<'a> RequestSource<'a> {
+    /// Facts about the request whose related objects are `objects`.
+    #[must_use]
+    pub const fn new(objects: RelatedObjects<'a>) -> Self {
+        Self { objects }
+    }
+
+    /// `FltQueryInformationFile` for a fixed-size information class.
+    fn query<T: Default>(&self, class: FILE_INFORMATION_CLASS) -> Result<T, NtStatus> {
+        let mut info = T::default();
+        let mut returned = 0_u32;
+        let length = u32::try_from(core::mem::size_of::<T>())
+            .map_err(|_| NtStatus::STATUS_INVALID_PARAMETER)?;
+        let file_object = self.objects.file_object_ptr();
+        if file_object.is_null() {
+            return Err(NtStatus::STATUS_INVALID_HANDLE);
+        }
+        let buffer: *mut c_void = (&raw mut info).cast();
+        // SAFETY: the instance and file object come from this operation's related objects (the
+        // file object is referenced for the callback); `buffer` is `length` writable bytes of the
+        // structure the class returns; pre-operation of an FSCTL runs at PASSIVE_LEVEL.
+        let status = unsafe {
+            FltQueryInformationFile(
+                self.objects.instance(),
+                file_object,
+                buffer,
+                length,
+                class,
+                &mut returned,
+            )
+        };
+        if nt_success(status) {
+            Ok(info)
+        } else {
+            Err(core_status(status))
+        }
+    }
+}
+
+impl KernelSource for RequestSource<'_> {
+    fn volume(&mut self) -> Result<VolumeFacts, NtStatus> {
+        // The reference is released when the temporary drops, on every path.
+        VolumeContextRef::get(self.objects.filter(), self.objects.volume())
+            .map(|context| context.facts())
+    }
+
+    fn file_object(&mut self) -> FileObjectState {
+        self.objects
+            .file_object()
+            .map_or_else(FileObjectState::default, |file_object| FileObjectState {
+                read_access: file_object.ReadAccess,
+                write_access: file_object.WriteAccess,
+                flags: file_object.Flags,
+            })
+    }
+
+    fn transacted(&mut self) -> bool {
+        self.objects.transacted()
+    }
+
+    fn attributes(&mut self) -> Result<u32, NtStatus> {
+        self.query::<FILE_BASIC_INFORMATION>(FileBasicInformation)
+            .map(|info| info.FileAttributes)
+    }
+
+    fn standard(&mut self) -> Result<StandardInformation, NtStatus> {
+        self.query::<FILE_STANDARD_INFORMATION>(FileStandardInformation)
+            .map(|info| StandardInformation {
+                end_of_file: info.EndOfFile,
+                delete_pending: info.DeletePending,
+            })
+    }
+
+    fn valid_data_length(&mut self) -> Option<i64> {
+        let file_object = self.objects.file_object()?;
+        let header = file_object
+            .FsContext
+            .cast::<FSRTL_COMMON_FCB_HEADER>()
+            .cast_const();
+        if header.is_null() {
+            return None;
+        }
+        // SAFETY: odxflt attaches only to NTFS and ReFS, whose FsContext for an open stream is
+        // the stream control block, which begins with an FSRTL_ADVANCED_FCB_HEADER (its common
+        // part included); the file object keeps it alive for the callback.
+        let flags = unsafe { (*header).Flags };
+        if flags & FSRTL_FLAG_ADVANCED_FCB_HEADER == 0 {
+            return None;
+        }
+        let offset = core::mem::offset_of!(FSRTL_COMMON_FCB_HEADER, ValidDataLength);
+        let vdl = header
+            .cast::<u8>()
+            .wrapping_add(offset)
+            .cast::<i64>()
+            .cast_mut();
+        // SAFETY: the field is an aligned i64 inside the live header (pool memory, 8-byte
+        // aligned). The file system updates it under its own locks; an atomic load reads a
+        // whole value without taking them (the same unsynchronised read FsRtl's fast I/O
+        // checks make). A stale value only moves the trimming point; the file system below
+        // re-checks valid data length itself.
+        let atomic = unsafe { AtomicI64::from_ptr(vdl) };
+        Some(atomic.load(Ordering::Relaxed))
+    }
+}
+
+/// What instance setup learns about the volume: `FltQueryVolumeInformation` for the sector and
+/// size classes, `FltIsVolumeWritable`.
+#[must_use]
+pub fn raw_volume(objects: RelatedObjects<'_>, filesystem_type: i32) -> RawVolume {
+    let sector =
+        query_volume::<FILE_FS_SECTOR_SIZE_INFORMATION>(objects, FileFsSectorSizeInformation);
+    let size = query_volume::<FILE_FS_SIZE_INFORMATION>(objects, FileFsSizeInformation);
+    let mut writable = false;
+    let volume = objects.volume() as *const c_void;
+    // SAFETY: `volume` is the opaque volume pointer of the instance being set up (PASSIVE_LEVEL);
+    // `writable` is a valid out pointer.
+    let status = unsafe { FltIsVolumeWritable(volume, &mut writable) };
+    RawVolume {
+        filesystem_type,
+        logical_bytes_per_sector: sector.map(|info| info.LogicalBytesPerSector),
+        bytes_per_sector: size.map(|info| info.BytesPerSector),
+        sectors_per_allocation_unit: size.map(|info| info.SectorsPerAllocationUnit),
+        writable: nt_success(status).then_some(writable),
+    }
+}
+
+fn query_volume<T: Copy>(objects: RelatedObjects<'_>, class: FS_INFORMATION_CLASS) -> Option<T> {
+    let mut info = core::mem::MaybeUninit::<T>::zeroed();
+    let mut iosb = IO_STATUS_BLOCK::default();
+    let length = u32::try_from(core::mem::size_of::<T>()).ok()?;
+    // SAFETY: the instance is the one being set up; `info` is `length` writable bytes for the
+    // structure of `class`; `iosb` is a valid status block. PASSIVE_LEVEL.
+    let status = unsafe {
+        FltQueryVolumeInformation(
+            objects.instance(),
+            &mut iosb,
+            info.as_mut_ptr().cast(),
+            length,
+            class,
+        )
+    };
+    if !nt_success(status) {
+        return None;
+    }
+    // SAFETY: the structures queried here are plain integers, valid for any bit pattern (the
+    // buffer was zeroed, and the file system filled it on success).
+    Some(unsafe { info.assume_init() })
+}

@@ -1,0 +1,239 @@
+//! Per-volume facts, learned once at instance setup and cached in the volume context.
+
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
+use odx_core::flags::VolumeFlags;
+use odx_core::policy::PolicyMode;
+use odx_core::{FileSystemKind, SectorSize, VolumeFacts};
+
+/// `FLT_FSTYPE_NTFS`.
+pub const FLT_FSTYPE_NTFS: i32 = 2;
+/// `FLT_FSTYPE_REFS`.
+pub const FLT_FSTYPE_REFS: i32 = 28;
+
+/// What instance setup reads from the kernel, before interpretation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct RawVolume {
+    /// `VolumeFilesystemType` passed to the instance setup callback.
+    pub filesystem_type: i32,
+    /// `FILE_FS_SECTOR_SIZE_INFORMATION.LogicalBytesPerSector`, if the query succeeded.
+    pub logical_bytes_per_sector: Option<u32>,
+    /// `FILE_FS_SIZE_INFORMATION.BytesPerSector`, if the query succeeded (fallback for the
+    /// logical sector size on file systems that do not answer the sector-size class).
+    pub bytes_per_sector: Option<u32>,
+    /// `SectorsPerAllocationUnit` from the same query.
+    pub sectors_per_allocation_unit: Option<u32>,
+    /// `FltIsVolumeWritable`, if it succeeded.
+    pub writable: Option<bool>,
+}
+
+/// Why instance setup declines a volume (`STATUS_FLT_DO_NOT_ATTACH`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decline {
+    /// Not NTFS or ReFS: no ODX there, nothing to govern.
+    FileSystem,
+    /// The volume did not report a power-of-two sector size; without it no alignment rule can
+    /// be applied, so odxflt stays out of the way.
+    SectorSize,
+}
+
+/// The file systems odxflt attaches to.
+#[must_use]
+pub const fn file_system(filesystem_type: i32) -> Option<FileSystemKind> {
+    match filesystem_type {
+        FLT_FSTYPE_NTFS => Some(FileSystemKind::Ntfs),
+        FLT_FSTYPE_REFS => Some(FileSystemKind::Refs),
+        _ => None,
+    }
+}
+
+impl RawVolume {
+    /// The facts to cache, or why not to attach.
+    ///
+    /// # Errors
+    /// [`Decline`] when the volume is not one odxflt attaches to.
+    pub fn facts(&self) -> Result<VolumeFacts, Decline> {
+        let file_system = file_system(self.filesystem_type).ok_or(Decline::FileSystem)?;
+        let sector_size = self
+            .logical_bytes_per_sector
+            .or(self.bytes_per_sector)
+            .and_then(SectorSize::new)
+            .ok_or(Decline::SectorSize)?;
+        let mut flags = VolumeFlags::OFFLOAD_READ_SUPPORTED | VolumeFlags::OFFLOAD_WRITE_SUPPORTED;
+        // Unknown writability counts as writable: the file system below still refuses a write to
+        // read-only media, while a wrong "read-only" would refuse writes that would succeed.
+        flags.set(VolumeFlags::READ_ONLY, self.writable == Some(false));
+        let cluster = match (self.bytes_per_sector, self.sectors_per_allocation_unit) {
+            (Some(bytes), Some(sectors)) => bytes.checked_mul(sectors),
+            _ => None,
+        };
+        // Without the cluster size, the largest cluster NTFS allows (2 MiB) bounds the file size
+        // from above, so the core never refuses a size the volume could hold.
+        let max_file_size = VolumeFacts::ntfs_max_file_size(cluster.unwrap_or(2 * 1024 * 1024));
+        Ok(VolumeFacts {
+            file_system,
+            sector_size,
+            flags,
+            max_file_size,
+        })
+    }
+}
+
+/// The volume context: the cached facts, the dismount mark and the volume's policy.
+#[derive(Debug)]
+#[repr(C)]
+pub struct VolumeContext {
+    facts: VolumeFacts,
+    dismounted: AtomicBool,
+    policy: AtomicU32,
+}
+
+impl VolumeContext {
+    /// A context for a freshly set-up volume, enforcing (the default policy).
+    #[must_use]
+    pub const fn new(facts: VolumeFacts) -> Self {
+        Self {
+            facts,
+            dismounted: AtomicBool::new(false),
+            policy: AtomicU32::new(PolicyMode::Enforce.as_u32()),
+        }
+    }
+
+    /// The volume's policy.
+    #[must_use]
+    pub fn policy(&self) -> PolicyMode {
+        PolicyMode::from_u32(self.policy.load(Ordering::Acquire)).unwrap_or_default()
+    }
+
+    /// Changes the volume's policy (issue 6: from the communication port).
+    pub fn set_policy(&self, mode: PolicyMode) {
+        self.policy.store(mode.as_u32(), Ordering::Release);
+    }
+
+    /// Instance teardown (dismount, detach, unload): requests still in flight on this volume are
+    /// answered as on a dismounted volume.
+    pub fn mark_dismounted(&self) {
+        self.dismounted.store(true, Ordering::Release);
+    }
+
+    /// The facts as the core sees them now.
+    #[must_use]
+    pub fn facts(&self) -> VolumeFacts {
+        let mut facts = self.facts;
+        if self.dismounted.load(Ordering::Acquire) {
+            facts.flags.insert(VolumeFlags::DISMOUNTED);
+        }
+        facts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ntfs() -> RawVolume {
+        RawVolume {
+            filesystem_type: FLT_FSTYPE_NTFS,
+            logical_bytes_per_sector: Some(4096),
+            bytes_per_sector: Some(512),
+            sectors_per_allocation_unit: Some(8),
+            writable: Some(true),
+        }
+    }
+
+    #[test]
+    fn ntfs_volume_facts_use_the_logical_sector_size_and_cluster() {
+        let facts = ntfs().facts().unwrap();
+        assert_eq!(facts.file_system, FileSystemKind::Ntfs);
+        assert_eq!(facts.sector_size.get(), 4096);
+        assert!(!facts.flags.contains(VolumeFlags::READ_ONLY));
+        assert!(facts.flags.contains(VolumeFlags::OFFLOAD_READ_SUPPORTED));
+        assert!(facts.flags.contains(VolumeFlags::OFFLOAD_WRITE_SUPPORTED));
+        assert_eq!(facts.max_file_size, VolumeFacts::ntfs_max_file_size(4096));
+    }
+
+    #[test]
+    fn refs_is_attached_other_file_systems_are_declined() {
+        let refs = RawVolume {
+            filesystem_type: FLT_FSTYPE_REFS,
+            ..ntfs()
+        };
+        assert_eq!(refs.facts().unwrap().file_system, FileSystemKind::Refs);
+        // FLT_FSTYPE_FAT (3), FLT_FSTYPE_EXFAT (27), FLT_FSTYPE_RAW (1).
+        for fs in [3, 27, 1] {
+            let other = RawVolume {
+                filesystem_type: fs,
+                ..ntfs()
+            };
+            assert_eq!(other.facts(), Err(Decline::FileSystem));
+        }
+    }
+
+    #[test]
+    fn sector_size_falls_back_and_must_be_a_power_of_two() {
+        let fallback = RawVolume {
+            logical_bytes_per_sector: None,
+            ..ntfs()
+        };
+        assert_eq!(fallback.facts().unwrap().sector_size.get(), 512);
+        let odd = RawVolume {
+            logical_bytes_per_sector: Some(520),
+            ..ntfs()
+        };
+        assert_eq!(odd.facts(), Err(Decline::SectorSize));
+        let none = RawVolume {
+            logical_bytes_per_sector: None,
+            bytes_per_sector: None,
+            ..ntfs()
+        };
+        assert_eq!(none.facts(), Err(Decline::SectorSize));
+    }
+
+    #[test]
+    fn writability_only_a_definite_no_is_read_only() {
+        let ro = RawVolume {
+            writable: Some(false),
+            ..ntfs()
+        };
+        assert!(ro.facts().unwrap().flags.contains(VolumeFlags::READ_ONLY));
+        let unknown = RawVolume {
+            writable: None,
+            ..ntfs()
+        };
+        assert!(
+            !unknown
+                .facts()
+                .unwrap()
+                .flags
+                .contains(VolumeFlags::READ_ONLY)
+        );
+    }
+
+    #[test]
+    fn unknown_cluster_size_takes_the_largest_bound() {
+        let raw = RawVolume {
+            sectors_per_allocation_unit: None,
+            ..ntfs()
+        };
+        assert_eq!(
+            raw.facts().unwrap().max_file_size,
+            VolumeFacts::ntfs_max_file_size(2 << 20)
+        );
+    }
+
+    #[test]
+    fn teardown_marks_the_context_dismounted() {
+        let context = VolumeContext::new(ntfs().facts().unwrap());
+        assert!(!context.facts().flags.contains(VolumeFlags::DISMOUNTED));
+        context.mark_dismounted();
+        assert!(context.facts().flags.contains(VolumeFlags::DISMOUNTED));
+    }
+
+    #[test]
+    fn a_new_volume_enforces_and_the_policy_can_change() {
+        let context = VolumeContext::new(ntfs().facts().unwrap());
+        assert_eq!(context.policy(), PolicyMode::Enforce);
+        context.set_policy(PolicyMode::Monitor);
+        assert_eq!(context.policy(), PolicyMode::Monitor);
+    }
+}

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Cross-builds odxflt.sys for x86_64-pc-windows-msvc on Debian 12 and checks the image.
+#
+#   scripts/cross-build-driver.sh            # install what is missing, build, check
+#   ODXFLT_NO_APT=1 scripts/cross-build-driver.sh   # never call apt-get (tools must be there)
+#
+# Toolchain: Debian's rustc-web/cargo-web (with rust-web-src for -Z build-std), lld-link-16 and
+# llvm-16's llvm-readobj. They are called by full path; rustup's toolchain stays the default for
+# everything else. The result is target/x86_64-pc-windows-msvc/release/odxflt.sys; the build
+# fails unless the image imports only from ntoskrnl.exe, fltmgr.sys and hal.dll, exports
+# DriverEntry, and is a native-subsystem image with the driver flags wdk-build sets.
+# See docs/driver.md ("Building on Linux").
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+root=$PWD
+target=x86_64-pc-windows-msvc
+cross_dir="$root/target/cross"          # the Debian toolchain's own cargo target dir
+out_dir="$root/target/$target/release"
+image="$out_dir/odxflt.sys"
+
+packages=(rustc-web cargo-web rust-web-src lld-16 llvm-16)
+rustc_bin=/usr/bin/rustc
+cargo_bin=/usr/bin/cargo
+lld_link=/usr/bin/lld-link-16
+readobj=/usr/bin/llvm-readobj-16
+
+say() { printf 'cross-build-driver: %s\n' "$*"; }
+fail() { printf 'cross-build-driver: FAILED: %s\n' "$*" >&2; exit 1; }
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  [ -z "${ODXFLT_NO_APT:-}" ] || fail "missing Debian packages: ${missing[*]}"
+  say "installing ${missing[*]}"
+  sudo=()
+  [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+  "${sudo[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+for tool in "$rustc_bin" "$cargo_bin" "$lld_link" "$readobj"; do
+  [ -x "$tool" ] || fail "$tool not found"
+done
+say "$("$rustc_bin" --version), $("$cargo_bin" --version), $("$lld_link" --version | head -n1)"
+
+# The Debian toolchain, isolated from rustup's: its own target dir, no rustup overrides.
+build_env=(
+  env -u RUSTUP_TOOLCHAIN -u RUSTC_WRAPPER -u CARGO -u CARGO_TARGET_DIR -u RUSTFLAGS
+  RUSTC_BOOTSTRAP=1
+  RUSTC="$rustc_bin"
+  CARGO_TARGET_DIR="$cross_dir"
+  CARGO_TARGET_X86_64_PC_WINDOWS_MSVC_LINKER="$lld_link"
+  CARGO_TARGET_X86_64_PC_WINDOWS_MSVC_RUSTFLAGS="-C target-feature=+crt-static -C linker-flavor=lld-link"
+)
+"${build_env[@]}" "$cargo_bin" build --locked -p odxflt --release --target "$target" \
+  -Z build-std=core,compiler_builtins -Z build-std-features=compiler-builtins-mem
+
+mkdir -p "$out_dir"
+cp "$cross_dir/$target/release/odxflt.dll" "$image"
+[ -f "$cross_dir/$target/release/odxflt.pdb" ] && cp "$cross_dir/$target/release/odxflt.pdb" "$out_dir/odxflt.pdb"
+
+# --- checks -------------------------------------------------------------------------------
+headers=$("$readobj" --file-headers "$image")
+imports=$("$readobj" --coff-imports "$image")
+exports=$("$readobj" --coff-exports "$image")
+
+grep -q 'Machine: IMAGE_FILE_MACHINE_AMD64' <<<"$headers" || fail "not an x86-64 image"
+grep -q 'Subsystem: IMAGE_SUBSYSTEM_NATIVE' <<<"$headers" || fail "subsystem is not NATIVE"
+for flag in IMAGE_DLL_CHARACTERISTICS_FORCE_INTEGRITY IMAGE_DLL_CHARACTERISTICS_NX_COMPAT \
+            IMAGE_DLL_CHARACTERISTICS_DYNAMIC_BASE; do
+  grep -q "$flag" <<<"$headers" || fail "missing $flag (wdk-build's /INTEGRITYCHECK /NXCOMPAT /DYNAMICBASE)"
+done
+
+libraries=$(awk '/^Import \{/ {imp=1} imp && $1 == "Name:" {print $2; imp=0}' <<<"$imports" | sort -u)
+[ -n "$libraries" ] || fail "no imports found (readobj output changed?)"
+while read -r lib; do
+  case "${lib,,}" in
+    ntoskrnl.exe | fltmgr.sys | hal.dll) ;;
+    *) fail "imports from $lib (allowed: ntoskrnl.exe, fltmgr.sys, hal.dll)" ;;
+  esac
+done <<<"$libraries"
+grep -qE '^\s*Name: DriverEntry$' <<<"$exports" || fail "DriverEntry is not exported"
+
+say "image: ${image#"$root"/} ($(stat -c %s "$image") bytes)"
+say "imports:"
+awk '/^Import \{/ {imp=1} imp && $1 == "Name:" {lib=$2; imp=0} $1 == "Symbol:" {print "  " lib "!" $2}' <<<"$imports"
+say "exports: $(awk '$1 == "Name:" {printf "%s ", $2}' <<<"$exports")"
+say "OK"
