@@ -192,7 +192,9 @@ fn big_u64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
                 Some(hex) => u64::from_str_radix(hex, 16),
                 None => t.parse(),
             };
-            parsed.map_err(|_| serde::de::Error::custom(format!("{t:?} is not a 64-bit unsigned number")))
+            parsed.map_err(|_| {
+                serde::de::Error::custom(format!("{t:?} is not a 64-bit unsigned number"))
+            })
         }
     }
 }

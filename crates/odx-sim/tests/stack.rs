@@ -1,0 +1,381 @@
+//! The stack's structure: which layer decides, which facts odxflt asks for, sticky volume flags,
+//! and the copy engine over both stores.
+
+use odx_core::flags::{AccessMask, FileAttributes, StreamMarkers, SupportedFeatures, VolumeFlags};
+use odx_core::iomgr::{FilterSupportedFeaturesMode, RequestorMode};
+use odx_core::validate::Check;
+use odx_core::wire::{OffloadReadInput, OffloadReadOutput};
+use odx_core::{FactKind, NtStatus, WireStruct};
+use odx_sim::copy_engine::{CopyOptions, FallbackCause, StackCopy, copy};
+use odx_sim::scenario::{Scenario, StepStatus, compare};
+use odx_sim::{DataStore, DecidedBy, FileId, HostStore, MemStore, Stack, VolumeConfig};
+
+fn stack_with(filters: Vec<u32>, config: VolumeConfig) -> (Stack<MemStore>, FileId) {
+    let filters = filters
+        .into_iter()
+        .map(SupportedFeatures::from_bits_retain)
+        .collect();
+    let mut stack = Stack::new(
+        config,
+        MemStore::new(),
+        filters,
+        FilterSupportedFeaturesMode::Normal,
+    );
+    let vol = stack.volume_mut();
+    let id = vol.create_file("f").unwrap();
+    vol.write_data(id, 0, &vec![7u8; 1 << 20]).unwrap();
+    (stack, id)
+}
+
+fn read_request(offset: u64, length: u64) -> Vec<u8> {
+    let mut bytes = vec![0u8; OffloadReadInput::SIZE];
+    OffloadReadInput::new(offset, length, 0)
+        .serialize_into(&mut bytes)
+        .unwrap();
+    bytes
+}
+
+#[test]
+fn a_misaligned_request_never_queries_stream_facts() {
+    let (mut stack, id) = stack_with(vec![], VolumeConfig::default());
+    let h = stack.open(id, AccessMask::READ_DATA).unwrap();
+    let out = stack.fsctl(
+        h,
+        odx_core::FSCTL_OFFLOAD_READ,
+        &read_request(100, 4096),
+        528,
+        RequestorMode::User,
+    );
+    assert_eq!(out.status, NtStatus::STATUS_INVALID_PARAMETER);
+    assert_eq!(out.decided_by, DecidedBy::Odxflt(Check::Alignment));
+    assert_eq!(out.facts.get(FactKind::Volume), 1);
+    assert_eq!(out.facts.get(FactKind::Handle), 1);
+    assert_eq!(out.facts.get(FactKind::StreamKind), 0);
+    assert_eq!(out.facts.get(FactKind::StreamSizes), 0);
+    assert_eq!(out.facts.get(FactKind::Locks), 0);
+}
+
+#[test]
+fn a_forwarded_request_asks_each_fact_once() {
+    let (mut stack, id) = stack_with(vec![3], VolumeConfig::default());
+    let h = stack.open(id, AccessMask::READ_DATA).unwrap();
+    let out = stack.fsctl(
+        h,
+        odx_core::FSCTL_OFFLOAD_READ,
+        &read_request(0, 65536),
+        528,
+        RequestorMode::User,
+    );
+    assert_eq!(out.status, NtStatus::STATUS_SUCCESS);
+    assert_eq!(
+        out.decided_by,
+        DecidedBy::Below {
+            below: NtStatus::STATUS_SUCCESS
+        }
+    );
+    for kind in [
+        FactKind::Volume,
+        FactKind::Handle,
+        FactKind::StreamKind,
+        FactKind::StreamSizes,
+        FactKind::Locks,
+    ] {
+        assert_eq!(out.facts.get(kind), 1, "{kind:?}");
+    }
+    let answer = OffloadReadOutput::parse(&out.output).unwrap();
+    assert_eq!(answer.transfer_length.get(), 65536);
+    assert_eq!(answer.size.get(), 528);
+}
+
+#[test]
+fn the_io_manager_refuses_before_odxflt_asks_anything() {
+    let (mut stack, id) = stack_with(vec![3, 0], VolumeConfig::default());
+    let h = stack.open(id, AccessMask::READ_DATA).unwrap();
+    let out = stack.fsctl(
+        h,
+        odx_core::FSCTL_OFFLOAD_READ,
+        &read_request(0, 65536),
+        528,
+        RequestorMode::User,
+    );
+    assert_eq!(out.status, NtStatus::STATUS_OFFLOAD_READ_FLT_NOT_SUPPORTED);
+    assert_eq!(out.decided_by, DecidedBy::IoManager);
+    assert_eq!(out.facts.total(), 0);
+    assert!(out.output.is_empty());
+}
+
+#[test]
+fn storage_refusal_clears_the_volume_flag_for_good() {
+    let config = VolumeConfig {
+        storage_offload_read: false,
+        ..VolumeConfig::default()
+    };
+    let (mut stack, id) = stack_with(vec![], config);
+    let h = stack.open(id, AccessMask::READ_DATA).unwrap();
+    assert!(
+        stack
+            .volume()
+            .flags()
+            .contains(VolumeFlags::OFFLOAD_READ_SUPPORTED)
+    );
+    assert_eq!(
+        stack.offload_read(h, 0, 4096, 0),
+        Err(NtStatus::STATUS_DEVICE_FEATURE_NOT_SUPPORTED)
+    );
+    assert!(
+        !stack
+            .volume()
+            .flags()
+            .contains(VolumeFlags::OFFLOAD_READ_SUPPORTED)
+    );
+    for _ in 0..3 {
+        assert_eq!(
+            stack.offload_read(h, 0, 4096, 0),
+            Err(NtStatus::STATUS_NOT_SUPPORTED)
+        );
+    }
+    assert!(
+        stack
+            .volume()
+            .flags()
+            .contains(VolumeFlags::OFFLOAD_WRITE_SUPPORTED)
+    );
+}
+
+#[test]
+fn offload_write_raises_vdl_but_never_eof() {
+    let (mut stack, src) = stack_with(vec![], VolumeConfig::default());
+    let vol = stack.volume_mut();
+    let dst = vol.create_file("d").unwrap();
+    vol.set_end_of_file(dst, 10_000).unwrap();
+    let hs = stack.open(src, AccessMask::READ_DATA).unwrap();
+    let hd = stack.open(dst, AccessMask::WRITE_DATA).unwrap();
+    let r = stack.offload_read(hs, 0, 16384, 0).unwrap();
+    assert_eq!(stack.offload_write(hd, 0, 16384, 0, &r.token), Ok(10_240));
+    let e = stack.volume().entry(dst).unwrap();
+    assert_eq!((e.end_of_file, e.valid_data_length), (10_000, 10_000));
+    assert_eq!(stack.volume().data().len(dst).unwrap(), 10_000);
+}
+
+fn copy_stack<S: DataStore>(
+    store: S,
+    src_attrs: FileAttributes,
+    filters: Vec<u32>,
+    max_transfer: u64,
+) -> (Stack<S>, FileId, FileId) {
+    let config = VolumeConfig {
+        max_transfer,
+        ..VolumeConfig::default()
+    };
+    let filters = filters
+        .into_iter()
+        .map(SupportedFeatures::from_bits_retain)
+        .collect();
+    let mut stack = Stack::new(config, store, filters, FilterSupportedFeaturesMode::Normal);
+    let vol = stack.volume_mut();
+    let src = vol.create_file("src").unwrap();
+    let data: Vec<u8> = (0..3_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    vol.write_data(src, 0, &data).unwrap();
+    vol.set_kind(src, src_attrs, StreamMarkers::empty(), false)
+        .unwrap();
+    let dst = vol.create_file("dst").unwrap();
+    (stack, src, dst)
+}
+
+fn identical<S: DataStore>(stack: &Stack<S>, src: FileId, dst: FileId) -> bool {
+    let len = stack.volume().entry(src).unwrap().end_of_file;
+    stack.volume().entry(dst).unwrap().end_of_file == len
+        && compare(stack, src, 0, dst, 0, len).unwrap()
+            == StepStatus::Status(NtStatus::STATUS_SUCCESS)
+}
+
+#[test]
+fn copy_engine_offloads_everything_and_continues_after_truncation() {
+    let (mut stack, src, dst) =
+        copy_stack(MemStore::new(), FileAttributes::empty(), vec![], 1 << 20);
+    let mut ops = StackCopy::open(&mut stack, src, dst).unwrap();
+    let options = CopyOptions {
+        chunk: 300 * 1024,
+        ..CopyOptions::default()
+    };
+    let report = copy(&mut ops, &options, &mut |_| {}).unwrap();
+    assert_eq!(report.total_bytes, 3_000_000);
+    assert_eq!(report.offloaded_bytes, 3_000_000);
+    assert_eq!(report.fallback_bytes, 0);
+    assert_eq!(report.fallback, None);
+    // 3 000 000 bytes with 1 MiB per token: three reads, each truncated but the last.
+    assert_eq!(report.offload_reads, 3);
+    assert_eq!(report.truncated_reads, 2);
+    assert!(identical(&stack, src, dst));
+}
+
+#[test]
+fn copy_engine_falls_back_for_a_sparse_source() {
+    let (mut stack, src, dst) = copy_stack(
+        MemStore::new(),
+        FileAttributes::SPARSE_FILE,
+        vec![],
+        1 << 28,
+    );
+    let mut ops = StackCopy::open(&mut stack, src, dst).unwrap();
+    let report = copy(&mut ops, &CopyOptions::default(), &mut |_| {}).unwrap();
+    assert_eq!(
+        report.fallback,
+        Some(FallbackCause::ReadFailed(
+            NtStatus::STATUS_OFFLOAD_READ_FILE_NOT_SUPPORTED
+        ))
+    );
+    assert_eq!(
+        (
+            report.offloaded_bytes,
+            report.fallback_bytes,
+            report.fallback_at
+        ),
+        (0, 3_000_000, Some(0))
+    );
+    assert!(identical(&stack, src, dst));
+}
+
+#[test]
+fn copy_engine_falls_back_when_a_filter_has_not_opted_in_to_write() {
+    let (mut stack, src, dst) =
+        copy_stack(MemStore::new(), FileAttributes::empty(), vec![1], 1 << 28);
+    let mut ops = StackCopy::open(&mut stack, src, dst).unwrap();
+    let report = copy(&mut ops, &CopyOptions::default(), &mut |_| {}).unwrap();
+    assert_eq!(
+        report.fallback,
+        Some(FallbackCause::WriteFailed(
+            NtStatus::STATUS_OFFLOAD_WRITE_FLT_NOT_SUPPORTED
+        ))
+    );
+    assert_eq!(report.fallback_bytes, 3_000_000);
+    assert!(identical(&stack, src, dst));
+}
+
+#[test]
+fn copy_engine_resumes_the_classic_copy_where_offload_stopped() {
+    // The token expires between chunks: the first chunk is offloaded, the rest copied classically.
+    struct Expiring<'a, S: DataStore>(StackCopy<'a, S>, u32);
+    impl<S: DataStore> odx_sim::copy_engine::CopyOps for Expiring<'_, S> {
+        fn source_len(&mut self) -> std::io::Result<u64> {
+            self.0.source_len()
+        }
+        fn sector_size(&self) -> u64 {
+            self.0.sector_size()
+        }
+        fn set_dest_len(&mut self, len: u64) -> std::io::Result<()> {
+            self.0.set_dest_len(len)
+        }
+        fn offload_read(
+            &mut self,
+            o: u64,
+            l: u64,
+        ) -> Result<odx_sim::copy_engine::TokenAnswer, NtStatus> {
+            self.0.offload_read(o, l)
+        }
+        fn offload_write(
+            &mut self,
+            o: u64,
+            l: u64,
+            t: u64,
+            token: &odx_core::wire::StorageOffloadToken,
+        ) -> Result<u64, NtStatus> {
+            self.1 += 1;
+            if self.1 == 2 {
+                let mut forged = *token;
+                forged.token_id[0] ^= 1;
+                return self.0.offload_write(o, l, t, &forged);
+            }
+            self.0.offload_write(o, l, t, token)
+        }
+        fn read(&mut self, o: u64, b: &mut [u8]) -> std::io::Result<usize> {
+            self.0.read(o, b)
+        }
+        fn write(&mut self, o: u64, d: &[u8]) -> std::io::Result<()> {
+            self.0.write(o, d)
+        }
+    }
+    let (mut stack, src, dst) =
+        copy_stack(MemStore::new(), FileAttributes::empty(), vec![], 1 << 28);
+    let mut ops = Expiring(StackCopy::open(&mut stack, src, dst).unwrap(), 0);
+    let options = CopyOptions {
+        chunk: 1 << 20,
+        ..CopyOptions::default()
+    };
+    let report = copy(&mut ops, &options, &mut |_| {}).unwrap();
+    assert_eq!(
+        report.fallback,
+        Some(FallbackCause::WriteFailed(NtStatus::STATUS_INVALID_TOKEN))
+    );
+    assert_eq!(report.fallback_at, Some(1 << 20));
+    assert_eq!(report.offloaded_bytes, 1 << 20);
+    assert_eq!(report.fallback_bytes, 3_000_000 - (1 << 20));
+    assert!(identical(&stack, src, dst));
+}
+
+#[test]
+fn host_files_copy_moves_data_inside_the_kernel() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut stack, src, dst) = copy_stack(
+        HostStore::in_dir(dir.path()),
+        FileAttributes::empty(),
+        vec![],
+        1 << 28,
+    );
+    let mut ops = StackCopy::open(&mut stack, src, dst).unwrap();
+    let report = copy(&mut ops, &CopyOptions::default(), &mut |_| {}).unwrap();
+    assert_eq!(report.offloaded_bytes, 3_000_000);
+    assert!(identical(&stack, src, dst));
+    let stats = stack.volume().data().stats();
+    // copy_file_range works on every Linux file system used here; if it did not, the store
+    // says why and moved the bytes through a bounded buffer instead.
+    assert_eq!(
+        stats.copies.in_kernel + stats.copies.through_user_buffer,
+        3_000_000
+    );
+    assert!(stats.copies.in_kernel == 3_000_000 || stats.kernel_copy_fallback.is_some());
+    let a = std::fs::read(stack.volume().data().path(src).unwrap()).unwrap();
+    let b = std::fs::read(stack.volume().data().path(dst).unwrap()).unwrap();
+    assert!(a == b);
+}
+
+#[test]
+fn malformed_scenarios_name_the_line() {
+    let cases = [
+        (
+            "[[step]]\nop = \"read\"\nfile = \"x\"\nbogus = 1\n",
+            4,
+            "unknown field `bogus`",
+        ),
+        (
+            "[[file]]\nname = \"a\"\n\n[[step]]\nop = \"read\"\nfile = \"b\"\n",
+            4,
+            "unknown file \"b\"",
+        ),
+        (
+            "[[file]]\nname = \"a\"\n[[step]]\nop = \"write\"\nfile = \"a\"\ntoken = \"t9\"\n",
+            3,
+            "was not stored",
+        ),
+        (
+            "[[file]]\nname = \"a\"\n[[step]]\nop = \"read\"\nfile = \"a\"\nexpect = \"STATUS_NOPE\"\n",
+            3,
+            "not a known STATUS_",
+        ),
+        ("[volume]\nsector_size = 1000\n", 1, "power of two"),
+        ("[[step]]\nop = \"fly\"\n", 2, "unknown variant"),
+        ("[[file]]\nname = \"a\"\nsize = -5\n", 3, ""),
+    ];
+    for (text, line, needle) in cases {
+        let err = Scenario::parse(text, "x.toml").unwrap_err();
+        assert_eq!(err.line, line, "{text:?}: {err}");
+        assert!(err.message.contains(needle), "{err}");
+        assert!(!err.to_string().contains('\n'), "{err}");
+        assert!(
+            err.to_string().starts_with(&format!("x.toml:{line}:")),
+            "{err}"
+        );
+    }
+}
