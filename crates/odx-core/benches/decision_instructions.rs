@@ -1,0 +1,103 @@
+//! A plain loop for `valgrind --tool=callgrind` (scripts/callgrind-decisions.sh): runs one path
+//! N times. The script runs it with two values of N and divides the difference in instructions by
+//! the difference in N, which cancels start-up and set-up costs exactly.
+//!
+//! `decision_instructions <path> <n>`, path one of: copy, read, write, pre_write,
+//! compare (one `==` on the control code, the baseline of from_fsctl), from_fsctl.
+
+use std::hint::black_box;
+use std::process::ExitCode;
+
+use odx_core::filter::{BufferedRequest, pre_operation};
+use odx_core::policy::PolicyMode;
+use odx_core::{FSCTL_OFFLOAD_READ, OffloadOp, OffloadRequest, Rules, decide_read, decide_write};
+
+#[path = "support/mod.rs"]
+mod support;
+use support::{FSCTL_SET_SPARSE, MemFacts, read_input, write_input};
+
+#[inline(never)]
+fn copy_once(src: &[u8]) -> [u8; 544] {
+    let mut dst = [0u8; 544];
+    if let Some(s) = src.get(..544) {
+        dst.copy_from_slice(s);
+    }
+    dst
+}
+
+fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1);
+    let (Some(path), Some(n)) = (args.next(), args.next().and_then(|n| n.parse::<u64>().ok()))
+    else {
+        // Under `cargo bench` (no arguments) there is nothing to measure: callgrind does that.
+        eprintln!(
+            "usage: decision_instructions <copy|read|write|pre_write|compare|from_fsctl> <n>"
+        );
+        return ExitCode::SUCCESS;
+    };
+    let read = read_input();
+    let write = write_input();
+    let facts = MemFacts::forwarding();
+    let rules = Rules::DOCUMENTED;
+    let mut buffer = write.clone();
+    match path.as_str() {
+        "copy" => {
+            for _ in 0..n {
+                black_box(copy_once(black_box(&write)));
+            }
+        }
+        "read" => {
+            for _ in 0..n {
+                let mut f = black_box(facts);
+                let request = OffloadRequest {
+                    input: black_box(&read),
+                    output_len: 528,
+                };
+                black_box(decide_read(request, &mut f, black_box(&rules)));
+            }
+        }
+        "write" => {
+            for _ in 0..n {
+                let mut f = black_box(facts);
+                let request = OffloadRequest {
+                    input: black_box(&write),
+                    output_len: 16,
+                };
+                black_box(decide_write(request, &mut f, black_box(&rules)));
+            }
+        }
+        "pre_write" => {
+            for _ in 0..n {
+                let mut f = black_box(facts);
+                let request = BufferedRequest {
+                    op: OffloadOp::Write,
+                    buffer: black_box(&mut buffer),
+                    input_len: 544,
+                    output_len: 16,
+                };
+                black_box(pre_operation(
+                    request,
+                    PolicyMode::Enforce,
+                    &mut f,
+                    &rules,
+                    None,
+                ));
+            }
+        }
+        "compare" => {
+            for _ in 0..n {
+                black_box(black_box(FSCTL_SET_SPARSE) == FSCTL_OFFLOAD_READ);
+            }
+        }
+        "from_fsctl" => {
+            for _ in 0..n {
+                black_box(OffloadOp::from_fsctl(black_box(FSCTL_SET_SPARSE)));
+            }
+        }
+        other => {
+            eprintln!("unknown path {other}");
+            return ExitCode::FAILURE;
+        }
+    }
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,205 @@
+//! The filter's two callbacks (`filter::pre_operation` / `post_operation`) over an arbitrary
+//! METHOD_BUFFERED system buffer: arbitrary policy mode, facts, rules, buffer size,
+//! `InputBufferLength` / `OutputBufferLength` (either may exceed the buffer), then an arbitrary
+//! answer from below. Checks: `Information` never exceeds `OutputBufferLength` or the buffer,
+//! output only with success, nothing is written beyond the output length, a rewritten input is
+//! the trimmed request, and veto asks no fact.
+
+#![no_main]
+
+use arbitrary::Arbitrary;
+use libfuzzer_sys::fuzz_target;
+use odx_core::filter::{
+    BufferedRequest, LowerAnswer, PostContext, PreOp, post_operation, pre_operation,
+};
+use odx_core::policy::PolicyMode;
+use odx_core::stats::VolumeStats;
+use odx_core::wire::{
+    OffloadReadInput, OffloadReadOutput, OffloadWriteInput, OffloadWriteOutput, StorageOffloadToken,
+};
+use odx_core::{NtStatus, OffloadOp, WireStruct};
+use odx_fuzz::{FactsMirror, Len, Num, RecordingFacts, RulesMirror};
+use zerocopy::IntoBytes;
+
+#[derive(Arbitrary, Debug)]
+struct Input {
+    write: bool,
+    mode: u8,
+    facts: FactsMirror,
+    rules: RulesMirror,
+    offset: Num,
+    length: Num,
+    transfer_offset: Num,
+    size_ok: bool,
+    input_len: Len,
+    output_len: Len,
+    buffer_len: Len,
+    fill: u8,
+    below: u32,
+    below_success: bool,
+    information: Len,
+    answer_length: Num,
+    answer_flags: u32,
+}
+
+fuzz_target!(|x: Input| {
+    let op = if x.write {
+        OffloadOp::Write
+    } else {
+        OffloadOp::Read
+    };
+    let mode = PolicyMode::ALL[usize::from(x.mode) % 3];
+    let rules = x.rules.rules();
+    let sector = x.facts.volume.sector();
+    let (in_size, out_size) = match op {
+        OffloadOp::Read => (OffloadReadInput::SIZE, OffloadReadOutput::SIZE),
+        OffloadOp::Write => (OffloadWriteInput::SIZE, OffloadWriteOutput::SIZE),
+    };
+    let input_len = x.input_len.value(in_size);
+    let output_len = x.output_len.value(out_size);
+    let buffer_len = x.buffer_len.alloc_value(in_size.max(out_size));
+    let mut buffer = vec![x.fill; buffer_len];
+    let (offset, length) = (x.offset.value(sector), x.length.value(sector));
+    let mut bytes = match op {
+        OffloadOp::Read => OffloadReadInput::new(offset, length, 0).as_bytes().to_vec(),
+        OffloadOp::Write => OffloadWriteInput::new(
+            offset,
+            length,
+            x.transfer_offset.value(sector),
+            StorageOffloadToken::zero_data(),
+        )
+        .as_bytes()
+        .to_vec(),
+    };
+    if !x.size_ok {
+        bytes[0] ^= 1;
+    }
+    for (dst, src) in buffer.iter_mut().zip(&bytes) {
+        *dst = *src;
+    }
+    let original = buffer.clone();
+
+    let mut facts = RecordingFacts::new(x.facts);
+    let stats = VolumeStats::new();
+    let request = BufferedRequest {
+        op,
+        buffer: &mut buffer,
+        input_len,
+        output_len,
+    };
+    let pre = pre_operation(request, mode, &mut facts, &rules, Some(&stats));
+    let out_cap = output_len.min(buffer_len);
+
+    if mode == PolicyMode::Veto {
+        assert!(facts.asked.is_empty(), "veto asked for facts");
+    }
+    let context = match pre {
+        PreOp::Complete {
+            status,
+            information,
+            check,
+        } => {
+            assert!(information <= out_cap);
+            assert!(information == 0 || status == NtStatus::STATUS_SUCCESS);
+            assert!(!status.is_success() || information > 0 || check.is_some());
+            assert_eq!(
+                &buffer[information..],
+                &original[information..],
+                "wrote past the output"
+            );
+            assert_eq!(mode == PolicyMode::Veto, check.is_none());
+            return;
+        }
+        PreOp::Forward {
+            context,
+            input_rewritten,
+        } => {
+            assert_eq!(context.op(), op);
+            assert_ne!(mode, PolicyMode::Veto);
+            match context {
+                PostContext::Observe { .. } => {
+                    assert_eq!(mode, PolicyMode::Monitor);
+                    assert!(!input_rewritten);
+                }
+                PostContext::Read(ctx) => {
+                    assert_eq!(mode, PolicyMode::Enforce);
+                    if input_rewritten {
+                        let fwd = OffloadReadInput::parse(&buffer).expect("rewrote garbage");
+                        assert_eq!(fwd.copy_length.get(), ctx.forwarded_length);
+                        assert!(ctx.forwarded_length < ctx.requested_length);
+                    }
+                }
+                PostContext::Write(ctx) => {
+                    assert_eq!(mode, PolicyMode::Enforce);
+                    if input_rewritten {
+                        let fwd = OffloadWriteInput::parse(&buffer).expect("rewrote garbage");
+                        assert_eq!(fwd.copy_length.get(), ctx.forwarded_length);
+                        assert!(ctx.forwarded_length < ctx.requested_length);
+                    }
+                }
+            }
+            if !input_rewritten {
+                assert_eq!(buffer, original, "buffer changed without a rewrite");
+            }
+            context
+        }
+    };
+
+    // The answer from below, written into the shared buffer.
+    let answered = x.answer_length.value(sector);
+    let answer = match op {
+        OffloadOp::Read => OffloadReadOutput::new(
+            odx_core::flags::OffloadReadFlags::from_bits_retain(x.answer_flags),
+            answered,
+            StorageOffloadToken::zero_data(),
+        )
+        .as_bytes()
+        .to_vec(),
+        OffloadOp::Write => OffloadWriteOutput::new(answered).as_bytes().to_vec(),
+    };
+    for (dst, src) in buffer.iter_mut().zip(&answer) {
+        *dst = *src;
+    }
+    let before_post = buffer.clone();
+    let below = if x.below_success {
+        NtStatus::STATUS_SUCCESS
+    } else {
+        NtStatus(x.below)
+    };
+    let information = x.information.value(out_size);
+    let (status, info) = post_operation(
+        &context,
+        LowerAnswer {
+            status: below,
+            information,
+            buffer: &mut buffer,
+            output_len,
+        },
+        &rules,
+        Some(&stats),
+    );
+    match context {
+        PostContext::Observe { .. } => {
+            assert_eq!(
+                (status, info),
+                (below, information),
+                "monitor changed the answer"
+            );
+            assert_eq!(buffer, before_post);
+        }
+        PostContext::Read(_) | PostContext::Write(_) => {
+            assert!(info <= out_cap);
+            assert!(info == 0 || status == NtStatus::STATUS_SUCCESS);
+            assert_eq!(
+                &buffer[out_cap..],
+                &before_post[out_cap..],
+                "wrote past the output"
+            );
+            if !below.is_success() {
+                assert!(!status.is_success());
+                assert_eq!(info, 0);
+            }
+        }
+    }
+    let _ = stats.op(op).counts();
+});

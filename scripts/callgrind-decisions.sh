@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Instructions per decision under valgrind --tool=callgrind (deterministic; goal <= 300).
+#
+# Builds odx-core's `decision_instructions` bench binary (bench profile: release, LTO, one codegen
+# unit, panic = abort) and runs each path twice, with N1 and N2 iterations; the difference in
+# total instructions divided by N2 - N1 is the cost of one iteration, with start-up, set-up and
+# the loop-invariant work cancelled exactly. Needs valgrind (apt-get install -y valgrind).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+command -v valgrind >/dev/null || { echo "callgrind: valgrind not found (apt-get install -y valgrind)" >&2; exit 2; }
+
+bin=$(cargo bench -p odx-core --bench decision_instructions --no-run --message-format=json 2>/dev/null \
+  | jq -r 'select(.reason == "compiler-artifact" and .target.name == "decision_instructions") | .executable' \
+  | tail -1)
+[ -x "$bin" ] || { echo "callgrind: could not build decision_instructions" >&2; exit 2; }
+
+n1=1000
+n2=11000
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+
+instructions() { # path n -> total Ir
+  valgrind --tool=callgrind --callgrind-out-file="$out/cg.$1.$2" "$bin" "$1" "$2" >/dev/null 2>"$out/log"
+  grep -E '^summary:|^totals:' "$out/cg.$1.$2" | head -1 | awk '{print $2}'
+}
+
+printf '%-12s %12s  %s\n' path "instr/iter" "what"
+declare -A what=(
+  [copy]="baseline: copy of the 544-byte FSCTL_OFFLOAD_WRITE_INPUT buffer"
+  [read]="decide_read: parse + validate + verdict, facts in memory, forwarded"
+  [write]="decide_write: parse + validate + verdict, facts in memory, forwarded"
+  [pre_write]="pre_operation (policy enforce + decide_write + rewrite check)"
+  [compare]="baseline: one == on a control code (plus the loop and black_box)"
+  [from_fsctl]="OffloadOp::from_fsctl on a non-offload control code (plus the loop and black_box)"
+)
+for path in copy read write pre_write compare from_fsctl; do
+  a=$(instructions "$path" $n1)
+  b=$(instructions "$path" $n2)
+  per=$(awk -v a="$a" -v b="$b" -v n=$((n2 - n1)) 'BEGIN { printf "%.1f", (b - a) / n }')
+  printf '%-12s %12s  %s\n' "$path" "$per" "${what[$path]}"
+done
+echo "(valgrind --tool=callgrind, Ir, ($n2 - $n1) iterations; goal for a decision: <= 300)"
