@@ -43,7 +43,7 @@ fi
 status=0
 for t in "${targets[@]}"; do
   work="$target_dir/fuzz-corpus/$t"
-  mkdir -p "$work" "fuzz/artifacts/$t"
+  mkdir -p "$work" "fuzz/artifacts/$t" "fuzz/corpus/$t"
   log="$target_dir/fuzz-$t.log"
   start=$SECONDS
   if cargo +nightly fuzz run -s none "$t" "$work" "fuzz/corpus/$t" -- \
