@@ -1,21 +1,25 @@
 //! odxflt as the simulator runs it: the same sequence the driver performs in its
 //! `IRP_MJ_FILE_SYSTEM_CONTROL` callbacks —
 //!
-//! 1. pre-operation: gather facts on demand ([`ModelFacts`], the simulator's answer to
-//!    `OffloadFacts`) and call [`odx_core::validate::decide`];
-//! 2. `Complete` → write the output into the system buffer and complete
-//!    (`FLT_PREOP_COMPLETE`); `Forward` → rewrite the input when the core trimmed it and pass the
-//!    request down with a completion context (`FLT_PREOP_SUCCESS_WITH_CALLBACK`);
-//! 3. post-operation: map the answer from below with [`odx_core::complete`].
+//! 1. pre-operation: policy, then facts on demand ([`ModelFacts`], the simulator's answer to
+//!    `OffloadFacts`) and `odx_core::validate::decide`;
+//! 2. `Complete` → the output is in the system buffer, the request completes
+//!    (`FLT_PREOP_COMPLETE`); `Forward` → the (possibly trimmed) input is in the buffer and the
+//!    request goes down with a completion context (`FLT_PREOP_SUCCESS_WITH_CALLBACK`);
+//! 3. post-operation: the completion mapping (`odx_core::complete`).
 //!
-//! Nothing here decides a rule; every rule is odx-core's.
+//! Both callbacks are odx-core's `filter::{pre_operation, post_operation}`, the same functions
+//! the driver calls; this module only supplies the facts. Nothing here decides a rule.
 
+pub use odx_core::filter::BufferedRequest;
+use odx_core::filter::{self, LowerAnswer};
+pub use odx_core::filter::{PostContext, PreOp};
 use odx_core::lock::{OpenId, range_conflicts};
-use odx_core::validate::{Check, OffloadRequest, decide};
-use odx_core::verdict::{OffloadVerdict, ReadContext, Verdict, WriteContext};
+use odx_core::policy::PolicyMode;
+use odx_core::stats::VolumeStats;
 use odx_core::{
-    ByteRange, FactKind, HandleFacts, LockIntent, NtStatus, OffloadFacts, OffloadOp, Rules,
-    StreamKind, StreamSizes, VolumeFacts, WireStruct,
+    ByteRange, FactKind, HandleFacts, LockIntent, NtStatus, OffloadFacts, Rules, StreamKind,
+    StreamSizes, VolumeFacts,
 };
 
 use crate::volume::FileEntry;
@@ -137,75 +141,20 @@ impl OffloadFacts for ModelFacts<'_> {
     }
 }
 
-/// What post-operation needs (the driver's completion context).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PostContext {
-    /// A forwarded offload read.
-    Read(ReadContext),
-    /// A forwarded offload write.
-    Write(WriteContext),
-}
-
-/// The outcome of pre-operation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PreOp {
-    /// Completed in pre-operation: status and `IoStatus.Information` (output already in the
-    /// buffer).
-    Complete {
-        /// Final status.
-        status: NtStatus,
-        /// Output bytes written.
-        information: usize,
-        /// The rule that decided.
-        check: Check,
-    },
-    /// Pass down (the buffer holds the input to forward) and call [`post_operation`] after.
-    Forward(PostContext),
-}
-
-/// odxflt's pre-operation callback for an offload FSCTL. `buffer` is the METHOD_BUFFERED system
-/// buffer (max of the two lengths); its first `input_len` bytes are the input.
+/// odxflt's pre-operation callback: exactly `odx_core::filter::pre_operation`, the function the
+/// driver calls, over the simulator's METHOD_BUFFERED system buffer.
 pub fn pre_operation<F: OffloadFacts + ?Sized>(
-    op: OffloadOp,
-    buffer: &mut [u8],
-    input_len: usize,
-    output_len: usize,
+    request: BufferedRequest<'_>,
+    mode: PolicyMode,
     facts: &mut F,
     rules: &Rules,
+    stats: &VolumeStats,
 ) -> PreOp {
-    let input = buffer.get(..input_len).unwrap_or_default();
-    let decision = decide(op, OffloadRequest { input, output_len }, facts, rules);
-    let out_buf_len = output_len.min(buffer.len());
-    let out = buffer.get_mut(..out_buf_len).unwrap_or_default();
-    match decision.verdict {
-        OffloadVerdict::Read(Verdict::Complete(c)) => PreOp::Complete {
-            status: c.status,
-            information: c.write_output(out),
-            check: decision.check,
-        },
-        OffloadVerdict::Write(Verdict::Complete(c)) => PreOp::Complete {
-            status: c.status,
-            information: c.write_output(out),
-            check: decision.check,
-        },
-        OffloadVerdict::Read(Verdict::Forward(fwd)) => {
-            if fwd.trimmed() {
-                // The driver rewrites the system buffer and marks the callback data dirty.
-                let _ = fwd.input.serialize_into(buffer);
-            }
-            PreOp::Forward(PostContext::Read(fwd.context))
-        }
-        OffloadVerdict::Write(Verdict::Forward(fwd)) => {
-            if fwd.trimmed() {
-                let _ = fwd.input.serialize_into(buffer);
-            }
-            PreOp::Forward(PostContext::Write(fwd.context))
-        }
-    }
+    filter::pre_operation(request, mode, facts, rules, Some(stats))
 }
 
-/// odxflt's post-operation callback: maps the answer from below. Returns the final status and
-/// `IoStatus.Information`; the output (if any) is rewritten into `buffer`.
+/// odxflt's post-operation callback: exactly `odx_core::filter::post_operation`. Returns the final
+/// status and `IoStatus.Information`; the output (if any) is rewritten into `buffer`.
 pub fn post_operation(
     context: &PostContext,
     below: NtStatus,
@@ -213,22 +162,13 @@ pub fn post_operation(
     information: usize,
     output_len: usize,
     rules: &Rules,
+    stats: &VolumeStats,
 ) -> (NtStatus, usize) {
-    let answer = buffer
-        .get(..information.min(output_len))
-        .unwrap_or_default()
-        .to_vec();
-    let out = buffer
-        .get_mut(..output_len.min(buffer.len()))
-        .unwrap_or_default();
-    match context {
-        PostContext::Read(ctx) => {
-            let c = odx_core::complete::complete_read(ctx, below, &answer, rules);
-            (c.status, c.write_output(out))
-        }
-        PostContext::Write(ctx) => {
-            let c = odx_core::complete::complete_write(ctx, below, &answer, rules);
-            (c.status, c.write_output(out))
-        }
-    }
+    let answer = LowerAnswer {
+        status: below,
+        information,
+        buffer,
+        output_len,
+    };
+    filter::post_operation(context, answer, rules, Some(stats))
 }

@@ -10,6 +10,7 @@ use odx_core::engine::{SIMULATED_TOKEN_TYPE, TOKEN_KEY_LEN, token_for_key};
 use odx_core::flags::{AccessMask, FileAttributes, StreamMarkers, SupportedFeatures};
 use odx_core::iomgr::{FilterSupportedFeaturesMode, RequestorMode};
 use odx_core::lock::ByteRangeLock;
+use odx_core::policy::PolicyMode;
 use odx_core::validate::{READ_ORDER, WRITE_ORDER};
 use odx_core::wire::{
     OffloadReadInput, OffloadReadOutput, OffloadWriteInput, OffloadWriteOutput, StorageOffloadToken,
@@ -51,6 +52,8 @@ pub struct VolumeSpec {
     pub file_system: FsName,
     /// MS-FSA `Volume.MaxFileSize`.
     pub max_file_size: u64,
+    /// odxflt's policy mode: `enforce`, `monitor` or `veto`.
+    pub policy: String,
 }
 
 impl Default for VolumeSpec {
@@ -69,6 +72,7 @@ impl Default for VolumeSpec {
             max_ttl_ms: c.max_ttl_ms,
             file_system: FsName::Ntfs,
             max_file_size: c.max_file_size,
+            policy: "enforce".to_owned(),
         }
     }
 }
@@ -465,6 +469,7 @@ pub fn check_names() -> Vec<String> {
         .collect();
     names.push("IoManager".to_owned());
     names.push("Below".to_owned());
+    names.push("Policy".to_owned());
     names.sort();
     names.dedup();
     names
@@ -475,6 +480,7 @@ pub fn check_names() -> Vec<String> {
 pub fn decided_label(decided: &DecidedBy) -> String {
     match decided {
         DecidedBy::IoManager => "IoManager".to_owned(),
+        DecidedBy::Policy => "Policy".to_owned(),
         DecidedBy::Odxflt(check) => format!("{check:?}"),
         DecidedBy::Below { .. } => "Below".to_owned(),
     }
@@ -530,6 +536,15 @@ impl Scenario {
                 format!(
                     "[volume] sector_size = {} is not a power of two",
                     v.sector_size
+                ),
+            ));
+        }
+        if PolicyMode::from_name(&v.policy).is_none() {
+            return Err(at(
+                header("volume")..0,
+                format!(
+                    "[volume] policy = {:?} is not enforce, monitor or veto",
+                    v.policy
                 ),
             ));
         }
@@ -697,6 +712,7 @@ impl Scenario {
             .collect();
         let mode = FilterSupportedFeaturesMode::from_registry(self.volume.supported_features_mode);
         let mut stack = Stack::new(self.volume_config(), store, filters, mode);
+        stack.set_policy(PolicyMode::from_name(&self.volume.policy).unwrap_or_default());
         for f in &self.files {
             let vol = stack.volume_mut();
             let id = vol.create_file(&f.name)?;

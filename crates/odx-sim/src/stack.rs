@@ -6,15 +6,23 @@ use odx_core::iomgr::{
     FilterSupportedFeaturesMode, RequestorMode, aggregate_supported_features, io_manager_precheck,
 };
 use odx_core::lock::{OpenId, range_conflicts};
+use odx_core::policy::PolicyMode;
+use odx_core::stats::VolumeStats;
 use odx_core::validate::Check;
 use odx_core::wire::{
     OffloadReadInput, OffloadReadOutput, OffloadWriteInput, OffloadWriteOutput, StorageOffloadToken,
 };
 use odx_core::{ByteRange, LockIntent, NtStatus, OffloadOp, Rules, WireStruct};
 
-use crate::odxflt::{FactCounts, HandleState, ModelFacts, PreOp, post_operation, pre_operation};
+use crate::odxflt::{
+    BufferedRequest, FactCounts, HandleState, ModelFacts, PostContext, PreOp, post_operation,
+    pre_operation,
+};
 use crate::store::{DataStore, FileId};
+use crate::volume::BelowAnswer;
 use crate::volume::{SimError, Volume, VolumeConfig};
+use odx_core::validate::{OffloadRequest, decide};
+use odx_core::verdict::{OffloadVerdict, Verdict};
 
 /// A handle opened on the stack.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -27,6 +35,8 @@ pub enum DecidedBy {
     IoManager,
     /// odxflt in pre-operation, by this rule.
     Odxflt(Check),
+    /// odxflt's policy (veto mode) refused without validating.
+    Policy,
     /// The file system and storage below, mapped by odxflt's post-operation.
     Below {
         /// The status that came up from below, before mapping.
@@ -41,6 +51,7 @@ impl DecidedBy {
         match self {
             Self::IoManager => "I/O manager".to_owned(),
             Self::Odxflt(check) => format!("odxflt: {check:?}"),
+            Self::Policy => "odxflt policy (veto)".to_owned(),
             Self::Below { below } => format!("volume below ({below})"),
         }
     }
@@ -78,6 +89,8 @@ pub struct Stack<S> {
     mode: FilterSupportedFeaturesMode,
     handles: Vec<HandleState>,
     rules: Rules,
+    policy: PolicyMode,
+    stats: VolumeStats,
 }
 
 /// The default lock owner of the opens a caller makes with [`Stack::open`] on one file: every
@@ -108,7 +121,19 @@ impl<S: DataStore> Stack<S> {
             mode,
             handles: Vec::new(),
             rules: Rules::DOCUMENTED,
+            policy: PolicyMode::Enforce,
+            stats: VolumeStats::new(),
         }
+    }
+
+    /// Sets odxflt's policy mode on the volume (enforce, monitor, veto).
+    pub const fn set_policy(&mut self, policy: PolicyMode) {
+        self.policy = policy;
+    }
+
+    /// odxflt's counters for the volume.
+    pub const fn stats(&self) -> &VolumeStats {
+        &self.stats
     }
 
     /// The volume.
@@ -202,25 +227,36 @@ impl<S: DataStore> Stack<S> {
             handle: state,
             counts: FactCounts::default(),
         };
-        let pre = pre_operation(
+        let request = BufferedRequest {
             op,
-            &mut buffer,
-            input.len(),
+            buffer: &mut buffer,
+            input_len: input.len(),
             output_len,
-            &mut facts,
-            &self.rules,
-        );
+        };
+        let pre = pre_operation(request, self.policy, &mut facts, &self.rules, &self.stats);
         let counts = facts.counts;
         let (status, information, decided_by) = match pre {
             PreOp::Complete {
                 status,
                 information,
                 check,
-            } => (status, information, DecidedBy::Odxflt(check)),
-            PreOp::Forward(context) => {
-                let below = self
-                    .volume
-                    .fs_control(op, state.file, &mut buffer, input.len());
+            } => {
+                let by = check.map_or(DecidedBy::Policy, DecidedBy::Odxflt);
+                (status, information, by)
+            }
+            PreOp::Forward { context, .. } => {
+                let below = if matches!(context, PostContext::Observe { .. }) {
+                    self.ntfs_validates_then_executes(
+                        op,
+                        state,
+                        &mut buffer,
+                        input.len(),
+                        output_len,
+                    )
+                } else {
+                    self.volume
+                        .fs_control(op, state.file, &mut buffer, input.len())
+                };
                 let (status, information) = post_operation(
                     &context,
                     below.status,
@@ -228,6 +264,7 @@ impl<S: DataStore> Stack<S> {
                     below.information,
                     output_len,
                     &self.rules,
+                    &self.stats,
                 );
                 (
                     status,
@@ -244,6 +281,62 @@ impl<S: DataStore> Stack<S> {
             output: buffer,
             decided_by,
             facts: counts,
+        }
+    }
+
+    /// Monitor mode forwards requests untouched, so NTFS's own MS-FSA checks are what stands
+    /// between the caller and the storage. The model applies them with the same core function
+    /// (odxflt's checks *are* the MS-FSA checks), then executes what passes.
+    fn ntfs_validates_then_executes(
+        &mut self,
+        op: OffloadOp,
+        state: HandleState,
+        buffer: &mut [u8],
+        input_len: usize,
+        output_len: usize,
+    ) -> BelowAnswer {
+        let Some(file) = self.volume.entry(state.file) else {
+            return BelowAnswer {
+                status: NtStatus::STATUS_FILE_DELETED,
+                information: 0,
+            };
+        };
+        let mut facts = ModelFacts {
+            volume: self.volume.facts(),
+            file,
+            handle: state,
+            counts: FactCounts::default(),
+        };
+        let input = buffer.get(..input_len).unwrap_or_default().to_vec();
+        let decision = decide(
+            op,
+            OffloadRequest {
+                input: &input,
+                output_len,
+            },
+            &mut facts,
+            &self.rules,
+        );
+        let out = buffer
+            .get_mut(..output_len.min(buffer.len()))
+            .unwrap_or_default();
+        let complete = |status, information| BelowAnswer {
+            status,
+            information,
+        };
+        match decision.verdict {
+            OffloadVerdict::Read(Verdict::Complete(c)) => complete(c.status, c.write_output(out)),
+            OffloadVerdict::Write(Verdict::Complete(c)) => complete(c.status, c.write_output(out)),
+            OffloadVerdict::Read(Verdict::Forward(fwd)) => {
+                let _ = fwd.input.serialize_into(buffer);
+                self.volume
+                    .fs_control(op, state.file, buffer, OffloadReadInput::SIZE)
+            }
+            OffloadVerdict::Write(Verdict::Forward(fwd)) => {
+                let _ = fwd.input.serialize_into(buffer);
+                self.volume
+                    .fs_control(op, state.file, buffer, OffloadWriteInput::SIZE)
+            }
         }
     }
 
