@@ -6,7 +6,7 @@ use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use odx_core::engine::{SIMULATED_TOKEN_TYPE, TOKEN_KEY_LEN, token_for_key};
+use odx_core::engine::{TOKEN_KEY_LEN, token_for_key};
 use odx_core::flags::{AccessMask, FileAttributes, StreamMarkers, SupportedFeatures};
 use odx_core::iomgr::{FilterSupportedFeaturesMode, RequestorMode};
 use odx_core::lock::ByteRangeLock;
@@ -842,18 +842,20 @@ fn sized_input<T: WireStruct>(value: &T, in_len: Option<usize>) -> Vec<u8> {
     bytes
 }
 
+/// `token = "forged"`: 512 random bytes no array issued (the scenario format's definition).
 fn forged_token() -> StorageOffloadToken {
     let mut bytes = [0u8; 512];
     if getrandom::fill(&mut bytes).is_err() {
-        // Still a token nobody issued: the simulated type with a key of all ones.
+        // No randomness: still a token nobody issued (the simulated type, a key of all ones).
         return token_for_key(&[0xFF; TOKEN_KEY_LEN]);
     }
-    // Keep the simulated array's header so that the forgery is only caught by the key lookup.
-    bytes
-        .get_mut(..4)
-        .unwrap_or_default()
-        .copy_from_slice(&SIMULATED_TOKEN_TYPE.to_be_bytes());
-    StorageOffloadToken::parse(&bytes).unwrap_or_else(|_| token_for_key(&[0xFF; TOKEN_KEY_LEN]))
+    let mut token = StorageOffloadToken::parse(&bytes)
+        .unwrap_or_else(|_| token_for_key(&[0xFF; TOKEN_KEY_LEN]));
+    if token.kind() == odx_core::wire::TokenKind::ZeroData {
+        // One draw in 2^48 spells the zero token's header; a forgery must not be that.
+        token.token_id_length.set(0);
+    }
+    token
 }
 
 fn file_id<S: DataStore>(stack: &Stack<S>, name: Option<&String>) -> Result<FileId, SimError> {
