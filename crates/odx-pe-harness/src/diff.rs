@@ -1,0 +1,991 @@
+//! The differential run: every step of a scenario goes through the simulator (`odx_sim::Stack`)
+//! and through the loaded odxflt.sys over an identical simulated volume; status, `Information`
+//! and output bytes must be identical.
+//!
+//! Tokens carry 32 random key bytes the storage draws for every populate, so the two runs can
+//! never produce the same token bytes. Outputs are compared after renaming keys: on each side
+//! every simulated-array token whose bytes are exactly `token_for_key(key)` has its key replaced
+//! by the ordinal of that key's first appearance on that side. Two outputs are then equal iff
+//! they are byte-identical up to one consistent renaming of random keys — a token reused,
+//! invalidated or differing in any other byte still shows. Inputs need no renaming: each side
+//! sends the tokens its own storage issued, and forged tokens are the same bytes on both sides.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow};
+use odx_core::engine::{SIMULATED_TOKEN_TYPE, TOKEN_KEY_LEN, TokenKey, key_of, token_for_key};
+use odx_core::flags::{AccessMask, FileAttributes, StreamMarkers};
+use odx_core::iomgr::{RequestorMode, io_manager_precheck};
+use odx_core::wire::{
+    OffloadReadInput, OffloadReadOutput, OffloadWriteInput, OffloadWriteOutput, StorageOffloadToken,
+};
+use odx_core::{FSCTL_OFFLOAD_READ, FSCTL_OFFLOAD_WRITE, FileSystemKind, NtStatus, OffloadOp};
+use odx_core::{VolumeFacts, WireStruct};
+use odx_sim::scenario::{Access, Op, Requestor, Scenario, StepSpec, StepStatus, compare};
+use odx_sim::{FileId, HandleId, MemStore, Stack, VolumeConfig};
+use windows_sys::Wdk::Storage::FileSystem::Minifilters::FLTFL_INSTANCE_TEARDOWN_VOLUME_DISMOUNT;
+use windows_sys::Wdk::Storage::FileSystem::{FileBasicInformation, FileStandardInformation};
+use windows_sys::Wdk::System::SystemServices::{IRP_MN_MOUNT_VOLUME, IRP_MN_USER_FS_REQUEST};
+use windows_sys::Win32::Storage::InstallableFileSystems::{
+    FLT_FSTYPE_FAT, FLT_FSTYPE_NTFS, FLT_FSTYPE_REFS,
+};
+use windows_sys::Win32::System::Ioctl::FSCTL_GET_RETRIEVAL_POINTERS;
+
+use crate::below::file_system_below;
+use crate::driver::{FileObjectFacts, FsControlRequest, LoadedDriver, PreResult};
+use crate::kernel::{self, FileInfo, Leaks, VolumeInfo};
+
+/// How a documented step differs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Difference {
+    /// The final statuses differ (exactly these two).
+    Status {
+        /// The simulator's status.
+        simulator: NtStatus,
+        /// The binary's status.
+        binary: NtStatus,
+    },
+    /// Status, `Information` and output are identical; the facts gathered on the way differ.
+    FactsOnly,
+}
+
+/// A step where the binary legitimately answers differently from the simulator, with the reason.
+/// The test fails when a listed difference does not occur (the list never goes stale) and when
+/// any unlisted one does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KnownDifference {
+    /// Scenario file name (`lock_before_eof.toml`).
+    pub scenario: &'static str,
+    /// 0-based step index.
+    pub step: usize,
+    /// What differs.
+    pub difference: Difference,
+    /// Why.
+    pub reason: &'static str,
+}
+
+const LOCKS: &str = "odxflt does not shadow byte-range locks (docs/driver.md): its core sees no \
+conflict and refuses the request at end of file, before NTFS could apply the lock; the simulator's \
+filter sees the lock and decides it first (MS-FSA order)";
+const STICKY: &str = "NTFS's sticky IsOffload{Read,Write}Supported, cleared when the storage \
+refused, is not visible to odxflt (volume facts are cached at instance setup): the binary \
+validates and forwards, NTFS refuses with the same STATUS_NOT_SUPPORTED";
+const STICKY_SHORT: &str = "NTFS's sticky IsOffload{Read,Write}Supported is not visible to \
+odxflt, so the binary's core refuses the short input itself (STATUS_BUFFER_TOO_SMALL) where NTFS \
+(MS-FSA step 2) would have said STATUS_NOT_SUPPORTED first";
+const METADATA: &str = "NTFS metadata files are not detectable by odxflt (docs/driver.md): \
+the binary also asks the stream sizes and forwards; NTFS refuses with the same \
+STATUS_OFFLOAD_*_FILE_NOT_SUPPORTED";
+const MAX_FILE_SIZE: &str = "[volume] max_file_size = 2 MiB is no NTFS volume's: odxflt derives \
+MaxFileSize from the cluster size ((2^32 - 1) clusters), so the binary's limit is 2 TiB or more \
+and the request fails later, at end of file";
+
+/// The documented differences (docs/pe-harness.md, "Known differences").
+pub const KNOWN_DIFFERENCES: &[KnownDifference] = &[
+    KnownDifference {
+        scenario: "lock_before_eof.toml",
+        step: 0,
+        difference: Difference::Status {
+            simulator: NtStatus::STATUS_FILE_LOCK_CONFLICT,
+            binary: NtStatus::STATUS_END_OF_FILE,
+        },
+        reason: LOCKS,
+    },
+    KnownDifference {
+        scenario: "storage_no_offload_read.toml",
+        step: 1,
+        difference: Difference::FactsOnly,
+        reason: STICKY,
+    },
+    KnownDifference {
+        scenario: "storage_no_offload_read.toml",
+        step: 2,
+        difference: Difference::Status {
+            simulator: NtStatus::STATUS_NOT_SUPPORTED,
+            binary: NtStatus::STATUS_BUFFER_TOO_SMALL,
+        },
+        reason: STICKY_SHORT,
+    },
+    KnownDifference {
+        scenario: "storage_no_offload_write.toml",
+        step: 2,
+        difference: Difference::FactsOnly,
+        reason: STICKY,
+    },
+    KnownDifference {
+        scenario: "storage_no_offload_write.toml",
+        step: 3,
+        difference: Difference::Status {
+            simulator: NtStatus::STATUS_NOT_SUPPORTED,
+            binary: NtStatus::STATUS_BUFFER_TOO_SMALL,
+        },
+        reason: STICKY_SHORT,
+    },
+    KnownDifference {
+        scenario: "stream_metadata.toml",
+        step: 0,
+        difference: Difference::FactsOnly,
+        reason: METADATA,
+    },
+    KnownDifference {
+        scenario: "stream_metadata.toml",
+        step: 2,
+        difference: Difference::FactsOnly,
+        reason: METADATA,
+    },
+    KnownDifference {
+        scenario: "write_max_file_size.toml",
+        step: 0,
+        difference: Difference::Status {
+            simulator: NtStatus::STATUS_INVALID_PARAMETER,
+            binary: NtStatus::STATUS_END_OF_FILE,
+        },
+        reason: MAX_FILE_SIZE,
+    },
+];
+
+/// Why a scenario with a policy other than `enforce` cannot be reproduced by the image.
+pub const POLICY_NOT_IN_IMAGE: &str = "the image has no way to receive a policy (issue 6's \
+communication port is not in it; VolumeContext::set_policy has no caller), so it always enforces";
+
+/// What one side answered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Observed {
+    /// `IoStatus.Status`.
+    pub status: NtStatus,
+    /// `IoStatus.Information`.
+    pub information: usize,
+    /// The output bytes, tokens renamed (see the module docs).
+    pub output: Vec<u8>,
+}
+
+/// One step of the comparison.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StepReport {
+    /// 0-based index.
+    pub index: usize,
+    /// Line in the scenario file.
+    pub line: usize,
+    /// Operation.
+    pub op: Op,
+    /// Simulator.
+    pub simulator: Option<Observed>,
+    /// Binary.
+    pub binary: Option<Observed>,
+    /// How the binary's pre-operation answered (`None`: the I/O manager failed it first).
+    pub pre: Option<PreResult>,
+    /// The documented difference that applies.
+    pub known: Option<KnownDifference>,
+    /// What did not agree.
+    pub problems: Vec<String>,
+}
+
+/// One scenario.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScenarioReport {
+    /// File name.
+    pub name: String,
+    /// Instance setup's status.
+    pub attach: NtStatus,
+    /// Steps.
+    pub steps: Vec<StepReport>,
+    /// Scenario-level problems (volume contents, probes, kernel misuse).
+    pub problems: Vec<String>,
+    /// Left after unload.
+    pub leaks: Leaks,
+    /// The scenario asks for a policy the image cannot be given (`monitor`, `veto`): its steps
+    /// ran with the image enforcing, and differences are reported, never counted as identical.
+    pub policy_unavailable: Option<String>,
+    /// Volume differences of a `policy_unavailable` scenario (reported, excused).
+    pub notes: Vec<String>,
+}
+
+impl ScenarioReport {
+    /// Nothing unexpected.
+    #[must_use]
+    pub fn ok(&self) -> bool {
+        self.problems.is_empty()
+            && self.leaks.is_empty()
+            && (self.policy_unavailable.is_some()
+                || self.steps.iter().all(|s| s.problems.is_empty()))
+    }
+
+    /// Identical to the simulator in every step (no documented difference either).
+    #[must_use]
+    pub fn identical(&self) -> bool {
+        self.ok()
+            && self.policy_unavailable.is_none()
+            && self.steps.iter().all(|s| s.known.is_none())
+    }
+
+    /// Offload FSCTL steps that reached the binary's pre-operation callback.
+    #[must_use]
+    pub fn reached_binary(&self) -> usize {
+        self.steps
+            .iter()
+            .filter(|s| !matches!(s.pre, None | Some(PreResult::NotAttached)))
+            .count()
+    }
+
+    /// Every problem, one per line.
+    #[must_use]
+    pub fn describe_problems(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .problems
+            .iter()
+            .map(|p| format!("{}: {p}", self.name))
+            .collect();
+        if self.policy_unavailable.is_some() {
+            return out;
+        }
+        for step in &self.steps {
+            for p in &step.problems {
+                out.push(format!(
+                    "{} step {} (line {}, {}): {p}",
+                    self.name,
+                    step.index,
+                    step.line,
+                    step.op.name()
+                ));
+            }
+        }
+        if !self.leaks.is_empty() {
+            out.push(format!("{}: leaked {:?}", self.name, self.leaks));
+        }
+        out
+    }
+}
+
+/// Every scenario.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Summary {
+    /// Per scenario.
+    pub reports: Vec<ScenarioReport>,
+    /// Listed differences that did not occur.
+    pub stale: Vec<KnownDifference>,
+}
+
+impl Summary {
+    /// Everything agreed (up to the listed differences), nothing leaked, nothing stale.
+    #[must_use]
+    pub fn ok(&self) -> bool {
+        self.stale.is_empty() && self.reports.iter().all(ScenarioReport::ok)
+    }
+
+    /// Leaked objects over all scenarios.
+    #[must_use]
+    pub fn leaks(&self) -> usize {
+        self.reports.iter().map(|r| r.leaks.count()).sum()
+    }
+
+    /// The one-line result.
+    #[must_use]
+    pub fn line(&self) -> String {
+        let identical = self.reports.iter().filter(|r| r.identical()).count();
+        let known: Vec<&ScenarioReport> = self
+            .reports
+            .iter()
+            .filter(|r| r.ok() && !r.identical() && r.policy_unavailable.is_none())
+            .collect();
+        let policy = self
+            .reports
+            .iter()
+            .filter(|r| r.ok() && r.policy_unavailable.is_some())
+            .count();
+        let failed = self.reports.iter().filter(|r| !r.ok()).count();
+        let known_steps: usize = known
+            .iter()
+            .map(|r| r.steps.iter().filter(|s| s.known.is_some()).count())
+            .sum();
+        let steps: usize = self
+            .reports
+            .iter()
+            .map(ScenarioReport::reached_binary)
+            .sum();
+        let mut line = format!("{identical} scenarios identical to the simulator");
+        if !known.is_empty() {
+            line.push_str(&format!(
+                ", {} with documented differences ({known_steps} steps)",
+                known.len()
+            ));
+        }
+        if policy > 0 {
+            line.push_str(&format!(
+                ", {policy} need a policy the image cannot receive"
+            ));
+        }
+        if failed > 0 {
+            line.push_str(&format!(", {failed} DIFFERENT"));
+        }
+        if !self.stale.is_empty() {
+            line.push_str(&format!(
+                ", {} listed differences did not occur",
+                self.stale.len()
+            ));
+        }
+        line.push_str(&format!(
+            ", {} leaks ({} scenarios, {steps} requests through odxflt.sys)",
+            self.leaks(),
+            self.reports.len()
+        ));
+        line
+    }
+}
+
+/// The volume answers odxflt.sys gets for a scenario's volume, and whether the volume's
+/// `MaxFileSize` can be told to it at all (the driver derives it from the cluster size).
+#[must_use]
+pub fn volume_info(config: &VolumeConfig) -> (VolumeInfo, bool) {
+    let sector = config.sector_size.get();
+    let filesystem_type = match config.file_system {
+        FileSystemKind::Ntfs => FLT_FSTYPE_NTFS,
+        FileSystemKind::Refs => FLT_FSTYPE_REFS,
+        FileSystemKind::Other => FLT_FSTYPE_FAT,
+    };
+    // MaxFileSize = (2^32 - 1) clusters: find the cluster size that gives the volume's value.
+    let cluster = (1..=16_u32)
+        .map(|shift| sector << (shift - 1))
+        .find(|&cluster| VolumeFacts::ntfs_max_file_size(cluster) == config.max_file_size);
+    let expressible = cluster.is_some();
+    let cluster = cluster.unwrap_or(4096).max(sector);
+    (
+        VolumeInfo {
+            filesystem_type,
+            logical_bytes_per_sector: sector,
+            bytes_per_sector: sector,
+            sectors_per_allocation_unit: cluster / sector,
+            writable: !config.read_only,
+        },
+        expressible,
+    )
+}
+
+fn access_mask(access: Option<&Vec<Access>>) -> AccessMask {
+    match access {
+        None => AccessMask::READ_DATA | AccessMask::WRITE_DATA,
+        Some(list) => list.iter().fold(AccessMask::empty(), |mask, a| {
+            mask | match a {
+                Access::Read => AccessMask::READ_DATA,
+                Access::Write => AccessMask::WRITE_DATA,
+            }
+        }),
+    }
+}
+
+fn sized<T: WireStruct>(value: &T, in_len: Option<usize>) -> Vec<u8> {
+    let mut bytes = vec![0u8; T::SIZE];
+    let _ = value.serialize_into(&mut bytes);
+    bytes.resize(in_len.unwrap_or(T::SIZE), 0);
+    bytes
+}
+
+fn splitmix(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+fn pseudo_random(seed: u64, len: usize) -> Vec<u8> {
+    let mut state = seed;
+    let mut bytes = Vec::with_capacity(len + 8);
+    while bytes.len() < len {
+        bytes.extend_from_slice(&splitmix(&mut state).to_le_bytes());
+    }
+    bytes.truncate(len);
+    bytes
+}
+
+/// A token no storage issued, with the simulated array's header: only the key lookup catches it.
+/// The same bytes go to both sides.
+fn forged_token(seed: u64) -> StorageOffloadToken {
+    let mut key: TokenKey = [0; TOKEN_KEY_LEN];
+    key.copy_from_slice(&pseudo_random(seed, TOKEN_KEY_LEN));
+    let token = token_for_key(&key);
+    debug_assert_eq!(token.token_type.get(), SIMULATED_TOKEN_TYPE);
+    token
+}
+
+/// Renames random token keys by order of first appearance (one per side).
+#[derive(Debug, Default)]
+struct Renamer {
+    keys: HashMap<TokenKey, u64>,
+}
+
+impl Renamer {
+    fn canonical(&mut self, op: OffloadOp, output: &[u8]) -> Vec<u8> {
+        let mut out = output.to_vec();
+        if op != OffloadOp::Read {
+            return out;
+        }
+        let Ok(parsed) = OffloadReadOutput::parse(output) else {
+            return out;
+        };
+        let Some(key) = key_of(&parsed.token) else {
+            return out;
+        };
+        if token_for_key(&key) != parsed.token {
+            return out;
+        }
+        let next = u64::try_from(self.keys.len()).unwrap_or(u64::MAX);
+        let ordinal = *self.keys.entry(key).or_insert(next);
+        let mut renamed: TokenKey = [0x5A; TOKEN_KEY_LEN];
+        if let Some(head) = renamed.get_mut(..8) {
+            head.copy_from_slice(&ordinal.to_le_bytes());
+        }
+        let token = token_for_key(&renamed);
+        let start = std::mem::offset_of!(OffloadReadOutput, token);
+        if let Some(slot) = out.get_mut(start..start + StorageOffloadToken::SIZE) {
+            let _ = token.serialize_into(slot);
+        }
+        out
+    }
+}
+
+/// One side's state across a scenario.
+struct Side {
+    stack: Stack<MemStore>,
+    tokens: HashMap<String, StorageOffloadToken>,
+    renamer: Renamer,
+}
+
+impl Side {
+    fn new(scenario: &Scenario) -> Result<Self> {
+        Ok(Self {
+            stack: scenario
+                .build(MemStore::new())
+                .with_context(|| format!("{}: building the volume", scenario.path))?,
+            tokens: HashMap::new(),
+            renamer: Renamer::default(),
+        })
+    }
+
+    fn file(&self, name: Option<&String>) -> Result<FileId> {
+        let name = name.ok_or_else(|| anyhow!("step without file"))?;
+        self.stack
+            .volume()
+            .id_of(name)
+            .ok_or_else(|| anyhow!("no file {name:?}"))
+    }
+
+    fn open(&mut self, spec: &StepSpec) -> Result<HandleId> {
+        let id = self.file(spec.file.as_ref())?;
+        let handle = self.stack.open(id, access_mask(spec.access.as_ref()))?;
+        if spec.closed {
+            self.stack.close(handle);
+        }
+        Ok(handle)
+    }
+
+    fn token(&self, spec: &StepSpec, forged: StorageOffloadToken) -> StorageOffloadToken {
+        match spec.token.as_deref() {
+            Some("zero") => StorageOffloadToken::zero_data(),
+            Some("forged") => forged,
+            Some(name) => self
+                .tokens
+                .get(name)
+                .copied()
+                .unwrap_or_else(StorageOffloadToken::zeroed),
+            None => StorageOffloadToken::zeroed(),
+        }
+    }
+
+    fn input(&self, spec: &StepSpec, forged: StorageOffloadToken) -> (OffloadOp, Vec<u8>, usize) {
+        if spec.op == Op::Read {
+            let mut input = OffloadReadInput::new(spec.offset, spec.length, spec.ttl_ms);
+            if let Some(size) = spec.size_field {
+                input.size.set(size);
+            }
+            let out_len = spec.out_len.unwrap_or(OffloadReadOutput::SIZE);
+            (OffloadOp::Read, sized(&input, spec.in_len), out_len)
+        } else {
+            let token = self.token(spec, forged);
+            let mut input =
+                OffloadWriteInput::new(spec.offset, spec.length, spec.transfer_offset, token);
+            if let Some(size) = spec.size_field {
+                input.size.set(size);
+            }
+            let out_len = spec.out_len.unwrap_or(OffloadWriteOutput::SIZE);
+            (OffloadOp::Write, sized(&input, spec.in_len), out_len)
+        }
+    }
+
+    /// Keeps the token a read returned (an all-zero token when it failed), as the scenario
+    /// runner does.
+    fn keep_token(&mut self, spec: &StepSpec, status: NtStatus, raw_output: &[u8]) {
+        if spec.op != Op::Read {
+            return;
+        }
+        if let Some(name) = &spec.token {
+            let token = OffloadReadOutput::parse(raw_output)
+                .ok()
+                .filter(|_| status.is_success())
+                .map_or_else(StorageOffloadToken::zeroed, |o| o.token);
+            self.tokens.insert(name.clone(), token);
+        }
+    }
+}
+
+const fn code_of(op: OffloadOp) -> u32 {
+    match op {
+        OffloadOp::Read => FSCTL_OFFLOAD_READ,
+        OffloadOp::Write => FSCTL_OFFLOAD_WRITE,
+    }
+}
+
+fn seed(scenario: &str, index: usize) -> u64 {
+    scenario
+        .bytes()
+        .chain(index.to_le_bytes())
+        .fold(0xCBF2_9CE4_8422_2325, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01B3)
+        })
+}
+
+/// Sends one offload FSCTL through the I/O manager model and the binary, over `side`'s volume.
+fn through_binary(
+    driver: &mut LoadedDriver,
+    side: &mut Side,
+    handle: HandleId,
+    op: OffloadOp,
+    input: Vec<u8>,
+    output_len: usize,
+    requestor: RequestorMode,
+) -> Result<(
+    NtStatus,
+    usize,
+    Vec<u8>,
+    Option<crate::driver::FsControlResult>,
+)> {
+    let state = side
+        .stack
+        .handle(handle)
+        .ok_or_else(|| anyhow!("no handle"))?;
+    // The I/O manager runs before any filter: same model as the simulator's stack.
+    if let Err(status) = io_manager_precheck(
+        op,
+        requestor,
+        state.granted,
+        side.stack.supported_features(),
+    ) {
+        return Ok((status, 0, Vec::new(), None));
+    }
+    let entry = side
+        .stack
+        .volume()
+        .entry(state.file)
+        .ok_or_else(|| anyhow!("no file"))?;
+    let cluster = 4096_i64;
+    let eof = i64::try_from(entry.end_of_file).unwrap_or(i64::MAX);
+    let file = FileObjectFacts {
+        read_access: state.granted.contains(AccessMask::READ_DATA),
+        write_access: state.granted.contains(AccessMask::WRITE_DATA),
+        cleanup_complete: state.closed,
+        transacted: entry.markers.contains(StreamMarkers::TRANSACTED),
+        valid_data_length: i64::try_from(entry.valid_data_length).unwrap_or(i64::MAX),
+        info: FileInfo {
+            attributes: entry.attributes.bits(),
+            end_of_file: eof,
+            allocation_size: eof.saturating_add(cluster - 1) / cluster * cluster,
+            delete_pending: entry.delete_pending,
+            directory: entry.attributes.contains(FileAttributes::DIRECTORY),
+        },
+    };
+    let request = FsControlRequest {
+        minor_function: u8::try_from(IRP_MN_USER_FS_REQUEST).unwrap_or(0),
+        code: code_of(op),
+        input,
+        output_len,
+        kernel_requestor: requestor == RequestorMode::Kernel,
+        file,
+    };
+    let volume = side.stack.volume_mut();
+    let mut below = |buffer: &mut [u8], input_len: usize| {
+        let answer = file_system_below(volume, state, op, buffer, input_len);
+        (answer.status, answer.information)
+    };
+    let result = driver.fs_control(&request, &mut below)?;
+    Ok((
+        result.status,
+        result.information,
+        result.output.clone(),
+        Some(result),
+    ))
+}
+
+/// A non-offload FSCTL and an offload code under a mount minor: the binary must answer
+/// "no callback" without gathering any fact or touching a context.
+fn probe_not_ours(driver: &mut LoadedDriver) -> Result<Vec<String>> {
+    let mut problems = Vec::new();
+    let probes = [
+        (
+            "FSCTL_GET_RETRIEVAL_POINTERS",
+            IRP_MN_USER_FS_REQUEST,
+            FSCTL_GET_RETRIEVAL_POINTERS,
+        ),
+        (
+            "FSCTL_OFFLOAD_READ under IRP_MN_MOUNT_VOLUME",
+            IRP_MN_MOUNT_VOLUME,
+            FSCTL_OFFLOAD_READ,
+        ),
+    ];
+    for (what, minor, code) in probes {
+        let request = FsControlRequest {
+            minor_function: u8::try_from(minor).unwrap_or(0),
+            code,
+            input: vec![0; 32],
+            output_len: 64,
+            kernel_requestor: false,
+            file: FileObjectFacts {
+                read_access: true,
+                write_access: true,
+                ..FileObjectFacts::default()
+            },
+        };
+        let mut below = |_: &mut [u8], _: usize| (NtStatus::STATUS_INVALID_DEVICE_REQUEST, 0);
+        let result = driver.fs_control(&request, &mut below)?;
+        if result.pre != PreResult::NoCallback {
+            problems.push(format!(
+                "{what}: pre-operation answered {:?}, not FLT_PREOP_SUCCESS_NO_CALLBACK",
+                result.pre
+            ));
+        }
+        if !result.pre_calls.is_empty() {
+            problems.push(format!(
+                "{what}: pre-operation gathered facts or touched contexts: {:?}",
+                result.pre_calls
+            ));
+        }
+    }
+    Ok(problems)
+}
+
+fn compare_volumes(scenario: &Scenario, sim: &Side, bin: &Side) -> Result<Vec<String>> {
+    let mut problems = Vec::new();
+    for file in &scenario.files {
+        let (Some(a), Some(b)) = (
+            sim.stack.volume().id_of(&file.name),
+            bin.stack.volume().id_of(&file.name),
+        ) else {
+            problems.push(format!("file {:?} missing on one side", file.name));
+            continue;
+        };
+        let (Some(ea), Some(eb)) = (sim.stack.volume().entry(a), bin.stack.volume().entry(b))
+        else {
+            continue;
+        };
+        if (ea.end_of_file, ea.valid_data_length) != (eb.end_of_file, eb.valid_data_length) {
+            problems.push(format!(
+                "file {:?}: EOF/VDL {}/{} in the simulator, {}/{} under the binary",
+                file.name,
+                ea.end_of_file,
+                ea.valid_data_length,
+                eb.end_of_file,
+                eb.valid_data_length
+            ));
+            continue;
+        }
+        let mut x = vec![0u8; 1 << 20];
+        let mut y = vec![0u8; 1 << 20];
+        let mut at = 0u64;
+        while at < ea.end_of_file {
+            let n = sim.stack.volume().read_data(a, at, &mut x)?;
+            let m = bin.stack.volume().read_data(b, at, &mut y)?;
+            if n != m || x.get(..n) != y.get(..m) {
+                problems.push(format!(
+                    "file {:?}: contents differ in the MiB at {at}",
+                    file.name
+                ));
+                break;
+            }
+            if n == 0 {
+                break;
+            }
+            at += n as u64;
+        }
+    }
+    Ok(problems)
+}
+
+fn file_name(path: &str) -> String {
+    Path::new(path)
+        .file_name()
+        .map_or_else(|| path.to_owned(), |n| n.to_string_lossy().into_owned())
+}
+
+/// Runs one scenario through the simulator and through the image.
+///
+/// # Errors
+/// The image cannot be loaded, or the simulated volume cannot be built.
+pub fn run_scenario(
+    image: &[u8],
+    scenario: &Scenario,
+    known: &[KnownDifference],
+) -> Result<ScenarioReport> {
+    let name = file_name(&scenario.path);
+    let config = scenario.volume_config();
+    let (volume, max_size_expressible) = volume_info(&config);
+    let mut sim = Side::new(scenario)?;
+    let mut bin = Side::new(scenario)?;
+    let mut driver = LoadedDriver::load(image, volume)?;
+    let mut problems = Vec::new();
+    let _ = max_size_expressible;
+    let attach = driver.setup_instance()?;
+    let should_attach = matches!(
+        config.file_system,
+        FileSystemKind::Ntfs | FileSystemKind::Refs
+    );
+    if attach.is_success() != should_attach {
+        problems.push(format!(
+            "instance setup on {:?} answered {attach}",
+            config.file_system
+        ));
+    }
+    if attach.is_success() {
+        problems.extend(probe_not_ours(&mut driver)?);
+        if config.dismounted {
+            driver.teardown_start(FLTFL_INSTANCE_TEARDOWN_VOLUME_DISMOUNT)?;
+        }
+    }
+
+    let mut steps = Vec::new();
+    for (index, step) in scenario.steps.iter().enumerate() {
+        let spec = &step.spec;
+        let mut report = StepReport {
+            index,
+            line: step.line,
+            op: spec.op,
+            simulator: None,
+            binary: None,
+            pre: None,
+            known: None,
+            problems: Vec::new(),
+        };
+        match spec.op {
+            Op::Read | Op::Write => {
+                let forged = forged_token(seed(&name, index));
+                let requestor = match spec.requestor {
+                    Requestor::User => RequestorMode::User,
+                    Requestor::Kernel => RequestorMode::Kernel,
+                };
+                let (op, sim_input, out_len) = sim.input(spec, forged);
+                let (_, bin_input, _) = bin.input(spec, forged);
+                let sim_handle = sim.open(spec)?;
+                let bin_handle = bin.open(spec)?;
+                let outcome =
+                    sim.stack
+                        .fsctl(sim_handle, code_of(op), &sim_input, out_len, requestor);
+                sim.keep_token(spec, outcome.status, &outcome.output);
+                let (status, information, output, result) = through_binary(
+                    &mut driver,
+                    &mut bin,
+                    bin_handle,
+                    op,
+                    bin_input,
+                    out_len,
+                    requestor,
+                )?;
+                bin.keep_token(spec, status, &output);
+                let simulator = Observed {
+                    status: outcome.status,
+                    information: outcome.output.len(),
+                    output: sim.renamer.canonical(op, &outcome.output),
+                };
+                let binary = Observed {
+                    status,
+                    information,
+                    output: bin.renamer.canonical(op, &output),
+                };
+                let facts_differ = result.as_ref().is_some_and(|r| {
+                    r.pre != PreResult::NotAttached
+                        && facts_gathered(r) != facts_asked(&outcome.facts)
+                });
+                let same_answer = simulator == binary;
+                report.known = known
+                    .iter()
+                    .find(|k| {
+                        k.scenario == name
+                            && k.step == index
+                            && match k.difference {
+                                Difference::Status {
+                                    simulator: s,
+                                    binary: b,
+                                } => s == simulator.status && b == binary.status,
+                                Difference::FactsOnly => same_answer && facts_differ,
+                            }
+                    })
+                    .copied();
+                if report.known.is_none() {
+                    if simulator.status != binary.status {
+                        report.problems.push(format!(
+                            "status: simulator {} ({}), binary {}",
+                            simulator.status,
+                            outcome.decided_by.describe(),
+                            binary.status
+                        ));
+                    }
+                    if simulator.information != binary.information {
+                        report.problems.push(format!(
+                            "Information: simulator {}, binary {}",
+                            simulator.information, binary.information
+                        ));
+                    }
+                    if simulator.output != binary.output {
+                        report.problems.push("output bytes differ".to_owned());
+                    }
+                    if facts_differ {
+                        let (kind, sizes) = facts_asked(&outcome.facts);
+                        let (basic, standard) =
+                            result.as_ref().map(facts_gathered).unwrap_or_default();
+                        report.problems.push(format!(
+                            "facts gathered: simulator asked stream kind {kind}x / sizes {sizes}x, binary queried basic {basic}x / standard {standard}x"
+                        ));
+                    }
+                }
+                if let Some(result) = &result {
+                    report.pre = Some(result.pre);
+                    check_request(result, &mut report);
+                }
+                report.simulator = Some(simulator);
+                report.binary = Some(binary);
+            }
+            Op::WriteData => {
+                let bytes = pseudo_random(
+                    seed(&name, index),
+                    usize::try_from(spec.length).unwrap_or(0),
+                );
+                for side in [&mut sim, &mut bin] {
+                    let id = side.file(spec.file.as_ref())?;
+                    side.stack
+                        .volume_mut()
+                        .write_data(id, spec.offset, &bytes)?;
+                }
+            }
+            Op::AdvanceMs => {
+                for side in [&mut sim, &mut bin] {
+                    side.stack.advance_ms(spec.ms.unwrap_or(0));
+                }
+            }
+            Op::Compare => {
+                let mut answers = Vec::new();
+                for side in [&sim, &bin] {
+                    let a = side.file(spec.file.as_ref())?;
+                    let b = side.file(spec.with_file.as_ref())?;
+                    let with = spec.with_offset.unwrap_or(spec.offset);
+                    answers.push(compare(&side.stack, a, spec.offset, b, with, spec.length)?);
+                }
+                if let [a, b] = answers.as_slice() {
+                    if a != b {
+                        report
+                            .problems
+                            .push(format!("compare: simulator {a:?}, binary's volume {b:?}"));
+                    }
+                    if let StepStatus::Status(status) = a {
+                        report.simulator = Some(Observed {
+                            status: *status,
+                            information: 0,
+                            output: Vec::new(),
+                        });
+                    }
+                }
+            }
+        }
+        steps.push(report);
+    }
+    let policy_unavailable =
+        (scenario.volume.policy != "enforce").then(|| scenario.volume.policy.clone());
+    let volumes = compare_volumes(scenario, &sim, &bin)?;
+    let notes = if policy_unavailable.is_some() {
+        volumes
+    } else {
+        problems.extend(volumes);
+        Vec::new()
+    };
+    let errors = driver.errors();
+    problems.extend(errors.into_iter().map(|e| format!("kernel misuse: {e}")));
+    let leaks = driver.unload()?;
+    Ok(ScenarioReport {
+        name,
+        attach,
+        steps,
+        problems,
+        leaks,
+        policy_unavailable,
+        notes,
+    })
+}
+
+fn facts_asked(facts: &odx_sim::odxflt::FactCounts) -> (u32, u32) {
+    (facts.stream_kind, facts.stream_sizes)
+}
+
+fn facts_gathered(result: &crate::driver::FsControlResult) -> (u32, u32) {
+    let count = |class| u32::try_from(result.queries(class)).unwrap_or(u32::MAX);
+    (count(FileBasicInformation), count(FileStandardInformation))
+}
+
+/// Per-request checks on the binary: dirty marking, nothing held after the request.
+fn check_request(result: &crate::driver::FsControlResult, report: &mut StepReport) {
+    if result.pre == PreResult::NotAttached {
+        return;
+    }
+    if result.pre == PreResult::WithCallback && result.dirty != result.input_rewritten {
+        report.problems.push(format!(
+            "FltSetCallbackDataDirty {} but the input was {}rewritten",
+            if result.dirty { "called" } else { "not called" },
+            if result.input_rewritten { "" } else { "not " }
+        ));
+    }
+    let held = kernel::with(|k| (k.pool_outstanding(), k.context_references_held()));
+    if let Some((pool, references)) = held {
+        if pool != 0 || references != 0 {
+            report.problems.push(format!(
+                "after the request: {pool} pool blocks outstanding, {references} context references held"
+            ));
+        }
+    }
+}
+
+/// Runs every `*.toml` in `dir`.
+///
+/// # Errors
+/// A scenario cannot be read or run.
+pub fn run_all(image: &[u8], dir: &Path) -> Result<Summary> {
+    let files = odx_sim::scenario::scenario_files(dir)
+        .with_context(|| format!("reading {}", dir.display()))?;
+    let mut reports = Vec::new();
+    for path in &files {
+        let scenario = Scenario::load(path).map_err(|e| anyhow!("{e}"))?;
+        reports.push(run_scenario(image, &scenario, KNOWN_DIFFERENCES)?);
+    }
+    let stale = KNOWN_DIFFERENCES
+        .iter()
+        .filter(|k| {
+            !reports
+                .iter()
+                .any(|r| r.steps.iter().any(|s| s.known.as_ref() == Some(*k)))
+        })
+        .copied()
+        .collect();
+    Ok(Summary { reports, stale })
+}
+
+/// The workspace root (this crate is `crates/odx-pe-harness`).
+#[must_use]
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Where the cross build leaves the image.
+#[must_use]
+pub fn default_image() -> PathBuf {
+    workspace_root().join("target/x86_64-pc-windows-msvc/release/odxflt.sys")
+}
+
+/// The scenarios.
+#[must_use]
+pub fn default_scenarios() -> PathBuf {
+    workspace_root().join("tests/scenarios")
+}

@@ -1,0 +1,140 @@
+//! The shipped odxflt.sys against the simulator: every scenario, identical answers (up to the
+//! documented differences), "no callback" for what is not an offload FSCTL, no leaks.
+//! Skips with a message when the cross-built image is absent (scripts/cross-build-driver.sh).
+
+#![cfg(all(target_os = "linux", target_arch = "x86_64"))]
+
+use odx_core::NtStatus;
+use odx_pe_harness::diff::{self, KNOWN_DIFFERENCES};
+use odx_pe_harness::driver::{FileObjectFacts, FsControlRequest, LoadedDriver, PreResult};
+use odx_pe_harness::kernel::Call;
+use odx_sim::VolumeConfig;
+
+fn image() -> Option<Vec<u8>> {
+    let path = diff::default_image();
+    match std::fs::read(&path) {
+        Ok(bytes) => Some(bytes),
+        Err(_) => {
+            eprintln!(
+                "SKIPPED: {} is absent; build it with scripts/cross-build-driver.sh to run the PE harness",
+                path.display()
+            );
+            None
+        }
+    }
+}
+
+#[test]
+fn every_scenario_answers_as_in_the_simulator_and_nothing_leaks() {
+    let Some(image) = image() else { return };
+    let summary = diff::run_all(&image, &diff::default_scenarios()).expect("harness runs");
+    let problems: Vec<String> = summary
+        .reports
+        .iter()
+        .flat_map(|r| r.describe_problems())
+        .collect();
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    assert!(
+        summary.stale.is_empty(),
+        "listed differences that did not occur: {:?}",
+        summary.stale
+    );
+    assert_eq!(summary.leaks(), 0);
+    assert!(summary.ok(), "{}", summary.line());
+    // Every scenario file ran, and most requests reached the binary's callbacks.
+    assert!(summary.reports.len() >= 60, "{}", summary.line());
+    let reached: usize = summary.reports.iter().map(|r| r.reached_binary()).sum();
+    assert!(reached >= 150, "only {reached} requests reached odxflt.sys");
+    let identical = summary.reports.iter().filter(|r| r.identical()).count();
+    assert!(
+        identical + KNOWN_DIFFERENCES.len() + 2 >= summary.reports.len(),
+        "{}",
+        summary.line()
+    );
+    println!("{}", summary.line());
+}
+
+fn default_volume() -> odx_pe_harness::kernel::VolumeInfo {
+    diff::volume_info(&VolumeConfig::default()).0
+}
+
+#[test]
+fn a_non_offload_fsctl_gets_no_callback_and_costs_no_fact() {
+    let Some(image) = image() else { return };
+    let mut driver = LoadedDriver::load(&image, default_volume()).expect("loads");
+    assert_eq!(
+        driver.setup_instance().expect("setup"),
+        NtStatus::STATUS_SUCCESS
+    );
+    let request = FsControlRequest {
+        minor_function: 0,
+        code: 0x0009_0073, // FSCTL_GET_RETRIEVAL_POINTERS
+        input: vec![0; 16],
+        output_len: 32,
+        kernel_requestor: false,
+        file: FileObjectFacts::default(),
+    };
+    let mut went_down = false;
+    let mut below = |_: &mut [u8], _: usize| {
+        went_down = true;
+        (NtStatus::STATUS_SUCCESS, 0)
+    };
+    let result = driver.fs_control(&request, &mut below).expect("runs");
+    assert_eq!(result.pre, PreResult::NoCallback);
+    assert!(result.pre_calls.is_empty(), "{:?}", result.pre_calls);
+    assert!(went_down);
+    assert!(driver.unload().expect("unloads").is_empty());
+}
+
+#[test]
+fn load_binds_every_import_and_registers_one_operation() {
+    let Some(image) = image() else { return };
+    let driver = LoadedDriver::load(&image, default_volume()).expect("loads");
+    let symbols: Vec<&str> = driver
+        .image()
+        .imports()
+        .iter()
+        .map(|i| i.symbol.as_str())
+        .collect();
+    assert!(symbols.contains(&"FltRegisterFilter") && symbols.contains(&"ExAllocatePoolWithTag"));
+    assert!(driver.image().relocations() > 0);
+    assert_ne!(
+        driver.image().base() as u64,
+        driver.image().preferred_base()
+    );
+    let registration = driver.registration();
+    assert_eq!(registration.version, 0x0202);
+    assert_eq!(registration.size, 104);
+    let majors: Vec<u8> = registration
+        .operations
+        .iter()
+        .map(|o| o.major_function)
+        .collect();
+    assert_eq!(majors, [0x0D]);
+    assert_eq!(
+        driver.calls(),
+        [Call::RegisterFilter, Call::StartFiltering],
+        "DriverEntry registers and starts, nothing else"
+    );
+    assert!(driver.unload().expect("unloads").is_empty());
+}
+
+#[test]
+fn a_missing_import_is_named() {
+    let Some(image) = image() else { return };
+    struct Partial;
+    impl odx_pe_harness::pe::Resolver for Partial {
+        fn resolve(&self, library: &str, symbol: &str) -> Option<usize> {
+            (symbol != "FltSetCallbackDataDirty" && symbol != "ExFreePoolWithTag")
+                .then(|| odx_pe_harness::kernel::resolve(library, symbol))
+                .flatten()
+        }
+    }
+    let error = odx_pe_harness::pe::Image::load(&image, &Partial).expect_err("must fail");
+    let text = error.to_string();
+    assert!(
+        text.contains("fltmgr.sys!FltSetCallbackDataDirty"),
+        "{text}"
+    );
+    assert!(text.contains("ntoskrnl.exe!ExFreePoolWithTag"), "{text}");
+}
