@@ -47,6 +47,7 @@ pub mod lock;
 pub mod policy;
 pub mod port;
 pub mod rules;
+pub mod serve;
 pub mod stats;
 pub mod status;
 pub mod validate;

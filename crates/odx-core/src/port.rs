@@ -39,6 +39,10 @@ pub enum MessageKind {
     SetPolicy = 4,
     /// Reply: [`PolicyReply`].
     PolicyReply = 5,
+    /// Request: the filter's configuration (default policy, its registry source, volume slots).
+    QueryConfig = 6,
+    /// Reply: [`ConfigReply`].
+    ConfigReply = 7,
 }
 
 impl MessageKind {
@@ -51,6 +55,8 @@ impl MessageKind {
             3 => Some(Self::QueryPolicy),
             4 => Some(Self::SetPolicy),
             5 => Some(Self::PolicyReply),
+            6 => Some(Self::QueryConfig),
+            7 => Some(Self::ConfigReply),
             _ => None,
         }
     }
@@ -287,6 +293,115 @@ impl StatsReply {
     }
 }
 
+/// Where the default policy came from at load (`Parameters\\DefaultPolicy`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RegistrySource {
+    /// The value is absent (or the key): enforce.
+    Absent,
+    /// A REG_DWORD naming a mode.
+    Valid(PolicyMode),
+    /// A REG_DWORD that names no mode: enforce was used instead.
+    Invalid(u32),
+    /// A value of another type or size: enforce was used instead.
+    WrongType,
+}
+
+impl RegistrySource {
+    /// The value read at load: `None` when absent, `Some(Ok(dword))`, or `Some(Err(()))` for a
+    /// value that is not a REG_DWORD.
+    #[must_use]
+    pub const fn from_value(value: Option<Result<u32, ()>>) -> Self {
+        match value {
+            None => Self::Absent,
+            Some(Err(())) => Self::WrongType,
+            Some(Ok(dword)) => match PolicyMode::from_u32(dword) {
+                Some(mode) => Self::Valid(mode),
+                None => Self::Invalid(dword),
+            },
+        }
+    }
+
+    /// The default mode this source gives: the named mode, else enforce.
+    #[must_use]
+    pub const fn mode(self) -> PolicyMode {
+        match self {
+            Self::Valid(mode) => mode,
+            Self::Absent | Self::Invalid(_) | Self::WrongType => PolicyMode::Enforce,
+        }
+    }
+
+    /// `(state, value)` on the wire: state 0 absent, 1 valid, 2 invalid, 3 wrong type.
+    #[must_use]
+    pub const fn to_wire(self) -> (u32, u32) {
+        match self {
+            Self::Absent => (0, 0),
+            Self::Valid(mode) => (1, mode.as_u32()),
+            Self::Invalid(value) => (2, value),
+            Self::WrongType => (3, 0),
+        }
+    }
+
+    /// From the wire; `None` for an unknown state.
+    #[must_use]
+    pub const fn from_wire(state: u32, value: u32) -> Option<Self> {
+        match state {
+            0 => Some(Self::Absent),
+            1 => match PolicyMode::from_u32(value) {
+                Some(mode) => Some(Self::Valid(mode)),
+                None => None,
+            },
+            2 => Some(Self::Invalid(value)),
+            3 => Some(Self::WrongType),
+            _ => None,
+        }
+    }
+}
+
+/// `ConfigReply`: 32 bytes.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned,
+)]
+#[repr(C)]
+pub struct ConfigReply {
+    /// Header, kind `ConfigReply`, volume [`ALL_VOLUMES`].
+    pub header: MessageHeader,
+    /// The default mode now (for volumes attached later).
+    pub default_mode: U32,
+    /// [`RegistrySource`] state read at load (0 absent, 1 valid, 2 invalid, 3 wrong type).
+    pub registry_state: U32,
+    /// The registry value (state 1 and 2).
+    pub registry_value: U32,
+    /// Volume indices in use are below this (`QueryStats`/`QueryPolicy` of a free index answer
+    /// `STATUS_FLT_VOLUME_NOT_FOUND`).
+    pub volume_slots: U32,
+}
+const_assert_eq!(size_of::<ConfigReply>(), 32);
+
+impl WireStruct for ConfigReply {
+    const NAME: &'static str = "ODXFLT_CONFIG_REPLY";
+}
+
+impl ConfigReply {
+    /// A reply.
+    #[must_use]
+    pub fn new(default_mode: PolicyMode, registry: RegistrySource, volume_slots: u32) -> Self {
+        let (state, value) = registry.to_wire();
+        Self {
+            header: MessageHeader::new(MessageKind::ConfigReply, Self::SIZE, ALL_VOLUMES),
+            default_mode: U32::new(default_mode.as_u32()),
+            registry_state: U32::new(state),
+            registry_value: U32::new(value),
+            volume_slots: U32::new(volume_slots),
+        }
+    }
+
+    /// The registry source, if the state is known.
+    #[must_use]
+    pub fn registry(&self) -> Option<RegistrySource> {
+        RegistrySource::from_wire(self.registry_state.get(), self.registry_value.get())
+    }
+}
+
 /// A request the filter accepted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PortRequest {
@@ -307,6 +422,8 @@ pub enum PortRequest {
         /// New mode.
         mode: PolicyMode,
     },
+    /// The filter's configuration ([`ConfigReply`]).
+    QueryConfig,
 }
 
 /// Parses a request from user mode.
@@ -336,6 +453,9 @@ pub fn parse_request(bytes: &[u8]) -> Result<PortRequest, NtStatus> {
         Some(MessageKind::QueryPolicy) if declared >= MessageHeader::SIZE => {
             Ok(PortRequest::QueryPolicy { volume })
         }
+        Some(MessageKind::QueryConfig) if declared >= MessageHeader::SIZE => {
+            Ok(PortRequest::QueryConfig)
+        }
         Some(MessageKind::SetPolicy) => {
             let msg =
                 SetPolicyMessage::parse(body).map_err(|_| NtStatus::STATUS_BUFFER_TOO_SMALL)?;
@@ -343,12 +463,11 @@ pub fn parse_request(bytes: &[u8]) -> Result<PortRequest, NtStatus> {
                 PolicyMode::from_u32(msg.mode.get()).ok_or(NtStatus::STATUS_INVALID_PARAMETER)?;
             Ok(PortRequest::SetPolicy { volume, mode })
         }
-        Some(MessageKind::QueryStats | MessageKind::QueryPolicy) => {
+        Some(MessageKind::QueryStats | MessageKind::QueryPolicy | MessageKind::QueryConfig) => {
             Err(NtStatus::STATUS_BUFFER_TOO_SMALL)
         }
-        Some(MessageKind::StatsReply | MessageKind::PolicyReply) | None => {
-            Err(NtStatus::STATUS_INVALID_PARAMETER)
-        }
+        Some(MessageKind::StatsReply | MessageKind::PolicyReply | MessageKind::ConfigReply)
+        | None => Err(NtStatus::STATUS_INVALID_PARAMETER),
     }
 }
 

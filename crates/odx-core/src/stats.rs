@@ -82,6 +82,20 @@ impl OpStats {
         }
     }
 
+    /// Sets every counter to zero (a volume slot reused for another volume).
+    pub fn reset(&self) {
+        let zero = |c: &AtomicU64| c.store(0, Ordering::Relaxed);
+        zero(&self.seen);
+        zero(&self.forwarded);
+        zero(&self.completed);
+        zero(&self.would_refuse);
+        zero(&self.truncated);
+        zero(&self.failed_below);
+        zero(&self.bytes_offloaded);
+        self.completed_by_status.iter().for_each(zero);
+        self.below_by_status.iter().for_each(zero);
+    }
+
     /// A copy of the counters.
     #[must_use]
     pub fn counts(&self) -> OpCounts {
@@ -123,6 +137,12 @@ impl VolumeStats {
             read: OpStats::new(),
             write: OpStats::new(),
         }
+    }
+
+    /// Sets every counter of both operations to zero.
+    pub fn reset(&self) {
+        self.read.reset();
+        self.write.reset();
     }
 
     /// The counters of `op`.
