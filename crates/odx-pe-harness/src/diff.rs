@@ -22,7 +22,7 @@ use odx_core::wire::{
 };
 use odx_core::{FSCTL_OFFLOAD_READ, FSCTL_OFFLOAD_WRITE, FileSystemKind, NtStatus, OffloadOp};
 use odx_core::{VolumeFacts, WireStruct};
-use odx_sim::scenario::{Access, Op, Requestor, Scenario, StepSpec, StepStatus, compare};
+use odx_sim::scenario::{Access, Expect, Op, Requestor, Scenario, StepSpec, StepStatus, compare};
 use odx_sim::{FileId, HandleId, MemStore, Stack, VolumeConfig};
 use windows_sys::Wdk::Storage::FileSystem::Minifilters::FLTFL_INSTANCE_TEARDOWN_VOLUME_DISMOUNT;
 use windows_sys::Wdk::Storage::FileSystem::{FileBasicInformation, FileStandardInformation};
@@ -788,6 +788,7 @@ pub fn run_scenario(
                     requestor,
                 )?;
                 bin.keep_token(spec, status, &output);
+                let raw_binary = output.clone();
                 let simulator = Observed {
                     status: outcome.status,
                     information: outcome.output.len(),
@@ -842,6 +843,17 @@ pub fn run_scenario(
                         report.problems.push(format!(
                             "facts gathered: simulator asked stream kind {kind}x / sizes {sizes}x, binary queried basic {basic}x / standard {standard}x"
                         ));
+                    }
+                }
+                // The binary also answers what the scenario file documents (the spec), so a
+                // rule broken in the core — compiled into both sides — still fails here.
+                if let Some(problem) = against_expectation(step, op, &binary, &raw_binary) {
+                    let documented = matches!(
+                        report.known.map(|k| k.difference),
+                        Some(Difference::Status { .. })
+                    );
+                    if !documented && scenario.volume.policy == "enforce" {
+                        report.problems.push(problem);
                     }
                 }
                 if let Some(result) = &result {
@@ -915,6 +927,37 @@ pub fn run_scenario(
         policy_unavailable,
         notes,
     })
+}
+
+/// The scenario's `expect` and `expect_length` applied to the binary's answer.
+fn against_expectation(
+    step: &odx_sim::scenario::Step,
+    op: OffloadOp,
+    binary: &Observed,
+    raw_output: &[u8],
+) -> Option<String> {
+    if let Some(Expect::Status(want)) = step.expect {
+        if want != binary.status {
+            return Some(format!(
+                "the scenario expects {want}, the binary answered {}",
+                binary.status
+            ));
+        }
+    }
+    let want = step.spec.expect_length?;
+    let got = if !binary.status.is_success() {
+        None
+    } else if op == OffloadOp::Read {
+        OffloadReadOutput::parse(raw_output)
+            .ok()
+            .map(|o| o.transfer_length.get())
+    } else {
+        OffloadWriteOutput::parse(raw_output)
+            .ok()
+            .map(|o| o.length_written.get())
+    };
+    (got != Some(want))
+        .then(|| format!("the scenario expects length {want}, the binary gave {got:?}"))
 }
 
 fn facts_asked(facts: &odx_sim::odxflt::FactCounts) -> (u32, u32) {
