@@ -323,6 +323,20 @@ pub struct StepSpec {
     pub expect_check: Option<String>,
 }
 
+/// A `[[filter]]` table: another minifilter attached to the volume (besides odxflt).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct FilterSpec {
+    /// Its name (as `fltmc instances` shows it).
+    pub name: String,
+    /// Its altitude (a decimal string such as `"328010"`).
+    #[serde(default)]
+    pub altitude: String,
+    /// Its `SupportedFeatures` (0x1 offload read, 0x2 offload write).
+    #[serde(default)]
+    pub features: u32,
+}
+
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ScenarioToml {
@@ -330,6 +344,8 @@ struct ScenarioToml {
     description: Option<String>,
     #[serde(default)]
     volume: VolumeSpec,
+    #[serde(default, rename = "filter")]
+    filters: Vec<FilterSpec>,
     #[serde(default, rename = "file")]
     files: Vec<Spanned<FileSpec>>,
     #[serde(default, rename = "lock")]
@@ -387,6 +403,8 @@ pub struct Scenario {
     pub locks: Vec<LockSpec>,
     /// `[[step]]`s.
     pub steps: Vec<Step>,
+    /// `[[filter]]` tables (the `[volume] filters` numbers are in [`Scenario::attached_filters`]).
+    pub filter_tables: Vec<FilterSpec>,
 }
 
 /// A step's status.
@@ -674,7 +692,26 @@ impl Scenario {
             files: raw.files.into_iter().map(Spanned::into_inner).collect(),
             locks: raw.locks.into_iter().map(Spanned::into_inner).collect(),
             steps,
+            filter_tables: raw.filters,
         })
+    }
+
+    /// Every other filter attached to the volume, in stack order: the `[volume] filters`
+    /// numbers (named `filter#1`, `filter#2`, … without an altitude), then the `[[filter]]`
+    /// tables.
+    #[must_use]
+    pub fn attached_filters(&self) -> Vec<FilterSpec> {
+        let numbered = self
+            .volume
+            .filters
+            .iter()
+            .enumerate()
+            .map(|(i, &features)| FilterSpec {
+                name: format!("filter#{}", i + 1),
+                altitude: String::new(),
+                features,
+            });
+        numbered.chain(self.filter_tables.iter().cloned()).collect()
     }
 
     /// The volume configuration.
@@ -705,14 +742,13 @@ impl Scenario {
     /// Store failures.
     pub fn build<S: DataStore>(&self, store: S) -> Result<Stack<S>, SimError> {
         let filters = self
-            .volume
-            .filters
+            .attached_filters()
             .iter()
-            .map(|&b| SupportedFeatures::from_bits_retain(b))
+            .map(|f| SupportedFeatures::from_bits_retain(f.features))
             .collect();
         let mode = FilterSupportedFeaturesMode::from_registry(self.volume.supported_features_mode);
         let mut stack = Stack::new(self.volume_config(), store, filters, mode);
-        stack.set_policy(PolicyMode::from_name(&self.volume.policy).unwrap_or_default());
+        stack.set_registry_policy(PolicyMode::from_name(&self.volume.policy).unwrap_or_default());
         for f in &self.files {
             let vol = stack.volume_mut();
             let id = vol.create_file(&f.name)?;
@@ -764,6 +800,18 @@ impl Scenario {
     /// # Errors
     /// Store failures (not expectation failures: those are in the result).
     pub fn run<S: DataStore>(&self, store: S) -> Result<ScenarioResult, SimError> {
+        self.run_keeping_stack(store).map(|(result, _)| result)
+    }
+
+    /// Runs the scenario on a fresh stack over `store` and hands the stack back (its odxflt
+    /// statistics and policy stay queryable through [`Stack::port_request`]).
+    ///
+    /// # Errors
+    /// Store failures (not expectation failures: those are in the result).
+    pub fn run_keeping_stack<S: DataStore>(
+        &self,
+        store: S,
+    ) -> Result<(ScenarioResult, Stack<S>), SimError> {
         let mut stack = self.build(store)?;
         let mut tokens: HashMap<String, StorageOffloadToken> = HashMap::new();
         let mut results = Vec::new();
@@ -771,12 +819,13 @@ impl Scenario {
             results.push(run_step(&mut stack, index, step, &mut tokens)?);
         }
         let passed = results.iter().all(|r| r.expect_ok);
-        Ok(ScenarioResult {
+        let result = ScenarioResult {
             path: self.path.clone(),
             description: self.description.clone(),
             steps: results,
             passed,
-        })
+        };
+        Ok((result, stack))
     }
 }
 

@@ -7,6 +7,8 @@ use odx_core::iomgr::{
 };
 use odx_core::lock::{OpenId, range_conflicts};
 use odx_core::policy::PolicyMode;
+use odx_core::port::RegistrySource;
+use odx_core::serve::{PortTarget, handle_request};
 use odx_core::stats::VolumeStats;
 use odx_core::validate::Check;
 use odx_core::wire::{
@@ -90,7 +92,35 @@ pub struct Stack<S> {
     handles: Vec<HandleState>,
     rules: Rules,
     policy: PolicyMode,
+    default_policy: PolicyMode,
     stats: VolumeStats,
+}
+
+impl<S> PortTarget for Stack<S> {
+    fn volume_slots(&self) -> u32 {
+        1
+    }
+    fn volume_count(&self) -> u32 {
+        1
+    }
+    fn volume(&self, index: u32) -> Option<(PolicyMode, &VolumeStats)> {
+        (index == 0).then_some((self.policy, &self.stats))
+    }
+    fn set_volume_policy(&mut self, index: u32, mode: PolicyMode) -> bool {
+        if index == 0 {
+            self.policy = mode;
+        }
+        index == 0
+    }
+    fn default_policy(&self) -> PolicyMode {
+        self.default_policy
+    }
+    fn set_default_policy(&mut self, mode: PolicyMode) {
+        self.default_policy = mode;
+    }
+    fn registry_source(&self) -> RegistrySource {
+        RegistrySource::Valid(self.default_policy)
+    }
 }
 
 /// The default lock owner of the opens a caller makes with [`Stack::open`] on one file: every
@@ -122,6 +152,7 @@ impl<S: DataStore> Stack<S> {
             handles: Vec::new(),
             rules: Rules::DOCUMENTED,
             policy: PolicyMode::Enforce,
+            default_policy: PolicyMode::Enforce,
             stats: VolumeStats::new(),
         }
     }
@@ -129,6 +160,44 @@ impl<S: DataStore> Stack<S> {
     /// Sets odxflt's policy mode on the volume (enforce, monitor, veto).
     pub const fn set_policy(&mut self, policy: PolicyMode) {
         self.policy = policy;
+    }
+
+    /// odxflt's policy mode on the volume.
+    #[must_use]
+    pub const fn policy(&self) -> PolicyMode {
+        self.policy
+    }
+
+    /// The load-time default (the scenario's `policy`, standing for the registry's
+    /// `DefaultPolicy`): sets the default and the volume's mode.
+    pub const fn set_registry_policy(&mut self, policy: PolicyMode) {
+        self.default_policy = policy;
+        self.policy = policy;
+    }
+
+    /// odxflt's communication port on the simulated stack: the same messages and the same
+    /// handler (`odx_core::serve::handle_request`) as the driver's `\\OdxfltPort`. The volume
+    /// is index 0. `reply_len` is the caller's output buffer length.
+    ///
+    /// # Errors
+    /// The status the driver would answer with (malformed request, short output, no volume).
+    pub fn port_request(&mut self, request: &[u8], reply_len: usize) -> Result<Vec<u8>, NtStatus> {
+        let mut reply = vec![0u8; reply_len];
+        let n = handle_request(request, &mut reply, self)?;
+        reply.truncate(n);
+        Ok(reply)
+    }
+
+    /// The other filters' `SupportedFeatures`, in stack order.
+    #[must_use]
+    pub fn filters(&self) -> &[SupportedFeatures] {
+        &self.filters
+    }
+
+    /// `FilterSupportedFeaturesMode`.
+    #[must_use]
+    pub const fn supported_features_mode(&self) -> FilterSupportedFeaturesMode {
+        self.mode
     }
 
     /// odxflt's counters for the volume.
