@@ -5,6 +5,7 @@
 
 use odx_core::filter::{self, PreOp};
 use odx_core::policy::PolicyMode;
+use odx_core::stats::VolumeStats;
 use odx_core::{NtStatus, OffloadFacts, OffloadOp, Rules};
 
 pub use odx_core::filter::PostContext;
@@ -40,15 +41,27 @@ pub struct PostAction {
     pub information: usize,
 }
 
+/// The completion context odxflt hands from pre- to post-operation: the core's context and the
+/// volume's slot in [`crate::volumes::VOLUMES`], through which post-operation (≤ DISPATCH_LEVEL)
+/// reaches the volume's counters without a context lookup.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pending {
+    /// The core's post-operation context.
+    pub context: PostContext,
+    /// The volume's statistics slot (`None`: not counted).
+    pub slot: Option<u32>,
+}
+
 /// Pre-operation: the core filter's pre-operation over the system buffer, under the volume's
-/// policy. Statistics are not recorded yet (see docs/driver.md, "Seams for issue 6").
+/// policy, recording the outcome in `stats` (the volume's counters, if it has a slot).
 pub fn pre_operation<F: OffloadFacts + ?Sized>(
     op: OffloadOp,
     mode: PolicyMode,
     buffer: &mut SystemBuffer<'_>,
     facts: &mut F,
+    stats: Option<&VolumeStats>,
 ) -> PreAction {
-    match filter::pre_operation(buffer.buffered(op), mode, facts, &Rules::DOCUMENTED, None) {
+    match filter::pre_operation(buffer.buffered(op), mode, facts, &Rules::DOCUMENTED, stats) {
         PreOp::Complete {
             status,
             information,
@@ -74,12 +87,13 @@ pub fn post_operation(
     below: NtStatus,
     information: usize,
     buffer: &mut SystemBuffer<'_>,
+    stats: Option<&VolumeStats>,
 ) -> PostAction {
     let (status, information) = filter::post_operation(
         context,
         buffer.answer(below, information),
         &Rules::DOCUMENTED,
-        None,
+        stats,
     );
     PostAction {
         status,
@@ -161,6 +175,7 @@ mod tests {
                 eof: 1 << 20,
                 vdl: 1 << 20,
             },
+            None,
         );
         assert_eq!(
             action,
@@ -183,6 +198,7 @@ mod tests {
                 eof: 1 << 20,
                 vdl: 4096,
             },
+            None,
         );
         assert_eq!(
             action,
@@ -212,6 +228,7 @@ mod tests {
                 eof: 1 << 20,
                 vdl: 5000,
             },
+            None,
         );
         let PreAction::Forward {
             context: PostContext::Read(context),
@@ -241,6 +258,7 @@ mod tests {
                 eof: 1 << 20,
                 vdl: 1 << 20,
             },
+            None,
         );
         assert!(matches!(
             action,
@@ -277,6 +295,7 @@ mod tests {
             NtStatus::STATUS_SUCCESS,
             528,
             &mut buffer,
+            None,
         );
         assert_eq!(
             action,
@@ -308,6 +327,7 @@ mod tests {
             NtStatus::STATUS_SUCCESS,
             528,
             &mut buffer,
+            None,
         );
         assert_eq!(
             action,
@@ -327,6 +347,7 @@ mod tests {
             NtStatus::STATUS_ACCESS_DENIED,
             0,
             &mut buffer,
+            None,
         );
         assert_eq!(
             action.status,
@@ -338,6 +359,7 @@ mod tests {
             NtStatus::STATUS_FILE_LOCK_CONFLICT,
             0,
             &mut buffer,
+            None,
         );
         assert_eq!(lock.status, NtStatus::STATUS_FILE_LOCK_CONFLICT);
     }
@@ -356,7 +378,7 @@ mod tests {
             forwarded_length: 4096,
             sector_size: SectorSize::DEFAULT,
         });
-        let action = post_operation(&context, NtStatus::STATUS_SUCCESS, 544, &mut buffer);
+        let action = post_operation(&context, NtStatus::STATUS_SUCCESS, 544, &mut buffer, None);
         assert_eq!(
             action,
             PostAction {
@@ -395,6 +417,7 @@ mod tests {
             PolicyMode::Veto,
             &mut buffer,
             &mut NoFacts,
+            None,
         );
         assert_eq!(
             action,
@@ -403,5 +426,54 @@ mod tests {
                 information: 0
             }
         );
+    }
+
+    #[test]
+    fn a_forwarded_request_is_counted_in_pre_and_post_operation() {
+        let stats = VolumeStats::new();
+        let mut bytes = read_buffer(0, 8192);
+        let mut buffer = SystemBuffer::new(&mut bytes, 32, 528);
+        let mut file = File {
+            eof: 1 << 20,
+            vdl: 1 << 20,
+        };
+        let action = pre_operation(
+            OffloadOp::Read,
+            PolicyMode::Enforce,
+            &mut buffer,
+            &mut file,
+            Some(&stats),
+        );
+        let PreAction::Forward { context, .. } = action else {
+            panic!("a plain read is forwarded: {action:?}")
+        };
+        let answer = OffloadReadOutput::new(
+            OffloadReadFlags::empty(),
+            4096,
+            StorageOffloadToken::zero_data(),
+        );
+        answer.serialize_into(&mut bytes).unwrap();
+        let mut buffer = SystemBuffer::new(&mut bytes, 32, 528);
+        let action = post_operation(
+            &context,
+            NtStatus::STATUS_SUCCESS,
+            528,
+            &mut buffer,
+            Some(&stats),
+        );
+        assert_eq!(action.status, NtStatus::STATUS_SUCCESS);
+        let read = stats.read.counts();
+        assert_eq!((read.seen, read.forwarded, read.completed), (1, 1, 0));
+        assert_eq!((read.bytes_offloaded, read.truncated), (4096, 1));
+        let mut bytes = read_buffer(100, 4096);
+        let mut buffer = SystemBuffer::new(&mut bytes, 32, 528);
+        let _ = pre_operation(
+            OffloadOp::Read,
+            PolicyMode::Enforce,
+            &mut buffer,
+            &mut file,
+            Some(&stats),
+        );
+        assert_eq!(stats.read.counts().completed, 1);
     }
 }

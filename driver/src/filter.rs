@@ -2,9 +2,8 @@
 //! obeys the core. Views and trampolines are in [`crate::ffi`]; decisions are in `odx_core`.
 
 use odx_core::NtStatus;
-use odx_core::policy::PolicyMode;
 
-use crate::dispatch::{self, PostContext, PreAction};
+use crate::dispatch::{self, Pending, PreAction};
 use crate::facts::{KernelFacts, LockView};
 use crate::ffi::callbacks::{
     CallbackData, InstanceHandler, NonPagedPool, OperationHandler, PreOutcome, RelatedObjects,
@@ -14,6 +13,7 @@ use crate::ffi::context::VolumeContextRef;
 use crate::ffi::query::{RequestSource, raw_volume};
 use crate::ffi::registration;
 use crate::volume::VolumeContext;
+use crate::volumes::VOLUMES;
 
 /// `STATUS_FLT_DO_NOT_ATTACH`.
 const STATUS_FLT_DO_NOT_ATTACH: NtStatus = NtStatus(0xC01C_000F);
@@ -23,21 +23,26 @@ const STATUS_FLT_DO_NOT_ATTACH: NtStatus = NtStatus(0xC01C_000F);
 pub struct Odxflt;
 
 impl OperationHandler for Odxflt {
-    type Context = PostContext;
+    type Context = Pending;
     type Pool = NonPagedPool;
     // A documented offload status: copy engines fall back to ordinary I/O for the file.
     const NO_CONTEXT_STATUS: NtStatus = NtStatus::STATUS_INSUFFICIENT_RESOURCES;
 
-    fn pre(data: &mut CallbackData<'_>, objects: RelatedObjects<'_>) -> PreOutcome<PostContext> {
+    fn pre(data: &mut CallbackData<'_>, objects: RelatedObjects<'_>) -> PreOutcome<Pending> {
         let Some(op) = data.fs_control().and_then(|control| control.offload_op()) else {
             return PreOutcome::NoCallback;
         };
-        // The policy is read from the volume context; a volume without one is governed by the
-        // default policy and its facts query fails the same lookup with its status.
-        let mode = VolumeContextRef::get(objects.filter(), objects.volume())
-            .map_or_else(|_| PolicyMode::default(), |context| context.policy());
+        // The volume's slot comes from its context (released at the end of this statement); a
+        // volume without one is governed by the default policy, is not counted, and its facts
+        // query fails the same lookup with its status.
+        let slot = VolumeContextRef::get(objects.filter(), objects.volume())
+            .ok()
+            .and_then(|context| context.slot());
+        let mode = VOLUMES.policy(slot);
+        let stats = VOLUMES.stats(slot);
         let mut facts = KernelFacts::new(RequestSource::new(objects), LockView::FileSystemDecides);
-        let action = dispatch::pre_operation(op, mode, &mut data.system_buffer(), &mut facts);
+        let action =
+            dispatch::pre_operation(op, mode, &mut data.system_buffer(), &mut facts, stats);
         match action {
             PreAction::Complete {
                 status,
@@ -47,15 +52,22 @@ impl OperationHandler for Odxflt {
                 if dirty {
                     data.set_dirty();
                 }
-                PreOutcome::WithCallback(context)
+                PreOutcome::WithCallback(Pending { context, slot })
             }
         }
     }
 
-    fn post(data: &mut CallbackData<'_>, context: PostContext) {
+    fn post(data: &mut CallbackData<'_>, pending: Pending) {
         let (below, information) = data.io_status();
-        let action =
-            dispatch::post_operation(&context, below, information, &mut data.system_buffer());
+        // By slot number: no context lookup at DISPATCH_LEVEL, nothing to release.
+        let stats = VOLUMES.stats(pending.slot);
+        let action = dispatch::post_operation(
+            &pending.context,
+            below,
+            information,
+            &mut data.system_buffer(),
+            stats,
+        );
         data.set_io_status(action.status, action.information);
     }
 }
@@ -68,17 +80,34 @@ impl InstanceHandler for Odxflt {
         let Ok(facts) = raw_volume(objects, filesystem_type).facts() else {
             return STATUS_FLT_DO_NOT_ATTACH;
         };
-        let attached = VolumeContextRef::allocate(objects.filter(), VolumeContext::new(facts))
-            .and_then(|context| context.set_on(objects.volume()));
+        let slot = VOLUMES.attach();
+        let attached =
+            VolumeContextRef::allocate(objects.filter(), VolumeContext::new(facts, slot))
+                .and_then(|context| context.set_on(objects.volume()));
         match attached {
             Ok(()) => NtStatus::STATUS_SUCCESS,
-            Err(status) => status,
+            Err(status) => {
+                if let Some(slot) = slot {
+                    VOLUMES.detach(slot);
+                }
+                status
+            }
         }
     }
 
     fn teardown_start(objects: RelatedObjects<'_>, _reason: u32) {
         if let Ok(context) = VolumeContextRef::get(objects.filter(), objects.volume()) {
             context.mark_dismounted();
+        }
+    }
+
+    fn teardown_complete(objects: RelatedObjects<'_>, _reason: u32) {
+        // Every operation of the instance has completed: its slot can serve another volume.
+        let slot = VolumeContextRef::get(objects.filter(), objects.volume())
+            .ok()
+            .and_then(|context| context.slot());
+        if let Some(slot) = slot {
+            VOLUMES.detach(slot);
         }
     }
 }

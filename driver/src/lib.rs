@@ -7,7 +7,7 @@
 //! data path, IRQLs, context lifetimes and the builds.
 //!
 //! Layout: everything that needs no kernel is plain Rust with host tests ([`registration`],
-//! [`request`], [`volume`], [`facts`], [`dispatch`], [`lifecycle`]); [`filter`] wires them to the
+//! [`request`], [`volume`], [`volumes`], [`facts`], [`dispatch`], [`lifecycle`]); [`filter`] wires them to the
 //! callbacks; all `unsafe` is in [`ffi`].
 
 #![cfg_attr(all(target_os = "windows", not(test)), no_std)]
@@ -38,6 +38,7 @@ pub mod lifecycle;
 pub mod registration;
 pub mod request;
 pub mod volume;
+pub mod volumes;
 
 #[cfg(test)]
 mod inf_tests;

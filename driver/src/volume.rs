@@ -1,9 +1,8 @@
 //! Per-volume facts, learned once at instance setup and cached in the volume context.
 
-use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use odx_core::flags::VolumeFlags;
-use odx_core::policy::PolicyMode;
 use odx_core::{FileSystemKind, SectorSize, VolumeFacts};
 
 /// `FLT_FSTYPE_NTFS`.
@@ -79,35 +78,32 @@ impl RawVolume {
     }
 }
 
-/// The volume context: the cached facts, the dismount mark and the volume's policy.
+/// The volume context: the cached facts, the dismount mark and the volume's slot in
+/// [`crate::volumes::VOLUMES`] (its policy and statistics).
 #[derive(Debug)]
 #[repr(C)]
 pub struct VolumeContext {
     facts: VolumeFacts,
     dismounted: AtomicBool,
-    policy: AtomicU32,
+    slot: Option<u32>,
 }
 
 impl VolumeContext {
-    /// A context for a freshly set-up volume, enforcing (the default policy).
+    /// A context for a freshly set-up volume with its slot (`None`: the table is full; the
+    /// volume is governed by the default policy and not counted).
     #[must_use]
-    pub const fn new(facts: VolumeFacts) -> Self {
+    pub const fn new(facts: VolumeFacts, slot: Option<u32>) -> Self {
         Self {
             facts,
             dismounted: AtomicBool::new(false),
-            policy: AtomicU32::new(PolicyMode::Enforce.as_u32()),
+            slot,
         }
     }
 
-    /// The volume's policy.
+    /// The volume's slot in the statistics and policy table.
     #[must_use]
-    pub fn policy(&self) -> PolicyMode {
-        PolicyMode::from_u32(self.policy.load(Ordering::Acquire)).unwrap_or_default()
-    }
-
-    /// Changes the volume's policy (issue 6: from the communication port).
-    pub fn set_policy(&self, mode: PolicyMode) {
-        self.policy.store(mode.as_u32(), Ordering::Release);
+    pub const fn slot(&self) -> Option<u32> {
+        self.slot
     }
 
     /// Instance teardown (dismount, detach, unload): requests still in flight on this volume are
@@ -223,17 +219,19 @@ mod tests {
 
     #[test]
     fn teardown_marks_the_context_dismounted() {
-        let context = VolumeContext::new(ntfs().facts().unwrap());
+        let context = VolumeContext::new(ntfs().facts().unwrap(), None);
         assert!(!context.facts().flags.contains(VolumeFlags::DISMOUNTED));
         context.mark_dismounted();
         assert!(context.facts().flags.contains(VolumeFlags::DISMOUNTED));
     }
 
     #[test]
-    fn a_new_volume_enforces_and_the_policy_can_change() {
-        let context = VolumeContext::new(ntfs().facts().unwrap());
-        assert_eq!(context.policy(), PolicyMode::Enforce);
-        context.set_policy(PolicyMode::Monitor);
-        assert_eq!(context.policy(), PolicyMode::Monitor);
+    fn the_context_remembers_its_slot() {
+        let context = VolumeContext::new(ntfs().facts().unwrap(), Some(3));
+        assert_eq!(context.slot(), Some(3));
+        assert_eq!(
+            VolumeContext::new(ntfs().facts().unwrap(), None).slot(),
+            None
+        );
     }
 }

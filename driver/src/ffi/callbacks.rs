@@ -292,6 +292,9 @@ pub trait InstanceHandler {
     fn setup(objects: RelatedObjects<'_>, filesystem_type: i32) -> NtStatus;
     /// `PFLT_INSTANCE_TEARDOWN_CALLBACK`, start (PASSIVE_LEVEL).
     fn teardown_start(objects: RelatedObjects<'_>, reason: u32);
+    /// `PFLT_INSTANCE_TEARDOWN_CALLBACK`, complete (PASSIVE_LEVEL; no operation of the instance
+    /// is outstanding).
+    fn teardown_complete(objects: RelatedObjects<'_>, reason: u32);
 }
 
 /// `PFLT_INSTANCE_SETUP_CALLBACK` for `H`.
@@ -333,6 +336,20 @@ pub unsafe extern "system" fn instance_teardown_start<H: InstanceHandler>(
     // SAFETY: Filter Manager passes the related objects of the instance being torn down.
     if let Some(objects) = unsafe { objects.as_ref() } {
         H::teardown_start(RelatedObjects { objects }, reason);
+    }
+}
+
+/// `PFLT_INSTANCE_TEARDOWN_CALLBACK` (complete) for `H`.
+///
+/// # Safety
+/// Called by Filter Manager with valid related objects.
+pub unsafe extern "system" fn instance_teardown_complete<H: InstanceHandler>(
+    objects: *const FLT_RELATED_OBJECTS,
+    reason: u32,
+) {
+    // SAFETY: Filter Manager passes the related objects of the instance being torn down.
+    if let Some(objects) = unsafe { objects.as_ref() } {
+        H::teardown_complete(RelatedObjects { objects }, reason);
     }
 }
 

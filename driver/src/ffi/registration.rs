@@ -15,7 +15,8 @@ use windows_sys::Win32::Foundation::NTSTATUS;
 
 use super::callbacks::{
     InstanceHandler, OperationHandler, UnloadHandler, filter_unload, instance_query_teardown,
-    instance_setup, instance_teardown_start, post_operation, pre_operation,
+    instance_setup, instance_teardown_complete, instance_teardown_start, post_operation,
+    pre_operation,
 };
 use super::{core_status, nt, nt_success};
 use crate::filter::Odxflt;
@@ -143,7 +144,7 @@ pub const fn registration<H: OperationHandler + InstanceHandler + UnloadHandler>
         InstanceSetupCallback: Some(instance_setup::<H>),
         InstanceQueryTeardownCallback: Some(instance_query_teardown),
         InstanceTeardownStartCallback: Some(instance_teardown_start::<H>),
-        InstanceTeardownCompleteCallback: None,
+        InstanceTeardownCompleteCallback: Some(instance_teardown_complete::<H>),
         GenerateFileNameCallback: None,
         NormalizeNameComponentCallback: None,
         NormalizeContextCleanupCallback: None,
@@ -280,6 +281,7 @@ pub(crate) mod tests {
             }
         }
         fn teardown_start(_: RelatedObjects<'_>, _: u32) {}
+        fn teardown_complete(_: RelatedObjects<'_>, _: u32) {}
     }
 
     impl UnloadHandler for Probe {
@@ -327,6 +329,7 @@ pub(crate) mod tests {
         assert!(registration.InstanceSetupCallback.is_some());
         assert!(registration.InstanceQueryTeardownCallback.is_some());
         assert!(registration.InstanceTeardownStartCallback.is_some());
+        assert!(registration.InstanceTeardownCompleteCallback.is_some());
         assert!(registration.SectionNotificationCallback.is_none());
     }
 }
