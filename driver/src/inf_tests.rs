@@ -186,6 +186,17 @@ fn check_variant(inf: &Inf, install: &str, prefix: &str) {
     );
     assert_eq!(parse_number(&features), 0x3);
 
+    // The driver reads RegistryPath\Parameters\DefaultPolicy in both variants.
+    let (policy_kind, policy) = entry(&entries, "Parameters", "DefaultPolicy");
+    assert_eq!(
+        policy_kind, "0x00010003",
+        "DefaultPolicy: REG_DWORD, not clobbered on reinstall"
+    );
+    assert_eq!(
+        odx_core::policy::PolicyMode::from_u32(parse_number(&policy)),
+        Some(odx_core::policy::PolicyMode::Enforce)
+    );
+
     let instances = if prefix.is_empty() {
         "Instances".to_string()
     } else {

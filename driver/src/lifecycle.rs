@@ -1,6 +1,7 @@
-//! Load and unload order, independent of the kernel: `DriverEntry` registers the filter, (issue 6:
-//! opens the communication port), starts filtering, and unwinds every completed step in reverse
-//! when a later one fails. `ffi::registration` implements [`FilterManager`] over Filter Manager.
+//! Load and unload order, independent of the kernel: `DriverEntry` registers the filter, opens the
+//! communication port (`\\OdxfltPort`), starts filtering, and unwinds every completed step in
+//! reverse when a later one fails. `ffi::registration` implements [`FilterManager`] over Filter
+//! Manager.
 
 use odx_core::NtStatus;
 
@@ -8,12 +9,23 @@ use odx_core::NtStatus;
 pub trait FilterManager {
     /// The registered filter (`PFLT_FILTER`).
     type Filter: Copy;
+    /// The communication server port (`PFLT_PORT`).
+    type Port: Copy;
 
     /// `FltRegisterFilter`.
     ///
     /// # Errors
     /// Its status.
     fn register(&mut self) -> Result<Self::Filter, NtStatus>;
+
+    /// `FltCreateCommunicationPort` (administrators and SYSTEM only, one connection).
+    ///
+    /// # Errors
+    /// Its status.
+    fn open_port(&mut self, filter: Self::Filter) -> Result<Self::Port, NtStatus>;
+
+    /// `FltCloseCommunicationPort`.
+    fn close_port(&mut self, port: Self::Port);
 
     /// `FltStartFiltering`.
     ///
@@ -25,24 +37,41 @@ pub trait FilterManager {
     fn unregister(&mut self, filter: Self::Filter);
 }
 
-/// Registers and starts the filter, unwinding on failure.
+/// What a successful load leaves behind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Loaded<F, P> {
+    /// The registered filter.
+    pub filter: F,
+    /// The server port.
+    pub port: P,
+}
+
+/// Registers the filter, opens the port and starts filtering, unwinding on failure.
 ///
 /// # Errors
 /// The status of the step that failed, after the steps before it were undone.
-pub fn load<M: FilterManager>(manager: &mut M) -> Result<M::Filter, NtStatus> {
+pub fn load<M: FilterManager>(manager: &mut M) -> Result<Loaded<M::Filter, M::Port>, NtStatus> {
     let filter = manager.register()?;
-    // Seam for issue 6: the communication port (FltCreateCommunicationPort) is created here,
-    // between registration and start, and closed on this unwind path before unregistering.
+    let port = match manager.open_port(filter) {
+        Ok(port) => port,
+        Err(status) => {
+            manager.unregister(filter);
+            return Err(status);
+        }
+    };
     if let Err(status) = manager.start(filter) {
+        manager.close_port(port);
         manager.unregister(filter);
         return Err(status);
     }
-    Ok(filter)
+    Ok(Loaded { filter, port })
 }
 
-/// Unloads the filter: the reverse of [`load`].
-pub fn unload<M: FilterManager>(manager: &mut M, filter: M::Filter) {
-    manager.unregister(filter);
+/// Unloads the filter: the reverse of [`load`] (the port first, so no message arrives while the
+/// filter goes away).
+pub fn unload<M: FilterManager>(manager: &mut M, loaded: Loaded<M::Filter, M::Port>) {
+    manager.close_port(loaded.port);
+    manager.unregister(loaded.filter);
 }
 
 #[cfg(test)]
@@ -52,12 +81,23 @@ mod tests {
     #[derive(Debug, Default)]
     struct Recorder {
         fail_register: Option<NtStatus>,
+        fail_port: Option<NtStatus>,
         fail_start: Option<NtStatus>,
         calls: std::vec::Vec<&'static str>,
     }
 
     impl FilterManager for Recorder {
         type Filter = u32;
+        type Port = u8;
+        fn open_port(&mut self, filter: u32) -> Result<u8, NtStatus> {
+            assert_eq!(filter, 7);
+            self.calls.push("open_port");
+            self.fail_port.map_or(Ok(9), Err)
+        }
+        fn close_port(&mut self, port: u8) {
+            assert_eq!(port, 9);
+            self.calls.push("close_port");
+        }
         fn register(&mut self) -> Result<u32, NtStatus> {
             self.calls.push("register");
             self.fail_register.map_or(Ok(7), Err)
@@ -74,23 +114,41 @@ mod tests {
     }
 
     #[test]
-    fn load_registers_then_starts() {
+    fn load_registers_opens_the_port_then_starts() {
         let mut manager = Recorder::default();
-        assert_eq!(load(&mut manager), Ok(7));
-        assert_eq!(manager.calls, ["register", "start"]);
-        unload(&mut manager, 7);
-        assert_eq!(manager.calls, ["register", "start", "unregister"]);
+        let loaded = load(&mut manager).unwrap();
+        assert_eq!(loaded, Loaded { filter: 7, port: 9 });
+        assert_eq!(manager.calls, ["register", "open_port", "start"]);
+        unload(&mut manager, loaded);
+        assert_eq!(
+            manager.calls,
+            ["register", "open_port", "start", "close_port", "unregister"]
+        );
     }
 
     #[test]
-    fn a_failed_start_unregisters() {
+    fn a_failed_start_closes_the_port_and_unregisters() {
         let status = NtStatus::STATUS_INSUFFICIENT_RESOURCES;
         let mut manager = Recorder {
             fail_start: Some(status),
             ..Recorder::default()
         };
         assert_eq!(load(&mut manager), Err(status));
-        assert_eq!(manager.calls, ["register", "start", "unregister"]);
+        assert_eq!(
+            manager.calls,
+            ["register", "open_port", "start", "close_port", "unregister"]
+        );
+    }
+
+    #[test]
+    fn a_failed_port_unregisters() {
+        let status = NtStatus::STATUS_INSUFFICIENT_RESOURCES;
+        let mut manager = Recorder {
+            fail_port: Some(status),
+            ..Recorder::default()
+        };
+        assert_eq!(load(&mut manager), Err(status));
+        assert_eq!(manager.calls, ["register", "open_port", "unregister"]);
     }
 
     #[test]

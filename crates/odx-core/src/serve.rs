@@ -35,6 +35,9 @@ fn write_reply<R: WireStruct>(reply: &R, out: &mut [u8]) -> Result<usize, NtStat
         .map_err(|_| NtStatus::STATUS_BUFFER_TOO_SMALL)
 }
 
+// Not inlined, like `handle_request`: each stack frame stays below one page, so a kernel caller
+// needs no stack probe (`__chkstk`).
+#[inline(never)]
 fn stats_reply<T: PortTarget + ?Sized>(target: &T, volume: u32) -> Result<StatsReply, NtStatus> {
     let count = target.volume_count();
     if volume == ALL_VOLUMES {
@@ -84,6 +87,7 @@ fn policy_of<T: PortTarget + ?Sized>(target: &T, volume: u32) -> Result<PolicyMo
 /// # Errors
 /// The status [`parse_request`] gives for a malformed request; `STATUS_BUFFER_TOO_SMALL` when
 /// `reply` cannot hold the reply; `STATUS_FLT_VOLUME_NOT_FOUND` for an index with no volume.
+#[inline(never)]
 pub fn handle_request<T: PortTarget + ?Sized>(
     request: &[u8],
     reply: &mut [u8],

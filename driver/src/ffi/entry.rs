@@ -3,7 +3,8 @@
 use windows_sys::Wdk::Foundation::DRIVER_OBJECT;
 use windows_sys::Win32::Foundation::{NTSTATUS, UNICODE_STRING};
 
-/// `DriverEntry`: (WDK build: the KMDF driver object) → register → start filtering.
+/// `DriverEntry`: (WDK build: the KMDF driver object) → default policy from the registry →
+/// register → open the port → start filtering.
 ///
 /// In the WDK build the image's entry point is KMDF's `FxDriverEntry` (WdfDriverEntry.lib), which
 /// binds the framework and then calls this function; in the Linux-built image `DriverEntry` is
@@ -27,9 +28,7 @@ pub unsafe extern "system" fn driver_entry(
             return status;
         }
     }
-    #[cfg(not(feature = "wdk"))]
-    let _ = registry_path;
-    super::registration::load(driver.cast_const())
+    super::registration::load(driver.cast_const(), registry_path)
 }
 
 /// The backstop: nothing in odxflt is meant to panic (the lints deny every panicking construct),

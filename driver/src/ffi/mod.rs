@@ -13,8 +13,10 @@ pub mod entry;
 pub mod kernel;
 #[cfg(feature = "wdk")]
 pub mod kmdf;
+pub mod port;
 pub mod query;
 pub mod registration;
+pub mod registry;
 
 use windows_sys::Win32::Foundation::NTSTATUS;
 

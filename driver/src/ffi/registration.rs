@@ -9,9 +9,9 @@ use windows_sys::Wdk::Foundation::DRIVER_OBJECT;
 use windows_sys::Wdk::Storage::FileSystem::Minifilters::{
     FLT_CONTEXT_END, FLT_CONTEXT_REGISTRATION, FLT_OPERATION_REGISTRATION, FLT_REGISTRATION,
     FLT_REGISTRATION_VERSION_0202, FltRegisterFilter, FltStartFiltering, FltUnregisterFilter,
-    IRP_MJ_OPERATION_END, PFLT_FILTER,
+    IRP_MJ_OPERATION_END, PFLT_FILTER, PFLT_PORT,
 };
-use windows_sys::Win32::Foundation::NTSTATUS;
+use windows_sys::Win32::Foundation::{NTSTATUS, UNICODE_STRING};
 
 use super::callbacks::{
     InstanceHandler, OperationHandler, UnloadHandler, filter_unload, instance_query_teardown,
@@ -20,9 +20,10 @@ use super::callbacks::{
 };
 use super::{core_status, nt, nt_success};
 use crate::filter::Odxflt;
-use crate::lifecycle::{self, FilterManager};
+use crate::lifecycle::{self, FilterManager, Loaded};
 use crate::registration::{FLT_VOLUME_CONTEXT, OPERATIONS, Operation, POOL_TAG};
 use crate::volume::VolumeContext;
+use crate::volumes::VOLUMES;
 
 /// An immutable registration table.
 #[derive(Debug)]
@@ -162,6 +163,8 @@ pub static REGISTRATION: Table<FLT_REGISTRATION> = Table(registration::<Odxflt>(
 
 /// The filter handle between `DriverEntry` and unload (0 = not registered).
 static FILTER: AtomicIsize = AtomicIsize::new(0);
+/// The communication server port between `DriverEntry` and unload.
+static PORT: AtomicIsize = AtomicIsize::new(0);
 
 /// Filter Manager, as [`lifecycle`] uses it.
 #[derive(Debug)]
@@ -171,6 +174,15 @@ struct FltMgr {
 
 impl FilterManager for FltMgr {
     type Filter = PFLT_FILTER;
+    type Port = PFLT_PORT;
+
+    fn open_port(&mut self, filter: PFLT_FILTER) -> Result<PFLT_PORT, NtStatus> {
+        super::port::open(filter)
+    }
+
+    fn close_port(&mut self, port: PFLT_PORT) {
+        super::port::close(port);
+    }
 
     fn register(&mut self) -> Result<PFLT_FILTER, NtStatus> {
         let mut filter: PFLT_FILTER = 0;
@@ -202,10 +214,13 @@ impl FilterManager for FltMgr {
     }
 }
 
-/// `DriverEntry` after the KMDF step: register and start the filter.
-pub fn load(driver: *const DRIVER_OBJECT) -> NTSTATUS {
+/// `DriverEntry` after the KMDF step: the default policy from the registry, then register, open
+/// the port and start the filter.
+pub fn load(driver: *const DRIVER_OBJECT, registry_path: *const UNICODE_STRING) -> NTSTATUS {
+    VOLUMES.load_default(super::registry::default_policy(registry_path));
     match lifecycle::load(&mut FltMgr { driver }) {
-        Ok(filter) => {
+        Ok(Loaded { filter, port }) => {
+            PORT.store(port, Ordering::Release);
             FILTER.store(filter, Ordering::Release);
             nt(NtStatus::STATUS_SUCCESS)
         }
@@ -213,11 +228,12 @@ pub fn load(driver: *const DRIVER_OBJECT) -> NTSTATUS {
     }
 }
 
-/// The filter unload callback: unregister.
+/// The filter unload callback: close the port, unregister.
 pub fn unload() {
     let filter = FILTER.swap(0, Ordering::AcqRel);
+    let port = PORT.swap(0, Ordering::AcqRel);
     if filter != 0 {
-        lifecycle::unload(&mut FltMgr { driver: null() }, filter);
+        lifecycle::unload(&mut FltMgr { driver: null() }, Loaded { filter, port });
     }
 }
 

@@ -1,0 +1,215 @@
+//! The communication port `\OdxfltPort`: created between registration and start, closed at
+//! unload; one connection at a time, administrators and SYSTEM only. Messages are answered by
+//! `odx_core::serve::handle_request` over [`crate::volumes::VOLUMES`] (the same handler the
+//! simulator's port uses); this module only moves bytes.
+//!
+//! The caller's buffers: Filter Manager hands the message callback the addresses `FilterSend
+//! Message` was given. odxflt copies the request (at most [`REQUEST_MAX`] bytes) into a kernel
+//! stack buffer once, builds the reply there, and copies it out once. The WDK samples wrap such
+//! accesses in `__try/__except`; Rust has no structured exception handling, so a caller that
+//! unmaps its own buffer between `FilterSendMessage`'s checks and these copies would fault the
+//! system. The port's DACL admits administrators and SYSTEM only (docs/driver.md, "The port").
+
+use core::ffi::c_void;
+use core::ptr::{null, null_mut};
+use core::sync::atomic::{AtomicIsize, Ordering};
+
+use odx_core::NtStatus;
+use odx_core::port::{PORT_NAME, StatsReply};
+use odx_core::serve::handle_request;
+use odx_core::wire::WireStruct;
+use windows_sys::Wdk::Foundation::OBJECT_ATTRIBUTES;
+use windows_sys::Wdk::Storage::FileSystem::Minifilters::{
+    FltBuildDefaultSecurityDescriptor, FltCloseClientPort, FltCloseCommunicationPort,
+    FltCreateCommunicationPort, FltFreeSecurityDescriptor, PFLT_FILTER, PFLT_PORT,
+};
+use windows_sys::Win32::Foundation::{
+    NTSTATUS, OBJ_CASE_INSENSITIVE, OBJ_KERNEL_HANDLE, UNICODE_STRING,
+};
+use windows_sys::Win32::Security::PSECURITY_DESCRIPTOR;
+
+use super::{core_status, nt, nt_success};
+use crate::volumes::VOLUMES;
+
+/// `FLT_PORT_ALL_ACCESS` = `FLT_PORT_CONNECT` (1) | `STANDARD_RIGHTS_ALL` (0x1F0000).
+pub const FLT_PORT_ALL_ACCESS: u32 = 0x001F_0001;
+
+/// Longest request read from the caller (every request is 16 or 24 bytes).
+pub const REQUEST_MAX: usize = 64;
+
+/// Characters of [`PORT_NAME`].
+const NAME_LEN: usize = PORT_NAME.len();
+
+/// [`PORT_NAME`] in UTF-16 (it is ASCII).
+static PORT_NAME_UTF16: [u16; NAME_LEN] = {
+    let bytes = PORT_NAME.as_bytes();
+    let mut out = [0u16; NAME_LEN];
+    let mut i = 0;
+    while i < NAME_LEN {
+        // `i` < NAME_LEN = bytes.len(): in bounds; a const evaluation out of bounds would fail
+        // the build, not the driver.
+        #[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
+        {
+            out[i] = bytes[i] as u16;
+            i += 1;
+        }
+    }
+    out
+};
+
+/// Bytes of the name (`UNICODE_STRING.Length`).
+const NAME_BYTES: u16 = {
+    let bytes = NAME_LEN * 2;
+    assert!(bytes <= 0xFFFF);
+    bytes as u16
+};
+
+/// The filter whose port is open (for `FltCloseClientPort`), 0 when none.
+static FILTER: AtomicIsize = AtomicIsize::new(0);
+/// The connected client's port, 0 when none.
+static CLIENT: AtomicIsize = AtomicIsize::new(0);
+
+/// Creates the server port for `filter`.
+///
+/// # Errors
+/// The status of `FltBuildDefaultSecurityDescriptor` or `FltCreateCommunicationPort`.
+pub fn open(filter: PFLT_FILTER) -> Result<PFLT_PORT, NtStatus> {
+    let mut descriptor: PSECURITY_DESCRIPTOR = null_mut();
+    // SAFETY: `descriptor` is a valid out pointer; PASSIVE_LEVEL (DriverEntry). The descriptor
+    // grants FLT_PORT_ALL_ACCESS to administrators and SYSTEM only.
+    let status = unsafe { FltBuildDefaultSecurityDescriptor(&mut descriptor, FLT_PORT_ALL_ACCESS) };
+    if !nt_success(status) {
+        return Err(core_status(status));
+    }
+    let name = UNICODE_STRING {
+        Length: NAME_BYTES,
+        MaximumLength: NAME_BYTES,
+        // The kernel only reads the name.
+        Buffer: PORT_NAME_UTF16.as_ptr().cast_mut(),
+    };
+    let attributes = OBJECT_ATTRIBUTES {
+        Length: u32::try_from(core::mem::size_of::<OBJECT_ATTRIBUTES>()).unwrap_or(0),
+        RootDirectory: null_mut(),
+        ObjectName: &name,
+        Attributes: OBJ_CASE_INSENSITIVE | OBJ_KERNEL_HANDLE,
+        SecurityDescriptor: descriptor.cast_const().cast(),
+        SecurityQualityOfService: null(),
+    };
+    let mut port: PFLT_PORT = 0;
+    // SAFETY: `filter` is registered and not yet started; `attributes`, `name` and the
+    // descriptor outlive the call; the callbacks are `extern "system"` functions with Filter
+    // Manager's signatures; at most one connection.
+    let status = unsafe {
+        FltCreateCommunicationPort(
+            filter,
+            &mut port,
+            &attributes,
+            null(),
+            Some(connect),
+            Some(disconnect),
+            Some(message),
+            1,
+        )
+    };
+    // SAFETY: the descriptor came from FltBuildDefaultSecurityDescriptor and is freed once;
+    // the port keeps its own copy.
+    unsafe { FltFreeSecurityDescriptor(descriptor) };
+    if !nt_success(status) {
+        return Err(core_status(status));
+    }
+    FILTER.store(filter, Ordering::Release);
+    Ok(port)
+}
+
+/// Closes the server port (unload, or the unwind of a failed load). A connected client is
+/// disconnected by Filter Manager, which calls [`disconnect`].
+pub fn close(port: PFLT_PORT) {
+    // SAFETY: `port` came from `open` and is closed exactly once.
+    unsafe { FltCloseCommunicationPort(port) };
+}
+
+/// `PFLT_CONNECT_NOTIFY`: accepts the (administrator's) connection and remembers its port.
+unsafe extern "system" fn connect(
+    client_port: PFLT_PORT,
+    _server_cookie: *const c_void,
+    _context: *const c_void,
+    _context_size: u32,
+    _connection_cookie: *mut *mut c_void,
+) -> NTSTATUS {
+    CLIENT.store(client_port, Ordering::Release);
+    nt(NtStatus::STATUS_SUCCESS)
+}
+
+/// `PFLT_DISCONNECT_NOTIFY`: closes the client's port.
+unsafe extern "system" fn disconnect(_connection_cookie: *const c_void) {
+    let mut client = CLIENT.swap(0, Ordering::AcqRel);
+    let filter = FILTER.load(Ordering::Acquire);
+    if client != 0 && filter != 0 {
+        // SAFETY: `client` is the port Filter Manager handed `connect`, closed once here (the
+        // swap took it out); `filter` is the registered filter.
+        unsafe { FltCloseClientPort(filter, &mut client) };
+    }
+}
+
+/// `PFLT_MESSAGE_NOTIFY`: one request in, one reply out (or a status and no reply).
+unsafe extern "system" fn message(
+    _port_cookie: *const c_void,
+    input: *const c_void,
+    input_length: u32,
+    output: *mut c_void,
+    output_length: u32,
+    return_length: *mut u32,
+) -> NTSTATUS {
+    let mut request = [0u8; REQUEST_MAX];
+    let in_len = usize::try_from(input_length)
+        .unwrap_or(usize::MAX)
+        .min(REQUEST_MAX);
+    let in_len = if input.is_null() { 0 } else { in_len };
+    if in_len > 0 {
+        // SAFETY: Filter Manager passes the caller's input buffer of `input_length` bytes
+        // (checked by FilterSendMessage); `in_len` <= that length and <= the local buffer; the
+        // two do not overlap. Caller-buffer caveat: module documentation.
+        unsafe {
+            core::ptr::copy_nonoverlapping(input.cast::<u8>(), request.as_mut_ptr(), in_len);
+        }
+    }
+    let mut reply = [0u8; StatsReply::SIZE];
+    let out_len = usize::try_from(output_length)
+        .unwrap_or(usize::MAX)
+        .min(StatsReply::SIZE);
+    let out_len = if output.is_null() { 0 } else { out_len };
+    let answer = handle_request(
+        request.get(..in_len).unwrap_or_default(),
+        reply.get_mut(..out_len).unwrap_or_default(),
+        &mut VOLUMES.port(),
+    );
+    let written = match answer {
+        Ok(written) => written.min(out_len),
+        Err(status) => return nt(status),
+    };
+    if written > 0 {
+        // SAFETY: `output` is the caller's output buffer of `output_length` bytes (non-NULL,
+        // `written` <= out_len <= output_length); the local reply does not overlap it.
+        unsafe {
+            core::ptr::copy_nonoverlapping(reply.as_ptr(), output.cast::<u8>(), written);
+        }
+    }
+    if !return_length.is_null() {
+        // SAFETY: Filter Manager's out slot for the reply length.
+        unsafe { return_length.write(u32::try_from(written).unwrap_or(0)) };
+    }
+    nt(NtStatus::STATUS_SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_port_name_is_the_cores_in_utf16() {
+        let decoded = std::string::String::from_utf16(&PORT_NAME_UTF16).unwrap();
+        assert_eq!(decoded, PORT_NAME);
+        assert_eq!(usize::from(NAME_BYTES), PORT_NAME.len() * 2);
+        const { assert!(StatsReply::SIZE >= odx_core::port::ConfigReply::SIZE) };
+    }
+}
