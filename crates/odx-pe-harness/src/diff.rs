@@ -17,6 +17,7 @@ use anyhow::{Context, Result, anyhow};
 use odx_core::engine::{SIMULATED_TOKEN_TYPE, TOKEN_KEY_LEN, TokenKey, key_of, token_for_key};
 use odx_core::flags::{AccessMask, FileAttributes, StreamMarkers};
 use odx_core::iomgr::{RequestorMode, io_manager_precheck};
+use odx_core::policy::PolicyMode;
 use odx_core::wire::{
     OffloadReadInput, OffloadReadOutput, OffloadWriteInput, OffloadWriteOutput, StorageOffloadToken,
 };
@@ -146,8 +147,8 @@ pub const KNOWN_DIFFERENCES: &[KnownDifference] = &[
 ];
 
 /// Why a scenario with a policy other than `enforce` cannot be reproduced by the image.
-pub const POLICY_NOT_IN_IMAGE: &str = "the image has no way to receive a policy (issue 6's \
-communication port is not in it; VolumeContext::set_policy has no caller), so it always enforces";
+pub const POLICY_NOT_IN_IMAGE: &str = "this image does not read Parameters\\DefaultPolicy (no \
+ZwQueryValueKey import) and has no other way to receive a policy, so it always enforces";
 
 /// What one side answered.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -545,8 +546,10 @@ fn seed(scenario: &str, index: usize) -> u64 {
 }
 
 /// Sends one offload FSCTL through the I/O manager model and the binary, over `side`'s volume.
+#[allow(clippy::too_many_arguments)]
 fn through_binary(
     driver: &mut LoadedDriver,
+    untouched: bool,
     side: &mut Side,
     handle: HandleId,
     op: OffloadOp,
@@ -603,7 +606,7 @@ fn through_binary(
     };
     let volume = side.stack.volume_mut();
     let mut below = |buffer: &mut [u8], input_len: usize| {
-        let answer = file_system_below(volume, state, op, buffer, input_len);
+        let answer = file_system_below(volume, state, op, buffer, input_len, output_len, untouched);
         (answer.status, answer.information)
     };
     let result = driver.fs_control(&request, &mut below)?;
@@ -729,7 +732,15 @@ pub fn run_scenario(
     let (volume, max_size_expressible) = volume_info(&config);
     let mut sim = Side::new(scenario)?;
     let mut bin = Side::new(scenario)?;
-    let mut driver = LoadedDriver::load(image, volume)?;
+    // The policy reaches the image the way it does on Windows: Parameters\DefaultPolicy under
+    // the service key, read at DriverEntry. An image without the registry read cannot get it.
+    let policy = PolicyMode::from_name(&scenario.volume.policy).unwrap_or_default();
+    let mut driver = LoadedDriver::load_with_policy(image, volume, Some(policy.as_u32()))?;
+    let reads_registry = driver
+        .image()
+        .imports()
+        .iter()
+        .any(|i| i.symbol == "ZwQueryValueKey");
     let mut problems = Vec::new();
     let _ = max_size_expressible;
     let attach = driver.setup_instance()?;
@@ -780,6 +791,7 @@ pub fn run_scenario(
                 sim.keep_token(spec, outcome.status, &outcome.output);
                 let (status, information, output, result) = through_binary(
                     &mut driver,
+                    reads_registry && policy == PolicyMode::Monitor,
                     &mut bin,
                     bin_handle,
                     op,
@@ -852,7 +864,7 @@ pub fn run_scenario(
                         report.known.map(|k| k.difference),
                         Some(Difference::Status { .. })
                     );
-                    if !documented && scenario.volume.policy == "enforce" {
+                    if !documented && (policy == PolicyMode::Enforce || reads_registry) {
                         report.problems.push(problem);
                     }
                 }
@@ -907,7 +919,7 @@ pub fn run_scenario(
         steps.push(report);
     }
     let policy_unavailable =
-        (scenario.volume.policy != "enforce").then(|| scenario.volume.policy.clone());
+        (policy != PolicyMode::Enforce && !reads_registry).then(|| scenario.volume.policy.clone());
     let volumes = compare_volumes(scenario, &sim, &bin)?;
     let notes = if policy_unavailable.is_some() {
         volumes

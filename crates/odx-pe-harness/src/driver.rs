@@ -30,8 +30,6 @@ type DriverEntryFn = unsafe extern "win64" fn(*mut DRIVER_OBJECT, *const UNICODE
 const FSRTL_FLAG_ADVANCED_FCB_HEADER: u8 = 0x40;
 /// `FO_CLEANUP_COMPLETE`.
 const FO_CLEANUP_COMPLETE: u32 = 0x4000;
-/// The registry path handed to `DriverEntry`.
-const REGISTRY_PATH: &str = r"\Registry\Machine\System\CurrentControlSet\Services\odxflt";
 
 /// An NTFS stream control block as far as odxflt looks into it: the FCB header first.
 #[repr(C, align(16))]
@@ -163,8 +161,20 @@ impl LoadedDriver {
     /// # Errors
     /// Loading fails, `DriverEntry` fails, or the filter did not register and start.
     pub fn load(image_bytes: &[u8], volume: VolumeInfo) -> Result<Self> {
+        Self::load_with_policy(image_bytes, volume, None)
+    }
+
+    /// [`Self::load`] with `Parameters\DefaultPolicy` (REG_DWORD) set under the service key.
+    ///
+    /// # Errors
+    /// As [`Self::load`].
+    pub fn load_with_policy(
+        image_bytes: &[u8],
+        volume: VolumeInfo,
+        default_policy: Option<u32>,
+    ) -> Result<Self> {
         let image = Image::load(image_bytes, &KernelResolver)?;
-        kernel::install(volume)?;
+        kernel::install(volume, default_policy)?;
         let mut driver = Self {
             image,
             registration: Registration::default(),
@@ -176,7 +186,7 @@ impl LoadedDriver {
             .export("DriverEntry")
             .ok_or_else(|| anyhow!("the image does not export DriverEntry"))?;
         let entry: DriverEntryFn = checked(&driver.image, entry)?;
-        let mut path: Vec<u16> = REGISTRY_PATH.encode_utf16().collect();
+        let mut path: Vec<u16> = kernel::SERVICE_KEY.encode_utf16().collect();
         let bytes = u16::try_from(path.len() * 2).context("registry path too long")?;
         let registry = UNICODE_STRING {
             Length: bytes,

@@ -208,6 +208,18 @@ pub enum Call {
     AllocatePool(usize, u32),
     /// `ExFreePoolWithTag` (tag).
     FreePool(u32),
+    /// `ZwOpenKey`.
+    OpenKey,
+    /// `ZwQueryValueKey`.
+    QueryValueKey,
+    /// `ObCloseHandle`.
+    CloseHandle,
+    /// `FltBuildDefaultSecurityDescriptor` / `FltFreeSecurityDescriptor`.
+    SecurityDescriptor,
+    /// `FltCreateCommunicationPort`.
+    CreateCommunicationPort,
+    /// `FltCloseCommunicationPort` / `FltCloseClientPort`.
+    ClosePort,
 }
 
 impl Call {
@@ -261,19 +273,21 @@ pub struct Leaks {
     pub pool: Vec<(usize, u32)>,
     /// Contexts still referenced: (type, references).
     pub contexts: Vec<(u16, u32)>,
+    /// Other kernel objects left open (registry keys, security descriptors, ports).
+    pub objects: Vec<String>,
 }
 
 impl Leaks {
     /// Nothing leaked.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.pool.is_empty() && self.contexts.is_empty()
+        self.pool.is_empty() && self.contexts.is_empty() && self.objects.is_empty()
     }
 
     /// Leaked objects.
     #[must_use]
     pub fn count(&self) -> usize {
-        self.pool.len() + self.contexts.len()
+        self.pool.len() + self.contexts.len() + self.objects.len()
     }
 }
 
@@ -298,6 +312,17 @@ pub struct Kernel {
     contexts: BTreeMap<usize, ContextBlock>,
     volume_context: Option<usize>,
     files: HashMap<usize, FileInfo>,
+    /// `Parameters\DefaultPolicy` (REG_DWORD) under the service key, if set.
+    pub default_policy: Option<u32>,
+    /// Registry keys open: handle → path.
+    keys: BTreeMap<usize, String>,
+    next_key: usize,
+    /// Security descriptors from `FltBuildDefaultSecurityDescriptor` not yet freed.
+    descriptors: BTreeMap<usize, Layout>,
+    /// The server port (`FltCreateCommunicationPort`) while open.
+    pub server_port: Option<isize>,
+    /// Ports ever created.
+    pub ports_created: usize,
     /// Pool allocations made (ever).
     pub pool_allocations: usize,
     /// Context references taken (allocate + get + set, ever).
@@ -312,7 +337,7 @@ thread_local! {
 ///
 /// # Errors
 /// A kernel is already installed on this thread.
-pub fn install(volume: VolumeInfo) -> anyhow::Result<()> {
+pub fn install(volume: VolumeInfo, default_policy: Option<u32>) -> anyhow::Result<()> {
     KERNEL.with(|cell| {
         let mut slot = cell
             .try_borrow_mut()
@@ -333,6 +358,12 @@ pub fn install(volume: VolumeInfo) -> anyhow::Result<()> {
             contexts: BTreeMap::new(),
             volume_context: None,
             files: HashMap::new(),
+            default_policy,
+            keys: BTreeMap::new(),
+            next_key: 0x0DF1_1000,
+            descriptors: BTreeMap::new(),
+            server_port: None,
+            ports_created: 0,
             pool_allocations: 0,
             context_references: 0,
         });
@@ -348,6 +379,10 @@ pub fn uninstall() {
             // SAFETY: `address` was allocated with exactly this layout in ExAllocatePoolWithTag
             // and is still owned by the map; the image is no longer called.
             unsafe { std::alloc::dealloc(address as *mut u8, block.layout) };
+        }
+        for (address, layout) in std::mem::take(&mut kernel.descriptors) {
+            // SAFETY: allocated with this layout by FltBuildDefaultSecurityDescriptor.
+            unsafe { std::alloc::dealloc(address as *mut u8, layout) };
         }
         for (address, block) in std::mem::take(&mut kernel.contexts) {
             // SAFETY: as above, for FltAllocateContext's allocation.
@@ -409,6 +444,20 @@ impl Kernel {
                 .values()
                 .map(|c| (c.context_type, c.references))
                 .collect(),
+            objects: self
+                .keys
+                .values()
+                .map(|k| format!("registry key {k}"))
+                .chain(
+                    self.descriptors
+                        .keys()
+                        .map(|a| format!("security descriptor {a:#x}")),
+                )
+                .chain(
+                    self.server_port
+                        .map(|p| format!("communication port {p:#x}")),
+                )
+                .collect(),
         }
     }
 
@@ -454,6 +503,22 @@ pub fn resolve(library: &str, symbol: &str) -> Option<usize> {
             ex_allocate_pool_with_tag as *const () as usize
         }
         ("ntoskrnl.exe", "ExFreePoolWithTag") => ex_free_pool_with_tag as *const () as usize,
+        ("ntoskrnl.exe", "ZwOpenKey") => zw_open_key as *const () as usize,
+        ("ntoskrnl.exe", "ZwQueryValueKey") => zw_query_value_key as *const () as usize,
+        ("ntoskrnl.exe", "ObCloseHandle") => ob_close_handle as *const () as usize,
+        ("fltmgr.sys", "FltBuildDefaultSecurityDescriptor") => {
+            flt_build_default_security_descriptor as *const () as usize
+        }
+        ("fltmgr.sys", "FltFreeSecurityDescriptor") => {
+            flt_free_security_descriptor as *const () as usize
+        }
+        ("fltmgr.sys", "FltCreateCommunicationPort") => {
+            flt_create_communication_port as *const () as usize
+        }
+        ("fltmgr.sys", "FltCloseCommunicationPort") => {
+            flt_close_communication_port as *const () as usize
+        }
+        ("fltmgr.sys", "FltCloseClientPort") => flt_close_client_port as *const () as usize,
         ("fltmgr.sys", "FltRegisterFilter") => flt_register_filter as *const () as usize,
         ("fltmgr.sys", "FltStartFiltering") => flt_start_filtering as *const () as usize,
         ("fltmgr.sys", "FltUnregisterFilter") => flt_unregister_filter as *const () as usize,
@@ -1080,5 +1145,228 @@ unsafe extern "win64" fn flt_set_callback_data_dirty(data: *mut FLT_CALLBACK_DAT
         let old = unsafe { flags.read() };
         // SAFETY: as above.
         unsafe { flags.write(old | FLTFL_CALLBACK_DATA_DIRTY) };
+    }
+}
+
+/// The service key's path as `DriverEntry` receives it.
+pub const SERVICE_KEY: &str = r"\Registry\Machine\System\CurrentControlSet\Services\odxflt";
+const STATUS_OBJECT_NAME_NOT_FOUND: NtStatus = NtStatus(0xC000_0034);
+const STATUS_BUFFER_OVERFLOW: NtStatus = NtStatus(0x8000_0005);
+const REG_DWORD: u32 = 4;
+const KEY_VALUE_PARTIAL_INFORMATION: i32 = 2;
+
+fn read_unicode(string: *const windows_sys::Win32::Foundation::UNICODE_STRING) -> Option<String> {
+    if string.is_null() {
+        return None;
+    }
+    // SAFETY: the image passes a valid UNICODE_STRING (checked non-NULL) for the call.
+    let string = unsafe { string.read_unaligned() };
+    if string.Buffer.is_null() {
+        return Some(String::new());
+    }
+    let units = usize::from(string.Length) / 2;
+    // SAFETY: `Buffer` holds `Length` bytes of UTF-16, valid for the call.
+    let text = unsafe { std::slice::from_raw_parts(string.Buffer, units) };
+    Some(String::from_utf16_lossy(text))
+}
+
+/// `ZwOpenKey`: the service key and its `Parameters` subkey exist; nothing else does.
+unsafe extern "win64" fn zw_open_key(
+    key: *mut *mut c_void,
+    _access: u32,
+    attributes: *const windows_sys::Wdk::Foundation::OBJECT_ATTRIBUTES,
+) -> i32 {
+    if attributes.is_null() || key.is_null() {
+        return nt(STATUS_INVALID_PARAMETER);
+    }
+    // SAFETY: the image's OBJECT_ATTRIBUTES (checked non-NULL), valid for the call.
+    let attributes = unsafe { attributes.read_unaligned() };
+    let name = read_unicode(attributes.ObjectName).unwrap_or_default();
+    let root = attributes.RootDirectory as usize;
+    let opened = with(|k| {
+        k.calls.push(Call::OpenKey);
+        let path = if root == 0 {
+            name.clone()
+        } else {
+            let Some(parent) = k.keys.get(&root) else {
+                k.error(format!("ZwOpenKey: unknown root handle {root:#x}"));
+                return Err(STATUS_INVALID_PARAMETER);
+            };
+            format!(r"{parent}\{name}")
+        };
+        let known = path.eq_ignore_ascii_case(SERVICE_KEY)
+            || path.eq_ignore_ascii_case(&format!(r"{SERVICE_KEY}\Parameters"));
+        if !known {
+            return Err(STATUS_OBJECT_NAME_NOT_FOUND);
+        }
+        k.next_key += 4;
+        let handle = k.next_key;
+        k.keys.insert(handle, path);
+        Ok(handle)
+    })
+    .unwrap_or(Err(STATUS_INVALID_PARAMETER));
+    match opened {
+        Ok(handle) => {
+            // SAFETY: the image's out pointer (checked non-NULL).
+            unsafe { key.write(handle as *mut c_void) };
+            nt(NtStatus::STATUS_SUCCESS)
+        }
+        Err(status) => nt(status),
+    }
+}
+
+/// `ZwQueryValueKey`: `Parameters\DefaultPolicy` as a REG_DWORD when the scenario sets a policy.
+unsafe extern "win64" fn zw_query_value_key(
+    key: *mut c_void,
+    name: *const windows_sys::Win32::Foundation::UNICODE_STRING,
+    class: i32,
+    information: *mut c_void,
+    length: u32,
+    result_length: *mut u32,
+) -> i32 {
+    let name = read_unicode(name).unwrap_or_default();
+    let value = with(|k| {
+        k.calls.push(Call::QueryValueKey);
+        let Some(path) = k.keys.get(&(key as usize)).cloned() else {
+            k.error(format!("ZwQueryValueKey: unknown key {:#x}", key as usize));
+            return Err(STATUS_INVALID_PARAMETER);
+        };
+        if class != KEY_VALUE_PARTIAL_INFORMATION {
+            return Err(STATUS_INVALID_INFO_CLASS);
+        }
+        let is_policy = path.eq_ignore_ascii_case(&format!(r"{SERVICE_KEY}\Parameters"))
+            && name.eq_ignore_ascii_case("DefaultPolicy");
+        match (is_policy, k.default_policy) {
+            (true, Some(policy)) => Ok(policy),
+            _ => Err(STATUS_OBJECT_NAME_NOT_FOUND),
+        }
+    })
+    .unwrap_or(Err(STATUS_INVALID_PARAMETER));
+    let policy = match value {
+        Ok(policy) => policy,
+        Err(status) => return nt(status),
+    };
+    // KEY_VALUE_PARTIAL_INFORMATION: TitleIndex, Type, DataLength, Data.
+    let mut bytes = Vec::with_capacity(16);
+    for word in [0, REG_DWORD, 4, policy] {
+        bytes.extend_from_slice(&u32::to_le_bytes(word));
+    }
+    if !result_length.is_null() {
+        // SAFETY: the image's out pointer (checked non-NULL).
+        unsafe { result_length.write(16) };
+    }
+    if information.is_null() || (length as usize) < bytes.len() {
+        return nt(STATUS_BUFFER_OVERFLOW);
+    }
+    // SAFETY: the image's buffer holds `length` >= 16 bytes (checked).
+    unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), information.cast(), bytes.len()) };
+    nt(NtStatus::STATUS_SUCCESS)
+}
+
+/// `ObCloseHandle`: closes a registry key opened by `zw_open_key`.
+unsafe extern "win64" fn ob_close_handle(handle: *mut c_void, _mode: i8) -> i32 {
+    nt(with(|k| {
+        k.calls.push(Call::CloseHandle);
+        if k.keys.remove(&(handle as usize)).is_some() {
+            NtStatus::STATUS_SUCCESS
+        } else {
+            k.error(format!(
+                "ObCloseHandle: unknown handle {:#x}",
+                handle as usize
+            ));
+            STATUS_INVALID_PARAMETER
+        }
+    })
+    .unwrap_or(STATUS_INVALID_PARAMETER))
+}
+
+/// `FltBuildDefaultSecurityDescriptor`.
+unsafe extern "win64" fn flt_build_default_security_descriptor(
+    descriptor: *mut *mut c_void,
+    _access: u32,
+) -> i32 {
+    let built = with(|k| {
+        k.calls.push(Call::SecurityDescriptor);
+        let (address, layout) = allocate(64)?;
+        k.descriptors.insert(address, layout);
+        Some(address)
+    })
+    .flatten();
+    match (built, descriptor.is_null()) {
+        (Some(address), false) => {
+            // SAFETY: the image's out pointer (checked non-NULL).
+            unsafe { descriptor.write(address as *mut c_void) };
+            nt(NtStatus::STATUS_SUCCESS)
+        }
+        _ => nt(NtStatus::STATUS_INSUFFICIENT_RESOURCES),
+    }
+}
+
+/// `FltFreeSecurityDescriptor`.
+unsafe extern "win64" fn flt_free_security_descriptor(descriptor: *mut c_void) {
+    with(|k| {
+        k.calls.push(Call::SecurityDescriptor);
+        match k.descriptors.remove(&(descriptor as usize)) {
+            // SAFETY: allocated with this layout by flt_build_default_security_descriptor.
+            Some(layout) => unsafe { std::alloc::dealloc(descriptor.cast(), layout) },
+            None => k.error("FltFreeSecurityDescriptor: unknown descriptor".to_owned()),
+        }
+    });
+}
+
+/// The server port handle.
+pub const PORT_HANDLE: isize = 0x0DF1_0020;
+
+/// `FltCreateCommunicationPort`: the port is created (no client ever connects in the harness).
+#[allow(clippy::too_many_arguments)]
+unsafe extern "win64" fn flt_create_communication_port(
+    filter: isize,
+    port: *mut isize,
+    _attributes: *const windows_sys::Wdk::Foundation::OBJECT_ATTRIBUTES,
+    _cookie: *const c_void,
+    _connect: usize,
+    _disconnect: usize,
+    _message: usize,
+    _max_connections: i32,
+) -> i32 {
+    let status = with(|k| {
+        k.calls.push(Call::CreateCommunicationPort);
+        if !check_filter(k, "FltCreateCommunicationPort", filter) || port.is_null() {
+            return STATUS_INVALID_PARAMETER;
+        }
+        if k.server_port.is_some() {
+            k.error("FltCreateCommunicationPort: a port is already open".to_owned());
+            return STATUS_INVALID_PARAMETER;
+        }
+        k.server_port = Some(PORT_HANDLE);
+        k.ports_created += 1;
+        NtStatus::STATUS_SUCCESS
+    })
+    .unwrap_or(STATUS_INVALID_PARAMETER);
+    if status.is_success() {
+        // SAFETY: the image's out pointer (checked non-NULL).
+        unsafe { port.write(PORT_HANDLE) };
+    }
+    nt(status)
+}
+
+/// `FltCloseCommunicationPort`.
+unsafe extern "win64" fn flt_close_communication_port(port: isize) {
+    with(|k| {
+        k.calls.push(Call::ClosePort);
+        if k.server_port == Some(port) {
+            k.server_port = None;
+        } else {
+            k.error(format!("FltCloseCommunicationPort: unknown port {port:#x}"));
+        }
+    });
+}
+
+/// `FltCloseClientPort`: no client connects in the harness, so only NULL slots are expected.
+unsafe extern "win64" fn flt_close_client_port(_filter: isize, client: *mut isize) {
+    with(|k| k.calls.push(Call::ClosePort));
+    if !client.is_null() {
+        // SAFETY: the image's slot (checked non-NULL); Filter Manager NULLs it on close.
+        unsafe { client.write(0) };
     }
 }
