@@ -10,10 +10,11 @@ cd "$(dirname "$0")/.."
 
 command -v valgrind >/dev/null || { echo "callgrind: valgrind not found (apt-get install -y valgrind)" >&2; exit 2; }
 
-bin=$(cargo bench -p odx-core --bench decision_instructions --no-run --message-format=json 2>/dev/null \
+cargo bench --quiet -p odx-core --bench decision_instructions --no-run
+bin=$(cargo bench --quiet -p odx-core --bench decision_instructions --no-run --message-format=json \
   | jq -r 'select(.reason == "compiler-artifact" and .target.name == "decision_instructions") | .executable' \
-  | tail -1)
-[ -x "$bin" ] || { echo "callgrind: could not build decision_instructions" >&2; exit 2; }
+  | tail -1) || true
+[ -x "$bin" ] || { echo "callgrind: could not find the decision_instructions binary" >&2; exit 2; }
 
 n1=1000
 n2=11000
@@ -30,11 +31,12 @@ declare -A what=(
   [copy]="baseline: copy of the 544-byte FSCTL_OFFLOAD_WRITE_INPUT buffer"
   [read]="decide_read: parse + validate + verdict, facts in memory, forwarded"
   [write]="decide_write: parse + validate + verdict, facts in memory, forwarded"
-  [pre_write]="pre_operation (policy enforce + decide_write + rewrite check)"
+  [pre_read]="pre_operation, read: policy enforce + decide_read (+ a 32-byte copy into the buffer)"
+  [pre_write]="pre_operation, write: policy enforce + decide_write + rewrite check"
   [compare]="baseline: one == on a control code (plus the loop and black_box)"
   [from_fsctl]="OffloadOp::from_fsctl on a non-offload control code (plus the loop and black_box)"
 )
-for path in copy read write pre_write compare from_fsctl; do
+for path in copy read write pre_read pre_write compare from_fsctl; do
   a=$(instructions "$path" $n1)
   b=$(instructions "$path" $n2)
   per=$(awk -v a="$a" -v b="$b" -v n=$((n2 - n1)) 'BEGIN { printf "%.1f", (b - a) / n }')

@@ -7,8 +7,8 @@
 use libfuzzer_sys::fuzz_target;
 use odx_core::policy::PolicyMode;
 use odx_core::port::{
-    MESSAGE_MAGIC, MessageHeader, PROTOCOL_VERSION, PolicyReply, PortRequest, SetPolicyMessage,
-    StatsReply, parse_request,
+    ConfigReply, MESSAGE_MAGIC, MessageHeader, PROTOCOL_VERSION, PolicyReply, PortRequest,
+    SetPolicyMessage, StatsReply, parse_request,
 };
 use odx_core::{NtStatus, WireStruct};
 
@@ -27,6 +27,7 @@ fuzz_target!(|data: &[u8]| {
     round_trip::<SetPolicyMessage>(data);
     round_trip::<PolicyReply>(data);
     round_trip::<StatsReply>(data);
+    round_trip::<ConfigReply>(data);
 
     match parse_request(data) {
         Ok(request) => {
@@ -43,6 +44,10 @@ fuzz_target!(|data: &[u8]| {
                 PortRequest::QueryPolicy { volume } => {
                     assert_eq!(header.kind.get(), 3);
                     volume
+                }
+                PortRequest::QueryConfig => {
+                    assert_eq!(header.kind.get(), 6);
+                    header.volume.get()
                 }
                 PortRequest::SetPolicy { volume, mode } => {
                     assert_eq!(header.kind.get(), 4);

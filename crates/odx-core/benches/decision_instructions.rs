@@ -2,7 +2,7 @@
 //! N times. The script runs it with two values of N and divides the difference in instructions by
 //! the difference in N, which cancels start-up and set-up costs exactly.
 //!
-//! `decision_instructions <path> <n>`, path one of: copy, read, write, pre_write,
+//! `decision_instructions <path> <n>`, path one of: copy, read, write, pre_read, pre_write,
 //! compare (one `==` on the control code, the baseline of from_fsctl), from_fsctl.
 
 use std::hint::black_box;
@@ -17,12 +17,10 @@ mod support;
 use support::{FSCTL_SET_SPARSE, MemFacts, read_input, write_input};
 
 #[inline(never)]
-fn copy_once(src: &[u8]) -> [u8; 544] {
-    let mut dst = [0u8; 544];
+fn copy_once(src: &[u8], dst: &mut [u8; 544]) {
     if let Some(s) = src.get(..544) {
         dst.copy_from_slice(s);
     }
-    dst
 }
 
 fn main() -> ExitCode {
@@ -31,7 +29,7 @@ fn main() -> ExitCode {
     else {
         // Under `cargo bench` (no arguments) there is nothing to measure: callgrind does that.
         eprintln!(
-            "usage: decision_instructions <copy|read|write|pre_write|compare|from_fsctl> <n>"
+            "usage: decision_instructions <copy|read|write|pre_read|pre_write|compare|from_fsctl> <n>"
         );
         return ExitCode::SUCCESS;
     };
@@ -42,8 +40,10 @@ fn main() -> ExitCode {
     let mut buffer = write.clone();
     match path.as_str() {
         "copy" => {
+            let mut dst = [0u8; 544];
             for _ in 0..n {
-                black_box(copy_once(black_box(&write)));
+                copy_once(black_box(&write), &mut dst);
+                black_box(&mut dst);
             }
         }
         "read" => {
@@ -53,7 +53,8 @@ fn main() -> ExitCode {
                     input: black_box(&read),
                     output_len: 528,
                 };
-                black_box(decide_read(request, &mut f, black_box(&rules)));
+                let d = decide_read(request, &mut f, black_box(&rules));
+                black_box(&d);
             }
         }
         "write" => {
@@ -63,7 +64,23 @@ fn main() -> ExitCode {
                     input: black_box(&write),
                     output_len: 16,
                 };
-                black_box(decide_write(request, &mut f, black_box(&rules)));
+                let d = decide_write(request, &mut f, black_box(&rules));
+                black_box(&d);
+            }
+        }
+        "pre_read" => {
+            let mut rbuf = [0u8; 528];
+            for _ in 0..n {
+                rbuf[..32].copy_from_slice(&read);
+                let mut f = black_box(facts);
+                let request = BufferedRequest {
+                    op: OffloadOp::Read,
+                    buffer: black_box(&mut rbuf),
+                    input_len: 32,
+                    output_len: 528,
+                };
+                let pre = pre_operation(request, PolicyMode::Enforce, &mut f, &rules, None);
+                black_box(&pre);
             }
         }
         "pre_write" => {

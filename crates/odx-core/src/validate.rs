@@ -377,6 +377,10 @@ fn read_steps<F: OffloadFacts + ?Sized>(
     })
 }
 
+// Inlined into its only caller, so the 544-byte input is built in place in the returned
+// `Decision` instead of being copied out of a `Step` (callgrind: decide_write 514 → 325
+// instructions; docs/performance.md). read_steps gains nothing from it (its input is 32 bytes).
+#[inline(always)]
 fn write_steps<F: OffloadFacts + ?Sized>(
     request: OffloadRequest<'_>,
     facts: &mut F,

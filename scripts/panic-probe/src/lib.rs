@@ -429,6 +429,8 @@ pub unsafe extern "C" fn odx_probe_port(bytes: *const u8, len: usize) -> u32 {
     match parse_request(bytes) {
         Ok(PortRequest::QueryStats { volume } | PortRequest::QueryPolicy { volume }) => volume,
         Ok(PortRequest::SetPolicy { mode, .. }) => mode.as_u32(),
+        // Requests without a body (a new kind lands here until it gets its own arm).
+        Ok(_) => 0x100,
         Err(status) => status.0,
     }
 }
