@@ -5,8 +5,11 @@
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io;
+#[cfg(unix)]
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+#[cfg(windows)]
+use windows_positional::FileExt;
 
 /// Identifies a file of the simulated volume (also the token engine's `SourceId`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -323,6 +326,20 @@ impl HostStore {
 
     /// `copy_file_range(2)` until `len` bytes moved. `Ok(false)` when the kernel cannot do it
     /// for these files (EXDEV, ENOSYS, EOPNOTSUPP, EINVAL before any byte moved).
+    #[cfg(not(target_os = "linux"))]
+    #[allow(clippy::unused_self, clippy::unnecessary_wraps)]
+    fn copy_in_kernel(
+        &mut self,
+        _src: FileId,
+        _src_offset: u64,
+        _dst: FileId,
+        _dst_offset: u64,
+        _len: u64,
+    ) -> io::Result<Option<String>> {
+        Ok(Some("copy_file_range(2) exists on Linux only".to_owned()))
+    }
+
+    #[cfg(target_os = "linux")]
     fn copy_in_kernel(
         &mut self,
         src: FileId,
@@ -477,5 +494,51 @@ impl DataStore for HostStore {
 
     fn stats(&self) -> StoreStats {
         self.stats.clone()
+    }
+}
+
+/// `read_exact_at` / `write_all_at` on Windows (`seek_read` / `seek_write`), so the host-files
+/// store builds for Windows targets too (odxctl's Windows build links odx-sim for the copy
+/// engine).
+#[cfg(windows)]
+mod windows_positional {
+    use std::fs::File;
+    use std::io;
+    use std::os::windows::fs::FileExt as _;
+
+    pub(super) trait FileExt {
+        fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
+        fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
+        fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()>;
+    }
+
+    impl FileExt for File {
+        fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+            self.seek_read(buf, offset)
+        }
+
+        fn read_exact_at(&self, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
+            while !buf.is_empty() {
+                let n = self.seek_read(buf, offset)?;
+                if n == 0 {
+                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "short read"));
+                }
+                buf = buf.get_mut(n..).unwrap_or_default();
+                offset += n as u64;
+            }
+            Ok(())
+        }
+
+        fn write_all_at(&self, mut buf: &[u8], mut offset: u64) -> io::Result<()> {
+            while !buf.is_empty() {
+                let n = self.seek_write(buf, offset)?;
+                if n == 0 {
+                    return Err(io::Error::new(io::ErrorKind::WriteZero, "short write"));
+                }
+                buf = buf.get(n..).unwrap_or_default();
+                offset += n as u64;
+            }
+            Ok(())
+        }
     }
 }

@@ -5,13 +5,16 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+#[cfg(not(windows))]
 use odx_core::iomgr::FilterSupportedFeaturesMode;
 use odx_sim::copy_engine::{
     CopyOptions, CopyReport, DEFAULT_CHUNK, MIN_OFFLOAD_SIZE, StackCopy, copy,
 };
 use odx_sim::scenario::{Scenario, StepStatus, compare};
 use odx_sim::store::StoreStats;
-use odx_sim::{DataStore, HostStore, MemStore, Stack, VolumeConfig};
+use odx_sim::{DataStore, MemStore, Stack};
+#[cfg(not(windows))]
+use odx_sim::{HostStore, VolumeConfig};
 use serde_json::{Value, json};
 
 use crate::codes::{meaning, status_line};
@@ -59,6 +62,9 @@ pub fn run(out: &mut dyn Write, args: &CopyArgs, json: bool) -> CmdResult {
     };
     match &args.scenario {
         Some(path) => copy_in_scenario(out, args, path, &options, json),
+        #[cfg(windows)]
+        None => crate::windows::copy::run(out, args, &options, json),
+        #[cfg(not(windows))]
         None => copy_on_host(out, args, &options, json),
     }
 }
@@ -94,6 +100,7 @@ fn run_copy<S: DataStore>(
     Ok(report)
 }
 
+#[cfg(not(windows))]
 fn copy_on_host(
     out: &mut dyn Write,
     args: &CopyArgs,
@@ -200,7 +207,7 @@ fn copy_in_scenario(
 }
 
 #[allow(clippy::too_many_arguments)]
-fn emit(
+pub(crate) fn emit(
     out: &mut dyn Write,
     src: &str,
     dst: &str,

@@ -4,9 +4,14 @@
 mod codes;
 mod copy_cmd;
 mod demo;
+mod diagnose;
+mod diagnose_sim;
 mod explain;
+mod port_cmd;
 mod scenario_cmd;
 mod text;
+#[cfg(windows)]
+mod windows;
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -41,6 +46,40 @@ enum Command {
     Copy(copy_cmd::CopyArgs),
     /// A guided run on the embedded in-memory stack: an ODX copy, then each refusal users meet.
     Demo,
+    /// odxflt's statistics per volume (Windows: through \\OdxfltPort; elsewhere: the
+    /// scenario's stack after its steps ran).
+    Stats {
+        /// Only this volume (index in odxflt's table); default: every volume and the sum.
+        #[arg(long)]
+        volume: Option<u32>,
+        /// Run this scenario's steps on the simulated stack, then query its port.
+        #[arg(long)]
+        scenario: Option<PathBuf>,
+    },
+    /// odxflt's policy: print it, or set it (enforce, monitor, veto) for one volume or, without
+    /// --volume, for the default and every volume.
+    Policy {
+        /// enforce | monitor | veto; omitted: print the policy.
+        mode: Option<String>,
+        /// The volume (index in odxflt's table).
+        #[arg(long)]
+        volume: Option<u32>,
+        /// Run this scenario's steps on the simulated stack, then query/set its port.
+        #[arg(long)]
+        scenario: Option<PathBuf>,
+    },
+    /// Every reason ODX will not happen from SRC to DST, ending with the culprit and the fix.
+    /// Exit status 1 when a reason was found.
+    Diagnose {
+        /// Source file (Windows: a path; with --scenario: a [[file]] name).
+        src: String,
+        /// Destination file (optional).
+        dst: Option<String>,
+        /// Probe this scenario's simulated stack ([volume], [[filter]], [[file]]) instead of
+        /// Windows.
+        #[arg(long)]
+        scenario: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -92,6 +131,84 @@ impl From<io::Error> for Failure {
 /// What a command returns: its exit status, or a failure.
 pub type CmdResult = Result<u8, Failure>;
 
+/// Without `--scenario` on a system that is not Windows.
+#[cfg(not(windows))]
+fn needs_windows(command: &str) -> Failure {
+    Failure::input(format!(
+        "{command} talks to odxflt on Windows; elsewhere pass --scenario FILE to use the simulated stack"
+    ))
+}
+
+fn stats(
+    out: &mut dyn Write,
+    volume: Option<u32>,
+    scenario: Option<PathBuf>,
+    json: bool,
+) -> CmdResult {
+    match scenario {
+        Some(path) => {
+            let mut stack = port_cmd::scenario_stack(&path)?;
+            port_cmd::run_stats(out, &mut stack, volume, json)
+        }
+        #[cfg(windows)]
+        None => {
+            let mut port = windows::port::FilterPort::connect()?;
+            port_cmd::run_stats(out, &mut port, volume, json)
+        }
+        #[cfg(not(windows))]
+        None => Err(needs_windows("stats")),
+    }
+}
+
+fn policy(
+    out: &mut dyn Write,
+    mode: Option<&str>,
+    volume: Option<u32>,
+    scenario: Option<PathBuf>,
+    json: bool,
+) -> CmdResult {
+    match scenario {
+        Some(path) => {
+            let mut stack = port_cmd::scenario_stack(&path)?;
+            port_cmd::run_policy(out, &mut stack, volume, mode, json)
+        }
+        #[cfg(windows)]
+        None => {
+            let mut port = windows::port::FilterPort::connect()?;
+            port_cmd::run_policy(out, &mut port, volume, mode, json)
+        }
+        #[cfg(not(windows))]
+        None => Err(needs_windows("policy")),
+    }
+}
+
+fn diagnose_cmd(
+    out: &mut dyn Write,
+    src: &str,
+    dst: Option<&str>,
+    scenario: Option<PathBuf>,
+    json: bool,
+) -> CmdResult {
+    match scenario {
+        Some(path) => {
+            let scenario = odx_sim::scenario::Scenario::load(&path)
+                .map_err(|e| Failure::input(e.to_string()))?;
+            let mut probe = diagnose_sim::SimProbe::new(&scenario).map_err(Failure::input)?;
+            diagnose::run(out, &mut probe, src, dst, json)
+        }
+        #[cfg(windows)]
+        None => diagnose::run(
+            out,
+            &mut windows::probe::WindowsProbe::new(),
+            src,
+            dst,
+            json,
+        ),
+        #[cfg(not(windows))]
+        None => Err(needs_windows("diagnose")),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let mut out = io::stdout().lock();
@@ -102,6 +219,15 @@ fn main() -> ExitCode {
         } => scenario_cmd::run(&mut out, &files, host_dir.as_deref(), cli.json),
         Command::Copy(args) => copy_cmd::run(&mut out, &args, cli.json),
         Command::Demo => demo::run(&mut out, cli.json),
+        Command::Stats { volume, scenario } => stats(&mut out, volume, scenario, cli.json),
+        Command::Policy {
+            mode,
+            volume,
+            scenario,
+        } => policy(&mut out, mode.as_deref(), volume, scenario, cli.json),
+        Command::Diagnose { src, dst, scenario } => {
+            diagnose_cmd(&mut out, &src, dst.as_deref(), scenario, cli.json)
+        }
     };
     let _ = out.flush();
     match result {

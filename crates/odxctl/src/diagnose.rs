@@ -1,0 +1,733 @@
+//! `odxctl diagnose`: every reason ODX will not happen between two files, and the one that
+//! decides. The reasoning is written once, over facts gathered by a [`Probe`]: the simulated
+//! stack's (`diagnose_sim`) or Windows' (`windows::probe`). Every rule comes from odx-core:
+//! the I/O manager's opt-in check (`iomgr::aggregate_supported_features`, `required_feature`,
+//! `filter_not_supported`), odxflt's policy (`policy::PolicyMode`), and odxflt's validation
+//! (`validate::decide` over the probed facts, which names the refusing check and its status).
+
+use std::fmt::Write as _;
+use std::io::Write;
+
+use odx_core::flags::{AccessMask, FileAttributes, StreamMarkers, SupportedFeatures, VolumeFlags};
+use odx_core::iomgr::{
+    FilterSupportedFeaturesMode, aggregate_supported_features, filter_not_supported,
+    required_feature,
+};
+use odx_core::policy::PolicyMode;
+use odx_core::validate::{Check, OffloadRequest, decide};
+use odx_core::wire::{OffloadReadInput, OffloadWriteInput, StorageOffloadToken, WireStruct};
+use odx_core::{
+    ByteRange, HandleFacts, LockIntent, NtStatus, OffloadFacts, OffloadOp, Rules, StreamKind,
+    StreamSizes, VolumeFacts,
+};
+use serde_json::{Value, json};
+
+use crate::codes::status_line;
+use crate::text::bytes;
+use crate::{CmdResult, Failure};
+
+/// Files smaller than this are copied the classic way by the Windows copy engine.
+pub const COPY_ENGINE_MIN: u64 = odx_sim::copy_engine::MIN_OFFLOAD_SIZE;
+
+/// One filter instance on a volume.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FilterFact {
+    /// Filter name.
+    pub name: String,
+    /// Altitude (decimal string), empty when unknown.
+    pub altitude: String,
+    /// Its `SupportedFeatures` (`None`: could not be read — counted as 0, as Windows does).
+    pub features: Option<SupportedFeatures>,
+}
+
+/// The storage's copy-offload property (`DEVICE_COPY_OFFLOAD_DESCRIPTOR`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StorageFact {
+    /// The storage implements offload read (POPULATE TOKEN).
+    pub read: bool,
+    /// The storage implements offload write (WRITE USING TOKEN).
+    pub write: bool,
+    /// `MaximumTransferSize`, bytes.
+    pub max_transfer: u64,
+    /// `OptimalTransferCount` (× the sector), bytes.
+    pub optimal_transfer: u64,
+    /// `DefaultTokenLifetime`, ms.
+    pub default_ttl_ms: u64,
+    /// `MaximumTokenLifetime`, ms.
+    pub max_ttl_ms: u64,
+}
+
+/// A volume.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VolumeFact {
+    /// How the user knows it (`C:`, `\\?\Volume{…}`, `sim:0`).
+    pub name: String,
+    /// What odxflt caches about it (file system, sector size, read-only / dismounted flags).
+    pub facts: VolumeFacts,
+    /// Attached filters, odxflt included when attached.
+    pub filters: Vec<FilterFact>,
+    /// odxflt's policy there (`None`: odxflt is not loaded or not attached).
+    pub policy: Option<PolicyMode>,
+    /// The copy-offload property of the storage below (`None`: not reported).
+    pub storage: Option<StorageFact>,
+    /// Identity of the storage (device number, serial, …): tokens are honoured only by the
+    /// storage that issued them.
+    pub storage_id: Option<String>,
+}
+
+/// A file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileFact {
+    /// As given.
+    pub path: String,
+    /// End of file.
+    pub size: u64,
+    /// Attributes and markers.
+    pub kind: StreamKind,
+    /// Its volume.
+    pub volume: VolumeFact,
+}
+
+/// Where the facts come from.
+pub trait Probe {
+    /// The facts of one file.
+    ///
+    /// # Errors
+    /// The file (or its volume) cannot be examined.
+    fn file(&mut self, path: &str) -> Result<FileFact, String>;
+    /// `HKLM\SYSTEM\CurrentControlSet\Control\FileSystem\FilterSupportedFeaturesMode`.
+    fn supported_features_mode(&mut self) -> FilterSupportedFeaturesMode;
+}
+
+/// How much a finding matters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Severity {
+    /// ODX will not happen because of it.
+    Blocks,
+    /// Worth knowing; does not stop ODX.
+    Note,
+}
+
+/// One finding.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finding {
+    /// Blocks or note.
+    pub severity: Severity,
+    /// What it is about (a filter, an attribute, the storage…).
+    pub subject: String,
+    /// What was found.
+    pub text: String,
+    /// The status the request gets, if it is refused.
+    pub status: Option<NtStatus>,
+    /// What to do.
+    pub fix: String,
+}
+
+/// The diagnosis.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Diagnosis {
+    /// Source facts.
+    pub source: FileFact,
+    /// Destination facts (`None`: only the source side was examined).
+    pub destination: Option<FileFact>,
+    /// `FilterSupportedFeaturesMode`.
+    pub mode: FilterSupportedFeaturesMode,
+    /// Findings, in the order a copy meets them.
+    pub findings: Vec<Finding>,
+}
+
+impl Diagnosis {
+    /// The first blocking finding: the culprit.
+    #[must_use]
+    pub fn culprit(&self) -> Option<&Finding> {
+        self.findings
+            .iter()
+            .find(|f| f.severity == Severity::Blocks)
+    }
+
+    /// The last line: the culprit and the fix, or "no reason found".
+    #[must_use]
+    pub fn verdict_line(&self) -> String {
+        match self.culprit() {
+            Some(f) => {
+                let status = f
+                    .status
+                    .map(|s| format!(" ({})", win32_or_name(s)))
+                    .unwrap_or_default();
+                format!(
+                    "culprit: {}: {}{status} — fix: {}",
+                    f.subject, f.text, f.fix
+                )
+            }
+            None => {
+                "culprit: none — no reason found: ODX should happen between these files".to_owned()
+            }
+        }
+    }
+}
+
+fn win32_or_name(status: NtStatus) -> String {
+    match status.to_win32() {
+        Some(w) => format!("{} {status}", w.0),
+        None => status.to_string(),
+    }
+}
+
+/// The probed file as the core's facts, for `validate::decide`.
+struct Probed<'a>(&'a FileFact, u64);
+
+impl OffloadFacts for Probed<'_> {
+    fn volume(&mut self) -> Result<VolumeFacts, NtStatus> {
+        Ok(self.0.volume.facts)
+    }
+    fn handle(&mut self) -> Result<HandleFacts, NtStatus> {
+        Ok(HandleFacts {
+            granted: AccessMask::READ_DATA | AccessMask::WRITE_DATA,
+            closed: false,
+        })
+    }
+    fn stream_kind(&mut self) -> Result<StreamKind, NtStatus> {
+        Ok(self.0.kind)
+    }
+    fn stream_sizes(&mut self) -> Result<StreamSizes, NtStatus> {
+        Ok(StreamSizes {
+            end_of_file: self.1,
+            valid_data_length: self.1,
+            delete_pending: false,
+        })
+    }
+    fn lock_conflict(&mut self, _: ByteRange, _: LockIntent) -> Result<bool, NtStatus> {
+        Ok(false)
+    }
+}
+
+/// What the core's validation says about a whole-file, sector-aligned request on `file` whose
+/// end of file is `eof` (the copy engine pre-sizes the destination to the source's size).
+fn validation(op: OffloadOp, file: &FileFact, eof: u64) -> Option<(Check, NtStatus)> {
+    let sector = file.volume.facts.sector_size;
+    let length = sector.round_up(eof.max(1)).unwrap_or(u64::MAX);
+    let mut buffer = [0u8; OffloadWriteInput::SIZE];
+    let (input_len, output_len) = match op {
+        OffloadOp::Read => {
+            let _ = OffloadReadInput::new(0, length, 0).serialize_into(&mut buffer);
+            (
+                OffloadReadInput::SIZE,
+                odx_core::wire::OffloadReadOutput::SIZE,
+            )
+        }
+        OffloadOp::Write => {
+            let input = OffloadWriteInput::new(0, length, 0, StorageOffloadToken::zero_data());
+            let _ = input.serialize_into(&mut buffer);
+            (
+                OffloadWriteInput::SIZE,
+                odx_core::wire::OffloadWriteOutput::SIZE,
+            )
+        }
+    };
+    let request = OffloadRequest {
+        input: buffer.get(..input_len).unwrap_or_default(),
+        output_len,
+    };
+    let decision = decide(op, request, &mut Probed(file, eof), &Rules::DOCUMENTED);
+    decision
+        .verdict
+        .completion_status()
+        .filter(|s| !s.is_success())
+        .map(|s| (decision.check, s))
+}
+
+/// Names of the attributes and markers with which NTFS refuses offload.
+fn refusing_names(kind: &StreamKind) -> Vec<&'static str> {
+    let mut names = Vec::new();
+    let attributes = [
+        (FileAttributes::COMPRESSED, "compressed"),
+        (FileAttributes::ENCRYPTED, "encrypted"),
+        (FileAttributes::SPARSE_FILE, "sparse"),
+        (FileAttributes::DIRECTORY, "directory"),
+    ];
+    for (flag, name) in attributes {
+        if kind.attributes.contains(flag) && FileAttributes::OFFLOAD_REFUSING.contains(flag) {
+            names.push(name);
+        }
+    }
+    let markers = [
+        (StreamMarkers::TRANSACTED, "transacted (TxF)"),
+        (StreamMarkers::METADATA, "NTFS metadata file"),
+        (StreamMarkers::NON_DATA_STREAM, "non-data stream"),
+    ];
+    for (flag, name) in markers {
+        if kind.markers.contains(flag) {
+            names.push(name);
+        }
+    }
+    names
+}
+
+fn attribute_fix(name: &str) -> &'static str {
+    match name {
+        "compressed" => "uncompress it (compact /u FILE) or copy to an uncompressed folder",
+        "encrypted" => "decrypt it (cipher /d FILE) or accept the classic copy",
+        "sparse" => {
+            "clear the sparse flag (fsutil sparse setflag FILE 0) or accept the classic copy"
+        }
+        "directory" => "name a file, not a directory",
+        "transacted (TxF)" => "copy outside the TxF transaction",
+        _ => "copy a regular data file",
+    }
+}
+
+fn filter_findings(
+    op: OffloadOp,
+    side: &str,
+    volume: &VolumeFact,
+    mode: FilterSupportedFeaturesMode,
+    findings: &mut Vec<Finding>,
+) {
+    let needed = required_feature(op);
+    let stack = aggregate_supported_features(
+        volume
+            .filters
+            .iter()
+            .map(|f| f.features.unwrap_or_else(SupportedFeatures::empty)),
+        mode,
+    );
+    if stack.contains(needed) {
+        return;
+    }
+    let status = filter_not_supported(op);
+    let what = op_name(op);
+    if mode == FilterSupportedFeaturesMode::NeverOptIn && !volume.filters.is_empty() {
+        findings.push(Finding {
+            severity: Severity::Blocks,
+            subject: "FilterSupportedFeaturesMode".to_owned(),
+            text: format!(
+                "is 1: no filter on {} ({side}) may opt in, {what} is blocked",
+                volume.name
+            ),
+            status: Some(status),
+            fix: "set HKLM\\SYSTEM\\CurrentControlSet\\Control\\FileSystem\\FilterSupportedFeaturesMode to 0 and reboot".to_owned(),
+        });
+        return;
+    }
+    for f in &volume.filters {
+        let declared = f.features.unwrap_or_else(SupportedFeatures::empty);
+        if declared.contains(needed) {
+            continue;
+        }
+        let altitude = if f.altitude.is_empty() {
+            String::new()
+        } else {
+            format!(" at altitude {}", f.altitude)
+        };
+        findings.push(Finding {
+            severity: Severity::Blocks,
+            subject: format!("filter {}", f.name),
+            text: format!(
+                "{altitude} on {} ({side}) declares SupportedFeatures {:#x}: {what} is blocked",
+                volume.name,
+                declared.bits()
+            )
+            .trim_start()
+            .to_owned(),
+            status: Some(status),
+            fix: format!(
+                "update {} to a version that declares SupportedFeatures 0x3, or detach it (fltmc detach {} {})",
+                f.name, f.name, volume.name
+            ),
+        });
+    }
+}
+
+const fn op_name(op: OffloadOp) -> &'static str {
+    match op {
+        OffloadOp::Read => "offload read",
+        OffloadOp::Write => "offload write",
+    }
+}
+
+fn policy_findings(op: OffloadOp, side: &str, volume: &VolumeFact, findings: &mut Vec<Finding>) {
+    match volume.policy {
+        Some(PolicyMode::Veto) => findings.push(Finding {
+            severity: Severity::Blocks,
+            subject: "odxflt policy".to_owned(),
+            text: format!(
+                "veto on {} ({side}): odxflt refuses {} on its own account",
+                volume.name,
+                op_name(op)
+            ),
+            status: Some(filter_not_supported(op)),
+            fix: "odxctl policy enforce (or set Parameters\\DefaultPolicy = 0) if no product needs to see the data".to_owned(),
+        }),
+        Some(PolicyMode::Monitor) => findings.push(Finding {
+            severity: Severity::Note,
+            subject: "odxflt policy".to_owned(),
+            text: format!(
+                "monitor on {} ({side}): odxflt records but never refuses",
+                volume.name
+            ),
+            status: None,
+            fix: String::new(),
+        }),
+        Some(PolicyMode::Enforce) | None => {}
+    }
+}
+
+fn file_findings(op: OffloadOp, side: &str, file: &FileFact, eof: u64, out: &mut Vec<Finding>) {
+    let names = refusing_names(&file.kind);
+    let validated = validation(op, file, eof);
+    for name in &names {
+        out.push(Finding {
+            severity: Severity::Blocks,
+            subject: format!("{side} {}", file.path),
+            text: format!("is {name}: NTFS refuses {} for it", op_name(op)),
+            status: Some(match op {
+                OffloadOp::Read => NtStatus::STATUS_OFFLOAD_READ_FILE_NOT_SUPPORTED,
+                OffloadOp::Write => NtStatus::STATUS_OFFLOAD_WRITE_FILE_NOT_SUPPORTED,
+            }),
+            fix: attribute_fix(name).to_owned(),
+        });
+    }
+    if let Some((check, status)) = validated {
+        if check != Check::StreamKind || names.is_empty() {
+            out.push(Finding {
+                severity: Severity::Blocks,
+                subject: format!("{side} {}", file.path),
+                text: format!(
+                    "odxflt's validation refuses {} (check {check:?})",
+                    op_name(op)
+                ),
+                status: Some(status),
+                fix: check_fix(check).to_owned(),
+            });
+        }
+    }
+    let sector = u64::from(file.volume.facts.sector_size.get());
+    if file.size % sector != 0 {
+        out.push(Finding {
+            severity: Severity::Note,
+            subject: format!("{side} {}", file.path),
+            text: format!(
+                "size {} is not a multiple of the {sector}-byte logical sector: the last offload request is rounded up and truncated at end of file",
+                file.size
+            ),
+            status: None,
+            fix: String::new(),
+        });
+    }
+}
+
+const fn check_fix(check: Check) -> &'static str {
+    match check {
+        Check::FileSystemImplementsOffload => "copy between NTFS or ReFS volumes",
+        Check::VolumeMounted => "mount the volume again",
+        Check::VolumeWritable => "make the destination volume writable",
+        _ => "see odxctl explain for the status",
+    }
+}
+
+fn storage_findings(op: OffloadOp, side: &str, volume: &VolumeFact, findings: &mut Vec<Finding>) {
+    let supported = volume.storage.map(|s| match op {
+        OffloadOp::Read => s.read,
+        OffloadOp::Write => s.write,
+    });
+    if supported != Some(true) {
+        findings.push(Finding {
+            severity: Severity::Blocks,
+            subject: format!("storage of {}", volume.name),
+            text: format!(
+                "({side}) does not report copy offload ({})",
+                op_name(op)
+            ),
+            status: Some(NtStatus::STATUS_DEVICE_FEATURE_NOT_SUPPORTED),
+            fix: "place the files on storage that implements ODX (an ODX-capable array, or a VHDX on one)".to_owned(),
+        });
+    }
+}
+
+/// Examines `src` (and `dst`) through `probe`.
+///
+/// # Errors
+/// A file cannot be examined.
+pub fn diagnose<P: Probe + ?Sized>(
+    probe: &mut P,
+    src: &str,
+    dst: Option<&str>,
+) -> Result<Diagnosis, String> {
+    let source = probe.file(src)?;
+    let destination = dst.map(|d| probe.file(d)).transpose()?;
+    let mode = probe.supported_features_mode();
+    let mut findings = Vec::new();
+    let target = destination.as_ref();
+    // The order a copy meets them: the I/O manager's opt-in check, odxflt's policy, odxflt's
+    // validation (volume, file), the storage; read side first.
+    filter_findings(
+        OffloadOp::Read,
+        "source",
+        &source.volume,
+        mode,
+        &mut findings,
+    );
+    if let Some(d) = target {
+        filter_findings(
+            OffloadOp::Write,
+            "destination",
+            &d.volume,
+            mode,
+            &mut findings,
+        );
+    }
+    policy_findings(OffloadOp::Read, "source", &source.volume, &mut findings);
+    if let Some(d) = target {
+        policy_findings(OffloadOp::Write, "destination", &d.volume, &mut findings);
+    }
+    file_findings(
+        OffloadOp::Read,
+        "source",
+        &source,
+        source.size,
+        &mut findings,
+    );
+    if let Some(d) = target {
+        file_findings(
+            OffloadOp::Write,
+            "destination",
+            d,
+            d.size.max(source.size),
+            &mut findings,
+        );
+    }
+    storage_findings(OffloadOp::Read, "source", &source.volume, &mut findings);
+    if let Some(d) = target {
+        storage_findings(OffloadOp::Write, "destination", &d.volume, &mut findings);
+        if source.volume.storage_id != d.volume.storage_id || source.volume.storage_id.is_none() {
+            findings.push(Finding {
+                severity: Severity::Blocks,
+                subject: "storage".to_owned(),
+                text: format!(
+                    "{} and {} are not on the same storage: a token is honoured only by the storage that issued it",
+                    source.volume.name, d.volume.name
+                ),
+                status: Some(NtStatus::STATUS_INVALID_TOKEN),
+                fix: "copy between volumes of the same array (or the same virtual disk's storage)".to_owned(),
+            });
+        }
+    }
+    if source.size < COPY_ENGINE_MIN {
+        findings.push(Finding {
+            severity: Severity::Blocks,
+            subject: format!("source {}", source.path),
+            text: format!(
+                "is {}: the Windows copy engine copies files below {} the classic way",
+                bytes(source.size),
+                bytes(COPY_ENGINE_MIN)
+            ),
+            status: None,
+            fix: "nothing to fix: small files do not use ODX".to_owned(),
+        });
+    }
+    Ok(Diagnosis {
+        source,
+        destination,
+        mode,
+        findings,
+    })
+}
+
+fn attributes_text(kind: &StreamKind) -> String {
+    let names = refusing_names(kind);
+    if names.is_empty() {
+        "none that refuse offload".to_owned()
+    } else {
+        names.join(", ")
+    }
+}
+
+fn volume_flags(facts: &VolumeFacts) -> String {
+    let mut flags = Vec::new();
+    if facts.flags.contains(VolumeFlags::READ_ONLY) {
+        flags.push("read-only");
+    }
+    if facts.flags.contains(VolumeFlags::DISMOUNTED) {
+        flags.push("dismounted");
+    }
+    if flags.is_empty() {
+        "mounted, writable".to_owned()
+    } else {
+        flags.join(", ")
+    }
+}
+
+fn describe_file(out: &mut String, side: &str, file: &FileFact) {
+    let v = &file.volume;
+    let _ = writeln!(
+        out,
+        "{side:<12} {}  {} bytes  attributes: {}",
+        file.path,
+        file.size,
+        attributes_text(&file.kind)
+    );
+    let _ = writeln!(
+        out,
+        "  volume     {}  {:?}  logical sector {}  {}",
+        v.name,
+        v.facts.file_system,
+        v.facts.sector_size.get(),
+        volume_flags(&v.facts)
+    );
+    let _ = writeln!(
+        out,
+        "  odxflt     {}",
+        v.policy.map_or("not attached".to_owned(), |p| format!(
+            "policy {}",
+            p.name()
+        ))
+    );
+    for f in &v.filters {
+        let features = f.features.map_or("unknown (counts as 0)".to_owned(), |s| {
+            format!("{:#x}", s.bits())
+        });
+        let altitude = if f.altitude.is_empty() {
+            "-"
+        } else {
+            &f.altitude
+        };
+        let _ = writeln!(
+            out,
+            "  filter     {:<12} altitude {altitude:<8} SupportedFeatures {features}",
+            f.name
+        );
+    }
+    match &v.storage {
+        Some(s) => {
+            let _ = writeln!(
+                out,
+                "  storage    copy offload read {} write {}, max transfer {}, optimal {}, token lifetime {} ms (max {} ms){}",
+                yes(s.read),
+                yes(s.write),
+                bytes(s.max_transfer),
+                bytes(s.optimal_transfer),
+                s.default_ttl_ms,
+                s.max_ttl_ms,
+                v.storage_id
+                    .as_ref()
+                    .map(|id| format!(", id {id}"))
+                    .unwrap_or_default()
+            );
+        }
+        None => {
+            let _ = writeln!(out, "  storage    no copy-offload property reported");
+        }
+    }
+}
+
+const fn yes(b: bool) -> &'static str {
+    if b { "yes" } else { "no" }
+}
+
+/// The human report.
+#[must_use]
+pub fn render(d: &Diagnosis) -> String {
+    let mut out = String::new();
+    describe_file(&mut out, "source", &d.source);
+    if let Some(dst) = &d.destination {
+        describe_file(&mut out, "destination", dst);
+    }
+    let _ = writeln!(
+        out,
+        "FilterSupportedFeaturesMode {}",
+        d.mode.registry_value()
+    );
+    if d.findings.is_empty() {
+        let _ = writeln!(out, "findings: none");
+    } else {
+        let _ = writeln!(out, "findings:");
+    }
+    for f in &d.findings {
+        let tag = match f.severity {
+            Severity::Blocks => "BLOCKS",
+            Severity::Note => "note",
+        };
+        let status = f
+            .status
+            .map(|s| format!(" → {}", status_line(s)))
+            .unwrap_or_default();
+        let _ = writeln!(out, "  {tag:<6} {}: {}{status}", f.subject, f.text);
+    }
+    let _ = writeln!(out, "{}", d.verdict_line());
+    out
+}
+
+fn file_json(file: &FileFact) -> Value {
+    let v = &file.volume;
+    json!({
+        "path": file.path,
+        "size": file.size,
+        "attributes": refusing_names(&file.kind),
+        "volume": {
+            "name": v.name,
+            "file_system": format!("{:?}", v.facts.file_system),
+            "logical_sector": v.facts.sector_size.get(),
+            "read_only": v.facts.flags.contains(VolumeFlags::READ_ONLY),
+            "dismounted": v.facts.flags.contains(VolumeFlags::DISMOUNTED),
+            "odxflt_policy": v.policy.map(PolicyMode::name),
+            "filters": v.filters.iter().map(|f| json!({
+                "name": f.name,
+                "altitude": f.altitude,
+                "supported_features": f.features.map(|s| s.bits()),
+            })).collect::<Vec<_>>(),
+            "storage": v.storage.map(|s| json!({
+                "offload_read": s.read,
+                "offload_write": s.write,
+                "max_transfer": s.max_transfer,
+                "optimal_transfer": s.optimal_transfer,
+                "default_token_lifetime_ms": s.default_ttl_ms,
+                "max_token_lifetime_ms": s.max_ttl_ms,
+            })),
+            "storage_id": v.storage_id,
+        },
+    })
+}
+
+fn finding_json(f: &Finding) -> Value {
+    json!({
+        "blocks": f.severity == Severity::Blocks,
+        "subject": f.subject,
+        "text": f.text,
+        "status": f.status.map(|s| s.to_string()),
+        "win32": f.status.and_then(NtStatus::to_win32).map(|w| w.0),
+        "fix": f.fix,
+    })
+}
+
+/// The JSON report.
+#[must_use]
+pub fn to_json(d: &Diagnosis) -> Value {
+    json!({
+        "source": file_json(&d.source),
+        "destination": d.destination.as_ref().map(file_json),
+        "filter_supported_features_mode": d.mode.registry_value(),
+        "findings": d.findings.iter().map(finding_json).collect::<Vec<_>>(),
+        "culprit": d.culprit().map(finding_json),
+        "verdict": d.verdict_line(),
+    })
+}
+
+/// Runs the diagnosis and prints it; exit status 0 when no reason was found, 1 otherwise.
+///
+/// # Errors
+/// A file cannot be examined.
+pub fn run<P: Probe + ?Sized>(
+    out: &mut dyn Write,
+    probe: &mut P,
+    src: &str,
+    dst: Option<&str>,
+    json: bool,
+) -> CmdResult {
+    let d = diagnose(probe, src, dst).map_err(Failure::input)?;
+    if json {
+        writeln!(out, "{}", to_json(&d))?;
+    } else {
+        write!(out, "{}", render(&d))?;
+    }
+    Ok(u8::from(d.culprit().is_some()))
+}
