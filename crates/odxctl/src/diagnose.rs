@@ -500,15 +500,20 @@ pub fn diagnose<P: Probe + ?Sized>(
     if let Some(d) = target {
         storage_findings(OffloadOp::Write, "destination", &d.volume, &mut findings);
         if source.volume.storage_id != d.volume.storage_id || source.volume.storage_id.is_none() {
+            // Different disk numbers can still be LUNs of one array, so this is a note: the
+            // offload write with a foreign token is what fails (STATUS_INVALID_TOKEN).
             findings.push(Finding {
-                severity: Severity::Blocks,
+                severity: Severity::Note,
                 subject: "storage".to_owned(),
                 text: format!(
-                    "{} and {} are not on the same storage: a token is honoured only by the storage that issued it",
-                    source.volume.name, d.volume.name
+                    "{} and {} are on different (or unidentified) storage devices ({} / {}): a token is honoured only by the array that issued it",
+                    source.volume.name,
+                    d.volume.name,
+                    source.volume.storage_id.as_deref().unwrap_or("?"),
+                    d.volume.storage_id.as_deref().unwrap_or("?")
                 ),
                 status: Some(NtStatus::STATUS_INVALID_TOKEN),
-                fix: "copy between volumes of the same array (or the same virtual disk's storage)".to_owned(),
+                fix: String::new(),
             });
         }
     }
