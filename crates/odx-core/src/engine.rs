@@ -296,5 +296,8 @@ pub fn key_of(token: &StorageOffloadToken) -> Option<TokenKey> {
         return None;
     }
     let (key, rest) = token.token_id.split_first_chunk::<TOKEN_KEY_LEN>()?;
-    rest.iter().all(|&b| b == 0).then_some(*key)
+    // An OR over every byte, without an early exit: it vectorises (a byte loop that stops at the
+    // first non-zero byte does not; token lookup 167 -> 83 ns, docs/performance.md) and takes the
+    // same time wherever an altered byte sits.
+    (rest.iter().fold(0u8, |acc, &b| acc | b) == 0).then_some(*key)
 }
