@@ -64,6 +64,11 @@ pub trait TokenStore {
         source: Option<SourceId>,
         dead: &mut dyn FnMut(&TokenRecord) -> bool,
     ) -> usize;
+    /// Forgets every token expired at `now_ms` and returns how many. The default visits every
+    /// token; a store ordered by expiry can visit only the expired ones.
+    fn remove_expired(&mut self, now_ms: u64) -> usize {
+        self.remove_where(None, &mut |record| record.expired(now_ms))
+    }
     /// Live tokens.
     fn len(&self) -> usize;
     /// No live tokens.
@@ -270,8 +275,7 @@ impl<S: TokenStore> TokenEngine<S> {
 
     /// Forgets every token expired at `now_ms`.
     pub fn expire(&mut self, now_ms: u64) -> usize {
-        self.store
-            .remove_where(None, &mut |record| record.expired(now_ms))
+        self.store.remove_expired(now_ms)
     }
 }
 

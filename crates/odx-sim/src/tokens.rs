@@ -1,7 +1,8 @@
 //! The simulated array's token store: a hash map keyed by the token's random key, with a
-//! per-source index so that invalidating the tokens of one source visits only those tokens.
+//! per-source index so that invalidating the tokens of one source visits only those tokens, and
+//! an expiry-ordered index so that an expiry sweep visits only the tokens that expire.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use odx_core::EngineError;
 use odx_core::engine::{SourceId, TOKEN_KEY_LEN, TokenKey, TokenRecord, TokenStore};
@@ -10,11 +11,12 @@ use odx_core::engine::{SourceId, TOKEN_KEY_LEN, TokenKey, TokenRecord, TokenStor
 /// `STATUS_DEVICE_INSUFFICIENT_RESOURCES`).
 pub const DEFAULT_CAPACITY: usize = 65_536;
 
-/// A hash-map token store with a per-source index.
+/// A hash-map token store with per-source and expiry indexes.
 #[derive(Debug)]
 pub struct MapStore {
     tokens: HashMap<TokenKey, TokenRecord>,
     by_source: HashMap<SourceId, HashSet<TokenKey>>,
+    by_expiry: BTreeSet<(u64, TokenKey)>,
     capacity: usize,
 }
 
@@ -31,15 +33,17 @@ impl MapStore {
         Self {
             tokens: HashMap::new(),
             by_source: HashMap::new(),
+            by_expiry: BTreeSet::new(),
             capacity,
         }
     }
 
-    fn unindex(&mut self, key: &TokenKey, source: SourceId) {
-        if let Some(keys) = self.by_source.get_mut(&source) {
+    fn unindex(&mut self, key: &TokenKey, record: &TokenRecord) {
+        self.by_expiry.remove(&(record.expires_ms, *key));
+        if let Some(keys) = self.by_source.get_mut(&record.source) {
             keys.remove(key);
             if keys.is_empty() {
-                self.by_source.remove(&source);
+                self.by_source.remove(&record.source);
             }
         }
     }
@@ -53,9 +57,10 @@ impl TokenStore for MapStore {
             });
         }
         if let Some(old) = self.tokens.insert(key, record) {
-            self.unindex(&key, old.source);
+            self.unindex(&key, &old);
         }
         self.by_source.entry(record.source).or_default().insert(key);
+        self.by_expiry.insert((record.expires_ms, key));
         Ok(())
     }
 
@@ -65,8 +70,24 @@ impl TokenStore for MapStore {
 
     fn remove(&mut self, key: &TokenKey) -> Option<TokenRecord> {
         let record = self.tokens.remove(key)?;
-        self.unindex(key, record.source);
+        self.unindex(key, &record);
         Some(record)
+    }
+
+    fn remove_expired(&mut self, now_ms: u64) -> usize {
+        let mut removed = 0;
+        while let Some(&(expires_ms, key)) = self.by_expiry.first() {
+            if expires_ms > now_ms {
+                break;
+            }
+            if self.remove(&key).is_none() {
+                // The index named a token the map no longer holds: drop the stale entry.
+                self.by_expiry.remove(&(expires_ms, key));
+            } else {
+                removed += 1;
+            }
+        }
+        removed
     }
 
     fn remove_where(
@@ -138,10 +159,41 @@ mod tests {
         assert_eq!(store.remove_where(None, &mut |_| true), 2);
         assert!(store.is_empty());
         assert!(store.by_source.is_empty());
+        assert!(store.by_expiry.is_empty());
     }
 
     #[test]
     fn keys_are_random() {
         assert_ne!(fresh_key().unwrap(), fresh_key().unwrap());
+    }
+
+    #[test]
+    fn expiry_sweep_removes_exactly_the_expired_tokens_and_keeps_indexes_in_step() {
+        let mut store = MapStore::with_capacity(10);
+        for (i, expires_ms) in [(1u8, 50u64), (2, 100), (3, 100), (4, 150)] {
+            let r = TokenRecord {
+                expires_ms,
+                ..record(u64::from(i % 2), u64::from(i) * 4096)
+            };
+            store.insert([i; 32], r).unwrap();
+        }
+        assert_eq!(store.remove_expired(49), 0);
+        assert_eq!(
+            store.remove_expired(100),
+            3,
+            "a token is expired from its expiry instant on"
+        );
+        assert_eq!(store.len(), 1);
+        assert!(store.get(&[4; 32]).is_some());
+        assert_eq!(store.by_expiry.len(), 1);
+        // re-inserting a key under a new expiry replaces its index entry
+        let r = TokenRecord {
+            expires_ms: 500,
+            ..record(1, 0)
+        };
+        store.insert([4; 32], r).unwrap();
+        assert_eq!(store.remove_expired(150), 0);
+        assert_eq!(store.remove_expired(500), 1);
+        assert!(store.is_empty() && store.by_expiry.is_empty() && store.by_source.is_empty());
     }
 }
