@@ -20,11 +20,9 @@
 use odx_core::Rules;
 use odx_core::flags::VolumeFlags;
 use odx_core::lock::range_conflicts;
-use odx_core::validate::{OffloadRequest, decide};
-use odx_core::verdict::{OffloadVerdict, Verdict};
 use odx_core::wire::{OffloadReadInput, OffloadWriteInput};
 use odx_core::{ByteRange, LockIntent, NtStatus, OffloadOp, StreamKind, WireStruct};
-use odx_sim::odxflt::{FactCounts, HandleState, ModelFacts};
+use odx_sim::odxflt::HandleState;
 use odx_sim::volume::BelowAnswer;
 use odx_sim::{DataStore, Volume};
 
@@ -45,7 +43,15 @@ pub fn file_system_below<S: DataStore>(
     untouched: bool,
 ) -> BelowAnswer {
     if untouched {
-        return ntfs_validates_then_executes(volume, handle, op, buffer, input_len, output_len);
+        return odx_sim::ntfs::validate_then_execute(
+            volume,
+            op,
+            handle,
+            buffer,
+            input_len,
+            output_len,
+            &Rules::DOCUMENTED,
+        );
     }
     let fail = |status| BelowAnswer {
         status,
@@ -97,51 +103,4 @@ pub fn file_system_below<S: DataStore>(
         }
     }
     volume.fs_control(op, handle.file, buffer, input_len)
-}
-
-fn ntfs_validates_then_executes<S: DataStore>(
-    volume: &mut Volume<S>,
-    handle: HandleState,
-    op: OffloadOp,
-    buffer: &mut [u8],
-    input_len: usize,
-    output_len: usize,
-) -> BelowAnswer {
-    let Some(file) = volume.entry(handle.file) else {
-        return BelowAnswer {
-            status: NtStatus::STATUS_FILE_DELETED,
-            information: 0,
-        };
-    };
-    let mut facts = ModelFacts {
-        volume: volume.facts(),
-        file,
-        handle,
-        counts: FactCounts::default(),
-    };
-    let input = buffer.get(..input_len).unwrap_or_default().to_vec();
-    let request = OffloadRequest {
-        input: &input,
-        output_len,
-    };
-    let decision = decide(op, request, &mut facts, &Rules::DOCUMENTED);
-    let out = buffer
-        .get_mut(..output_len.min(buffer.len()))
-        .unwrap_or_default();
-    let complete = |status, information| BelowAnswer {
-        status,
-        information,
-    };
-    match decision.verdict {
-        OffloadVerdict::Read(Verdict::Complete(c)) => complete(c.status, c.write_output(out)),
-        OffloadVerdict::Write(Verdict::Complete(c)) => complete(c.status, c.write_output(out)),
-        OffloadVerdict::Read(Verdict::Forward(forward)) => {
-            let _ = forward.input.serialize_into(buffer);
-            volume.fs_control(op, handle.file, buffer, OffloadReadInput::SIZE)
-        }
-        OffloadVerdict::Write(Verdict::Forward(forward)) => {
-            let _ = forward.input.serialize_into(buffer);
-            volume.fs_control(op, handle.file, buffer, OffloadWriteInput::SIZE)
-        }
-    }
 }

@@ -15,6 +15,7 @@
 //! engine's offload algorithm over any [`copy_engine::CopyOps`].
 
 pub mod copy_engine;
+pub mod ntfs;
 pub mod odxflt;
 pub mod scenario;
 pub mod stack;

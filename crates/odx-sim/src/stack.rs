@@ -21,10 +21,7 @@ use crate::odxflt::{
     pre_operation,
 };
 use crate::store::{DataStore, FileId};
-use crate::volume::BelowAnswer;
 use crate::volume::{SimError, Volume, VolumeConfig};
-use odx_core::validate::{OffloadRequest, decide};
-use odx_core::verdict::{OffloadVerdict, Verdict};
 
 /// A handle opened on the stack.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -315,12 +312,14 @@ impl<S: DataStore> Stack<S> {
             }
             PreOp::Forward { context, .. } => {
                 let below = if matches!(context, PostContext::Observe { .. }) {
-                    self.ntfs_validates_then_executes(
+                    crate::ntfs::validate_then_execute(
+                        &mut self.volume,
                         op,
                         state,
                         &mut buffer,
                         input.len(),
                         output_len,
+                        &self.rules,
                     )
                 } else {
                     self.volume
@@ -350,62 +349,6 @@ impl<S: DataStore> Stack<S> {
             output: buffer,
             decided_by,
             facts: counts,
-        }
-    }
-
-    /// Monitor mode forwards requests untouched, so NTFS's own MS-FSA checks are what stands
-    /// between the caller and the storage. The model applies them with the same core function
-    /// (odxflt's checks *are* the MS-FSA checks), then executes what passes.
-    fn ntfs_validates_then_executes(
-        &mut self,
-        op: OffloadOp,
-        state: HandleState,
-        buffer: &mut [u8],
-        input_len: usize,
-        output_len: usize,
-    ) -> BelowAnswer {
-        let Some(file) = self.volume.entry(state.file) else {
-            return BelowAnswer {
-                status: NtStatus::STATUS_FILE_DELETED,
-                information: 0,
-            };
-        };
-        let mut facts = ModelFacts {
-            volume: self.volume.facts(),
-            file,
-            handle: state,
-            counts: FactCounts::default(),
-        };
-        let input = buffer.get(..input_len).unwrap_or_default().to_vec();
-        let decision = decide(
-            op,
-            OffloadRequest {
-                input: &input,
-                output_len,
-            },
-            &mut facts,
-            &self.rules,
-        );
-        let out = buffer
-            .get_mut(..output_len.min(buffer.len()))
-            .unwrap_or_default();
-        let complete = |status, information| BelowAnswer {
-            status,
-            information,
-        };
-        match decision.verdict {
-            OffloadVerdict::Read(Verdict::Complete(c)) => complete(c.status, c.write_output(out)),
-            OffloadVerdict::Write(Verdict::Complete(c)) => complete(c.status, c.write_output(out)),
-            OffloadVerdict::Read(Verdict::Forward(fwd)) => {
-                let _ = fwd.input.serialize_into(buffer);
-                self.volume
-                    .fs_control(op, state.file, buffer, OffloadReadInput::SIZE)
-            }
-            OffloadVerdict::Write(Verdict::Forward(fwd)) => {
-                let _ = fwd.input.serialize_into(buffer);
-                self.volume
-                    .fs_control(op, state.file, buffer, OffloadWriteInput::SIZE)
-            }
         }
     }
 
