@@ -884,6 +884,23 @@ fn access_mask(access: Option<&Vec<Access>>) -> AccessMask {
     }
 }
 
+/// Sends one offload FSCTL through the stack and records status, deciding rule and facts.
+fn issue_fsctl<S: DataStore>(
+    stack: &mut Stack<S>,
+    handle: HandleId,
+    code: u32,
+    input: &[u8],
+    out_len: usize,
+    requestor: RequestorMode,
+    result: &mut StepResult,
+) -> crate::stack::FsctlOutcome {
+    let outcome = stack.fsctl(handle, code, input, out_len, requestor);
+    result.status = StepStatus::Status(outcome.status);
+    result.decided_by = Some(outcome.decided_by);
+    result.facts = Some(outcome.facts);
+    outcome
+}
+
 fn sized_input<T: WireStruct>(value: &T, in_len: Option<usize>) -> Vec<u8> {
     let mut bytes = vec![0u8; T::SIZE];
     let _ = value.serialize_into(&mut bytes);
@@ -961,16 +978,15 @@ fn run_step<S: DataStore>(
             }
             let bytes = sized_input(&input, spec.in_len);
             let out_len = spec.out_len.unwrap_or(OffloadReadOutput::SIZE);
-            let outcome = stack.fsctl(
+            let outcome = issue_fsctl(
+                stack,
                 handle,
                 odx_core::FSCTL_OFFLOAD_READ,
                 &bytes,
                 out_len,
                 requestor,
+                &mut result,
             );
-            result.status = StepStatus::Status(outcome.status);
-            result.decided_by = Some(outcome.decided_by);
-            result.facts = Some(outcome.facts);
             let parsed = OffloadReadOutput::parse(&outcome.output)
                 .ok()
                 .filter(|_| outcome.status.is_success());
@@ -1004,16 +1020,15 @@ fn run_step<S: DataStore>(
             }
             let bytes = sized_input(&input, spec.in_len);
             let out_len = spec.out_len.unwrap_or(OffloadWriteOutput::SIZE);
-            let outcome = stack.fsctl(
+            let outcome = issue_fsctl(
+                stack,
                 handle,
                 odx_core::FSCTL_OFFLOAD_WRITE,
                 &bytes,
                 out_len,
                 requestor,
+                &mut result,
             );
-            result.status = StepStatus::Status(outcome.status);
-            result.decided_by = Some(outcome.decided_by);
-            result.facts = Some(outcome.facts);
             if let Some(out) = OffloadWriteOutput::parse(&outcome.output)
                 .ok()
                 .filter(|_| outcome.status.is_success())
