@@ -3,12 +3,20 @@
 //! `odx_core::serve::handle_request` over [`crate::volumes::VOLUMES`] (the same handler the
 //! simulator's port uses); this module only moves bytes.
 //!
-//! The caller's buffers: Filter Manager hands the message callback the addresses `FilterSend
-//! Message` was given. odxflt copies the request (at most [`REQUEST_MAX`] bytes) into a kernel
-//! stack buffer once, builds the reply there, and copies it out once. The WDK samples wrap such
-//! accesses in `__try/__except`; Rust has no structured exception handling, so a caller that
-//! unmaps its own buffer between `FilterSendMessage`'s checks and these copies would fault the
-//! system. The port's DACL admits administrators and SYSTEM only (docs/driver.md, "The port").
+//! The caller's buffers: Filter Manager hands the message callback the user-mode addresses
+//! `FilterSendMessage` was given, probed but not locked, so the caller may unmap or protect them
+//! at any time. odxflt copies the request (at most [`REQUEST_MAX`] bytes) into a kernel stack
+//! buffer once, builds the reply there, and copies it out once; both copies go through
+//! [`copy_guarded`], which on Windows is the C shim `driver/shim/seh_copy.c`: a byte copy inside
+//! `__try/__except`, as `PFLT_MESSAGE_NOTIFY`'s documentation requires (Rust has no structured
+//! exception handling). A fault during either copy (an unmapped, no-access or read-only page)
+//! becomes the exception's status (`STATUS_ACCESS_VIOLATION`), returned to the caller instead of
+//! crashing the system; a reply copy that faults leaves a prefix of the reply in the caller's
+//! buffer and reports no bytes. What the shim does not do: make a bad *kernel* address safe
+//! (that bug-checks with or without `__try`) or check that an address is a user address — it
+//! relies on Filter Manager's probe of the caller's addresses. A request that changed state
+//! (policy, counters) stays applied when its reply cannot be written. docs/driver.md,
+//! "Caller buffers of the port (SEH shim)".
 
 use core::ffi::c_void;
 use core::ptr::{null, null_mut};
@@ -166,11 +174,13 @@ unsafe extern "system" fn message(
         .min(REQUEST_MAX);
     let in_len = if input.is_null() { 0 } else { in_len };
     if in_len > 0 {
-        // SAFETY: Filter Manager passes the caller's input buffer of `input_length` bytes
-        // (checked by FilterSendMessage); `in_len` <= that length and <= the local buffer; the
-        // two do not overlap. Caller-buffer caveat: module documentation.
-        unsafe {
-            core::ptr::copy_nonoverlapping(input.cast::<u8>(), request.as_mut_ptr(), in_len);
+        // SAFETY: Filter Manager passes the caller's input buffer of `input_length` bytes (probed
+        // by FilterSendMessage), a user address that may become invalid at any time, which
+        // `copy_guarded` survives; `in_len` <= that length and <= the local buffer, which is
+        // writable kernel stack and does not overlap it.
+        let status = unsafe { copy_guarded(request.as_mut_ptr(), input.cast::<u8>(), in_len) };
+        if !nt_success(status) {
+            return status;
         }
     }
     let mut reply = [0u8; StatsReply::SIZE];
@@ -187,18 +197,80 @@ unsafe extern "system" fn message(
         Ok(written) => written.min(out_len),
         Err(status) => return nt(status),
     };
-    if written > 0 {
+    let status = if written > 0 {
         // SAFETY: `output` is the caller's output buffer of `output_length` bytes (non-NULL,
-        // `written` <= out_len <= output_length); the local reply does not overlap it.
-        unsafe {
-            core::ptr::copy_nonoverlapping(reply.as_ptr(), output.cast::<u8>(), written);
-        }
-    }
+        // probed by FilterSendMessage), a user address that may become invalid at any time,
+        // which `copy_guarded` survives; `written` <= out_len <= output_length; the local reply
+        // is readable kernel stack and does not overlap it.
+        unsafe { copy_guarded(output.cast::<u8>(), reply.as_ptr(), written) }
+    } else {
+        nt(NtStatus::STATUS_SUCCESS)
+    };
+    let written = if nt_success(status) { written } else { 0 };
     if !return_length.is_null() {
         // SAFETY: Filter Manager's out slot for the reply length.
         unsafe { return_length.write(u32::try_from(written).unwrap_or(0)) };
     }
-    nt(NtStatus::STATUS_SUCCESS)
+    status
+}
+
+/// Copies `len` bytes from `src` to `dst` and returns `STATUS_SUCCESS`, or the failure status
+/// of the exception the copy raised (`STATUS_ACCESS_VIOLATION` for an invalid user page); after
+/// a failure `dst` holds the bytes copied before the fault.
+///
+/// On Windows this is the C shim's `odx_seh_copy` (`driver/shim/seh_copy.c`, built by
+/// `build.rs`): a byte loop inside `__try/__except(EXCEPTION_EXECUTE_HANDLER)`. Host builds (unit
+/// tests only) have no structured exceptions and copy plainly.
+///
+/// # Safety
+/// The buffers do not overlap, and each of them is either valid for `len` bytes (read for
+/// `src`, write for `dst`) or a user-mode range that Filter Manager probed — the only kind of
+/// invalid address the shim survives; an invalid kernel address still faults the system.
+/// On hosts, both must be valid.
+unsafe fn copy_guarded(dst: *mut u8, src: *const u8, len: usize) -> NTSTATUS {
+    #[cfg(target_os = "windows")]
+    {
+        // SAFETY: the shim reads `src` and writes `dst` for `len` bytes under `__try`; the
+        // caller's contract covers every address it may touch; it takes no other state.
+        unsafe { seh::odx_seh_copy(dst.cast::<c_void>(), src.cast::<c_void>(), len) }
+    }
+    #[cfg(not(target_os = "windows"))]
+    {
+        // SAFETY: on hosts the caller guarantees both buffers valid for `len` bytes and
+        // non-overlapping.
+        unsafe { core::ptr::copy_nonoverlapping(src, dst, len) };
+        nt(NtStatus::STATUS_SUCCESS)
+    }
+}
+
+/// The shim's declarations (Windows targets only; `build.rs` links the static library
+/// `odx_seh`).
+#[cfg(target_os = "windows")]
+mod seh {
+    use core::ffi::c_void;
+
+    use windows_sys::Win32::Foundation::NTSTATUS;
+
+    unsafe extern "C" {
+        /// `odx_ntstatus odx_seh_copy(void *dst, const void *src, odx_size len)`
+        /// (`driver/shim/seh_copy.h`).
+        pub fn odx_seh_copy(dst: *mut c_void, src: *const c_void, len: usize) -> NTSTATUS;
+    }
+
+    // The shim's scope table names the SEH language handler, which the kernel exports: declaring
+    // it makes rustc's raw-dylib import library provide it, so the image imports
+    // `ntoskrnl.exe!__C_specific_handler` (and nothing else new). Never called from Rust.
+    #[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")]
+    unsafe extern "C" {
+        /// `EXCEPTION_DISPOSITION __C_specific_handler(PEXCEPTION_RECORD, PVOID, PCONTEXT,
+        /// PDISPATCHER_CONTEXT)`.
+        fn __C_specific_handler(
+            record: *mut c_void,
+            frame: *mut c_void,
+            context: *mut c_void,
+            dispatcher: *mut c_void,
+        ) -> i32;
+    }
 }
 
 #[cfg(test)]
@@ -211,5 +283,15 @@ mod tests {
         assert_eq!(decoded, PORT_NAME);
         assert_eq!(usize::from(NAME_BYTES), PORT_NAME.len() * 2);
         const { assert!(StatsReply::SIZE >= odx_core::port::ConfigReply::SIZE) };
+    }
+
+    #[test]
+    fn the_host_copy_copies_and_succeeds() {
+        let source = *b"request bytes";
+        let mut target = [0u8; 13];
+        // SAFETY: two distinct local arrays of 13 bytes.
+        let status = unsafe { copy_guarded(target.as_mut_ptr(), source.as_ptr(), source.len()) };
+        assert_eq!(status, nt(NtStatus::STATUS_SUCCESS));
+        assert_eq!(target, source);
     }
 }
