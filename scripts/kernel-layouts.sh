@@ -22,7 +22,11 @@
 # probe.h). The same probes preprocessed (-E -dD) tell which header defines each item.
 # scripts/kernel-layouts/merge.pl then takes each item from its preferred header set (Wine for
 # Filter Manager items, mingw-w64 for the rest, documentation last) and fails on any field,
-# size or constant on which two sources disagree.
+# size or constant on which two sources disagree, except a documented correction: a header
+# value that documented.c names (header set, header, value) as contradicted by the
+# documentation. The table then takes the documented value, its source says which header
+# disagrees and how, and the output lists the corrections; the script fails once the header
+# no longer has the stated value (e.g. when it is fixed: remove the correction then).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."

@@ -5,7 +5,22 @@
  * with x86_64-w64-mingw32-gcc -S -nostdinc. Every item names its documentation page.
  *
  * Where a header set also defines an item (the FLT_FILESYSTEM_TYPE enumerators up to
- * FLT_FSTYPE_OPENAFS), the script cross-checks the documented value against it.
+ * FLT_FSTYPE_OPENAFS, STANDARD_RIGHTS_ALL), the script cross-checks the documented value
+ * against it.
+ *
+ * A documented correction (KL_CORRECTS, probe.h) is the one exception: a header value that the
+ * documentation contradicts, named with the header set, the header and the value it has there.
+ * The table then records the documented value, and says in its source that the header
+ * disagrees; merge.pl fails when the header no longer has the value stated here (in
+ * particular once it is fixed, so that the correction is removed, not left to go stale). Any
+ * other disagreement still fails.
+ *
+ * Where a page names a constant without its value, the value is the WDK header's, checked
+ * against Microsoft's Win32 metadata (the windows-sys crate's Wdk modules, generated from it).
+ *
+ * Not here: FSRTL_FLAG_ADVANCED_FCB_HEADER. No such name exists: the WDK's ntifs.h and the
+ * FSRTL_COMMON_FCB_HEADER / FSRTL_ADVANCED_FCB_HEADER pages call the 0x40 flag
+ * FSRTL_FLAG_ADVANCED_HEADER, which the table takes from mingw-w64 under that name.
  */
 #include "probe.h"
 
@@ -19,6 +34,9 @@ typedef struct _FILE_OBJECT *PFILE_OBJECT;
 typedef struct _KTRANSACTION *PKTRANSACTION;
 
 #define KL_DOCS "documented: https://learn.microsoft.com/en-us/windows-hardware/drivers/ddi/"
+#define KL_WIN32_DOCS "documented: https://learn.microsoft.com/en-us/windows/win32/"
+/* For a page that names a constant but does not give its value. */
+#define KL_WDK_VALUE(header) " (value: the WDK's " header ", as Microsoft's Win32 metadata has it)"
 
 /* fltkernel.h; Wine declares only the pointer type. */
 typedef struct _FLT_RELATED_OBJECTS {
@@ -77,6 +95,84 @@ typedef enum _FLT_FILESYSTEM_TYPE {
     FLT_FSTYPE_CIMFS
 } FLT_FILESYSTEM_TYPE;
 
+/* winioctl.h (WDK): the control codes of offloaded data transfers. MS-FSCC 2.3 lists
+ * FSCTL_OFFLOAD_READ 0x00094264 and FSCTL_OFFLOAD_WRITE 0x00098268; the WDK defines them with
+ * FILE_READ_ACCESS and FILE_WRITE_ACCESS, and the I/O manager checks the caller's handle for
+ * that access. Wine 8.0's winioctl.h has FILE_ANY_ACCESS: corrected below. */
+#define FILE_DEVICE_FILE_SYSTEM 0x00000009
+#define METHOD_BUFFERED 0
+#define FILE_ANY_ACCESS 0
+#define FILE_READ_ACCESS 0x0001
+#define FILE_WRITE_ACCESS 0x0002
+#define CTL_CODE(DeviceType, Function, Method, Access) \
+    (((DeviceType) << 16) | ((Access) << 14) | ((Function) << 2) | (Method))
+#define FSCTL_OFFLOAD_READ CTL_CODE(FILE_DEVICE_FILE_SYSTEM, 153, METHOD_BUFFERED, FILE_READ_ACCESS)
+#define FSCTL_OFFLOAD_WRITE CTL_CODE(FILE_DEVICE_FILE_SYSTEM, 154, METHOD_BUFFERED, FILE_WRITE_ACCESS)
+_Static_assert(FSCTL_OFFLOAD_READ == 0x00094264, "MS-FSCC 2.3: FSCTL_OFFLOAD_READ is 0x00094264");
+_Static_assert(FSCTL_OFFLOAD_WRITE == 0x00098268, "MS-FSCC 2.3: FSCTL_OFFLOAD_WRITE is 0x00098268");
+#define KL_MS_FSCC "documented: MS-FSCC 2.3 " \
+    "(https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-fscc/efbfe127-73ad-4140-9967-ec6500e66d5e)"
+
+/* fltkernel.h: the terminators of the registration arrays. */
+#define IRP_MJ_OPERATION_END ((UCHAR)0x80)
+#define FLT_CONTEXT_END 0xffff
+
+/* fltkernel.h: FLT_REGISTRATION.Version. FLT_REGISTRATION_VERSION is the value for
+ * FLT_MGR_WIN8 (Windows 8 and later), the FLT_REGISTRATION that has SectionNotificationCallback. */
+#define FLT_REGISTRATION_VERSION_0201 0x0201
+#define FLT_REGISTRATION_VERSION_0202 0x0202
+#define FLT_REGISTRATION_VERSION_0203 0x0203
+#define FLT_REGISTRATION_VERSION FLT_REGISTRATION_VERSION_0203
+
+/* fltkernel.h: FLT_POST_OPERATION_FLAGS. */
+#define FLTFL_POST_OPERATION_DRAINING 0x00000001
+
+/* fltkernel.h: FLT_CALLBACK_DATA.Flags. */
+#define FLTFL_CALLBACK_DATA_REISSUE_MASK 0x0000ffff
+#define FLTFL_CALLBACK_DATA_IRP_OPERATION 0x00000001
+#define FLTFL_CALLBACK_DATA_FAST_IO_OPERATION 0x00000002
+#define FLTFL_CALLBACK_DATA_FS_FILTER_OPERATION 0x00000004
+#define FLTFL_CALLBACK_DATA_SYSTEM_BUFFER 0x00000008
+#define FLTFL_CALLBACK_DATA_GENERATED_IO 0x00010000
+#define FLTFL_CALLBACK_DATA_REISSUED_IO 0x00020000
+#define FLTFL_CALLBACK_DATA_DRAINING_IO 0x00040000
+#define FLTFL_CALLBACK_DATA_POST_OPERATION 0x00080000
+#define FLTFL_CALLBACK_DATA_NEW_SYSTEM_BUFFER 0x00100000
+#define FLTFL_CALLBACK_DATA_DIRTY 0x80000000
+
+/* fltkernel.h: FLT_INSTANCE_SETUP_FLAGS. */
+#define FLTFL_INSTANCE_SETUP_AUTOMATIC_ATTACHMENT 0x00000001
+#define FLTFL_INSTANCE_SETUP_MANUAL_ATTACHMENT 0x00000002
+#define FLTFL_INSTANCE_SETUP_NEWLY_MOUNTED_VOLUME 0x00000004
+#define FLTFL_INSTANCE_SETUP_DETACHED_VOLUME 0x00000008
+
+/* fltkernel.h: the context type Wine's list of FLT_*_CONTEXT lacks (Windows 8 and later). */
+#define FLT_SECTION_CONTEXT 0x0040
+
+/* fltkernel.h */
+typedef enum _FLT_SET_CONTEXT_OPERATION {
+    FLT_SET_CONTEXT_REPLACE_IF_EXISTS,
+    FLT_SET_CONTEXT_KEEP_IF_EXISTS
+} FLT_SET_CONTEXT_OPERATION;
+
+/* winnt.h / wdm.h: the standard rights, bits 16-20 of an ACCESS_MASK (secauthz/access-mask);
+ * STANDARD_RIGHTS_ALL combines them (secauthz/standard-access-rights). Cross-checked against
+ * both header sets: it is the part of FLT_PORT_ALL_ACCESS that the headers define. */
+#define DELETE 0x00010000
+#define READ_CONTROL 0x00020000
+#define WRITE_DAC 0x00040000
+#define WRITE_OWNER 0x00080000
+#define SYNCHRONIZE 0x00100000
+#define STANDARD_RIGHTS_ALL (DELETE | READ_CONTROL | WRITE_DAC | WRITE_OWNER | SYNCHRONIZE)
+
+/* fltkernel.h: the access rights of a minifilter communication port. */
+#define FLT_PORT_CONNECT 0x0001
+#define FLT_PORT_ALL_ACCESS (FLT_PORT_CONNECT | STANDARD_RIGHTS_ALL)
+
+/* ntifs.h: FsRtlGetSupportedFeatures (neither header set has them). */
+#define SUPPORTED_FS_FEATURES_OFFLOAD_READ 0x00000001
+#define SUPPORTED_FS_FEATURES_OFFLOAD_WRITE 0x00000002
+
 void kl_probe(void)
 {
     KL_SOURCE(FLT_RELATED_OBJECTS, KL_DOCS "fltkernel/ns-fltkernel-_flt_related_objects");
@@ -134,4 +230,84 @@ void kl_probe(void)
     KL_CONST(FLT_FSTYPE_REFS);
     KL_CONST(FLT_FSTYPE_OPENAFS);
     KL_CONST(FLT_FSTYPE_CIMFS);
+
+    /* Documented corrections: the documented value, then the header value it replaces. */
+    KL_SOURCE(FSCTL_OFFLOAD_READ, KL_MS_FSCC " / WDK winioctl.h (FILE_READ_ACCESS)");
+    KL_CONST(FSCTL_OFFLOAD_READ);
+    KL_CORRECTS(FSCTL_OFFLOAD_READ, wine, "winioctl.h",
+                CTL_CODE(FILE_DEVICE_FILE_SYSTEM, 153, METHOD_BUFFERED, FILE_ANY_ACCESS),
+                "FILE_ANY_ACCESS");
+    KL_SOURCE(FSCTL_OFFLOAD_WRITE, KL_MS_FSCC " / WDK winioctl.h (FILE_WRITE_ACCESS)");
+    KL_CONST(FSCTL_OFFLOAD_WRITE);
+    KL_CORRECTS(FSCTL_OFFLOAD_WRITE, wine, "winioctl.h",
+                CTL_CODE(FILE_DEVICE_FILE_SYSTEM, 154, METHOD_BUFFERED, FILE_ANY_ACCESS),
+                "FILE_ANY_ACCESS");
+
+    KL_SOURCE(IRP_MJ_OPERATION_END, KL_DOCS "fltkernel/ns-fltkernel-_flt_operation_registration"
+              KL_WDK_VALUE("fltkernel.h"));
+    KL_CONST(IRP_MJ_OPERATION_END);
+    KL_SOURCE(FLT_CONTEXT_END, KL_DOCS "fltkernel/ns-fltkernel-_flt_context_registration"
+              KL_WDK_VALUE("fltkernel.h"));
+    KL_CONST(FLT_CONTEXT_END);
+    KL_SOURCE(FLT_SECTION_CONTEXT, KL_DOCS "fltkernel/ns-fltkernel-_flt_context_registration"
+              KL_WDK_VALUE("fltkernel.h"));
+    KL_CONST(FLT_SECTION_CONTEXT);
+
+    KL_SOURCE(FLT_REGISTRATION_VERSION_*, KL_DOCS "fltkernel/ns-fltkernel-_flt_registration"
+              KL_WDK_VALUE("fltkernel.h"));
+    KL_SOURCE(FLT_REGISTRATION_VERSION, KL_DOCS "fltkernel/ns-fltkernel-_flt_registration"
+              ", Version (minifilters must set it to FLT_REGISTRATION_VERSION; value:"
+              " FLT_REGISTRATION_VERSION_0203, the WDK's fltkernel.h for FLT_MGR_WIN8, Windows 8"
+              " and later, as Microsoft's Win32 metadata has it)");
+    KL_CONST(FLT_REGISTRATION_VERSION_0201);
+    KL_CONST(FLT_REGISTRATION_VERSION_0202);
+    KL_CONST(FLT_REGISTRATION_VERSION_0203);
+    KL_CONST(FLT_REGISTRATION_VERSION);
+
+    KL_SOURCE(FLTFL_POST_OPERATION_DRAINING,
+              KL_DOCS "fltkernel/nc-fltkernel-pflt_post_operation_callback"
+              KL_WDK_VALUE("fltkernel.h"));
+    KL_CONST(FLTFL_POST_OPERATION_DRAINING);
+
+    KL_SOURCE(FLTFL_CALLBACK_DATA_*, KL_DOCS "fltkernel/ns-fltkernel-_flt_callback_data, Flags"
+              KL_WDK_VALUE("fltkernel.h"));
+    KL_CONST(FLTFL_CALLBACK_DATA_REISSUE_MASK);
+    KL_CONST(FLTFL_CALLBACK_DATA_IRP_OPERATION);
+    KL_CONST(FLTFL_CALLBACK_DATA_FAST_IO_OPERATION);
+    KL_CONST(FLTFL_CALLBACK_DATA_FS_FILTER_OPERATION);
+    KL_CONST(FLTFL_CALLBACK_DATA_SYSTEM_BUFFER);
+    KL_CONST(FLTFL_CALLBACK_DATA_GENERATED_IO);
+    KL_CONST(FLTFL_CALLBACK_DATA_REISSUED_IO);
+    KL_CONST(FLTFL_CALLBACK_DATA_DRAINING_IO);
+    KL_CONST(FLTFL_CALLBACK_DATA_POST_OPERATION);
+    KL_CONST(FLTFL_CALLBACK_DATA_NEW_SYSTEM_BUFFER);
+    KL_CONST(FLTFL_CALLBACK_DATA_DIRTY);
+
+    KL_SOURCE(FLTFL_INSTANCE_SETUP_*,
+              KL_DOCS "fltkernel/nc-fltkernel-pflt_instance_setup_callback, Flags");
+    KL_CONST(FLTFL_INSTANCE_SETUP_AUTOMATIC_ATTACHMENT);
+    KL_CONST(FLTFL_INSTANCE_SETUP_MANUAL_ATTACHMENT);
+    KL_CONST(FLTFL_INSTANCE_SETUP_NEWLY_MOUNTED_VOLUME);
+    KL_CONST(FLTFL_INSTANCE_SETUP_DETACHED_VOLUME);
+
+    KL_SOURCE(FLT_SET_CONTEXT_*, KL_DOCS "fltkernel/nf-fltkernel-fltsetinstancecontext"
+              ", Operation (FLT_SET_CONTEXT_OPERATION)" KL_WDK_VALUE("fltkernel.h"));
+    KL_CONST(FLT_SET_CONTEXT_REPLACE_IF_EXISTS);
+    KL_CONST(FLT_SET_CONTEXT_KEEP_IF_EXISTS);
+
+    KL_SOURCE(STANDARD_RIGHTS_ALL, KL_WIN32_DOCS "secauthz/standard-access-rights"
+              " (DELETE, READ_CONTROL, WRITE_DAC, WRITE_OWNER, SYNCHRONIZE: bits 16-20 of"
+              " secauthz/access-mask)");
+    KL_CONST(STANDARD_RIGHTS_ALL);
+    KL_SOURCE(FLT_PORT_CONNECT, KL_DOCS "fltkernel/nf-fltkernel-fltbuilddefaultsecuritydescriptor"
+              KL_WDK_VALUE("fltkernel.h"));
+    KL_CONST(FLT_PORT_CONNECT);
+    KL_SOURCE(FLT_PORT_ALL_ACCESS,
+              KL_DOCS "fltkernel/nf-fltkernel-fltbuilddefaultsecuritydescriptor"
+              " (FLT_PORT_CONNECT | STANDARD_RIGHTS_ALL)");
+    KL_CONST(FLT_PORT_ALL_ACCESS);
+
+    KL_SOURCE(SUPPORTED_FS_FEATURES_*, KL_DOCS "ntifs/nf-ntifs-fsrtlgetsupportedfeatures");
+    KL_CONST(SUPPORTED_FS_FEATURES_OFFLOAD_READ);
+    KL_CONST(SUPPORTED_FS_FEATURES_OFFLOAD_WRITE);
 }

@@ -13,7 +13,12 @@
 # recorded field (Filter Manager items, FLT*: wine, mingw, documented; everything else:
 # mingw, wine, documented) and every other set is cross-checked against it: any shared field
 # or constant that differs is fatal, and so is a different size when both sets have the same
-# fields.
+# fields. The one exception is a documented correction: documented.c states (KL_CORRECTS) that
+# a named header set's header defines a constant as a given value, which the documentation
+# contradicts. The documented value is then taken, and its source says which header disagrees
+# and with what value; the correction itself is fatal unless that header still has exactly the
+# stated value (so a header that is fixed, or changes, asks for the correction to be removed
+# or revised instead of leaving it to go stale).
 use strict;
 use warnings;
 use Cwd qw(realpath);
@@ -21,7 +26,7 @@ use Cwd qw(realpath);
 my $out_dir = shift @ARGV or die "usage: merge.pl OUT_DIR SET LABEL ASM PREPROCESSED ROOT ...\n";
 @ARGV % 5 == 0 or die "merge.pl: arguments come in groups of five\n";
 
-my (%label, %struct, %const, %source, %where, @sets);
+my (%label, %struct, %const, %source, %where, %correction, @sets);
 
 sub fail { print STDERR "kernel-layouts: FAILED: $_[0]\n"; exit 1; }
 
@@ -78,9 +83,16 @@ while (@ARGV) {
             fail("$set: constant $1 is negative ($2)") if $2 < 0;
             $const{$set}{$1} = $2;
         } elsif ($line =~ /^\@KL source (\w+)\* (.+)$/) {
+            fail("$set: source of $1* given twice") if exists $prefix_source{$1};
             $prefix_source{$1} = $2;
         } elsif ($line =~ /^\@KL source (\w+) (.+)$/) {
+            fail("$set: source of $1 given twice") if exists $source{$set}{$1};
             $source{$set}{$1} = $2;
+        } elsif ($line =~ /^\@KL corrects (\w+) (\w+) (\S+) \$(-?\d+) (.+)$/) {
+            fail("$set: only documented.c can state a documented correction ($1)") if $set ne 'documented';
+            fail("$set: correction of $2's $1 stated twice") if exists $correction{$1}{$2};
+            fail("$set: correction of $2's $1: header value $4 is negative") if $4 < 0;
+            $correction{$1}{$2} = { header => $3, value => $4, how => $5 };
         } elsif ($line =~ /^\@KL/) {
             fail("$set: unparsed probe line: $line");
         } elsif ($line =~ /^kl_bf__(\w+?)__(\w+):$/) {
@@ -92,10 +104,12 @@ while (@ARGV) {
             $struct{$set}{$type}{fields}{$field} = $first;
         }
     }
-    for my $prefix (keys %prefix_source) {
-        for my $name (grep { index($_, $prefix) == 0 } keys %{ $const{$set} }) {
-            $source{$set}{$name} //= $prefix_source{$prefix};
-        }
+    for my $name (keys %{ $const{$set} }) {
+        next if exists $source{$set}{$name};
+        my @prefixes = sort grep { index($name, $_) == 0 } keys %prefix_source;
+        fail("$set: $name matches the source prefixes " . join(', ', map { "$_*" } @prefixes))
+            if @prefixes > 1;
+        $source{$set}{$name} = $prefix_source{ $prefixes[0] } if @prefixes;
     }
     for my $type (keys %{ $struct{$set} }) {
         my $s = $struct{$set}{$type};
@@ -204,21 +218,61 @@ for my $name (sort keys %struct_names) {
     $layout_out{$name} = { size => $p->{size}, source => $src, fields => $p->{fields} };
 }
 
+sub hex_value { return sprintf('0x%x', $_[0]); }
+
+# Documented corrections: each must still describe its header exactly.
+my @corrections;
+for my $name (sort keys %correction) {
+    fail("the documented correction of $name has no documented value: add KL_CONST($name) and its "
+         . "KL_SOURCE to documented.c") unless exists $const{documented}{$name};
+    my $doc = $const{documented}{$name};
+    for my $set (sort keys %{ $correction{$name} }) {
+        my $c = $correction{$name}{$set};
+        my $stated = "documented.c corrects $set $c->{header}'s $name: " . hex_value($c->{value})
+            . " ($c->{how})";
+        fail("$stated, but no header set '$set' is probed") unless exists $label{$set};
+        fail("$stated, but $label{$set} does not define $name (not probed, or gone): remove the "
+             . "correction from documented.c") unless exists $const{$set}{$name};
+        my $got = $const{$set}{$name};
+        my $file = $where{$set}{$name} // fail("$set: no header known for $name");
+        fail("STALE CORRECTION: $stated; now " . origin($set, $name) . ' says ' . hex_value($got)
+             . ", the documented value: the header was fixed, remove the correction from "
+             . "documented.c") if $got == $doc;
+        fail("$stated, but " . origin($set, $name) . ' says ' . hex_value($got)
+             . ': the correction no longer describes the header; check the header and revise or '
+             . 'remove the correction in documented.c') if $got != $c->{value};
+        fail("$stated, but $label{$set} defines $name in $file, not in $c->{header}: revise the "
+             . "correction in documented.c") if (split m{/}, $file)[-1] ne $c->{header};
+        push @corrections, sprintf("  %-32s %s (%s) in %s -> %s, %s", $name, hex_value($got),
+                                   $c->{how}, origin($set, $name), hex_value($doc),
+                                   origin('documented', $name));
+    }
+}
+
 my %const_names = map { my $s = $_; map { $_ => 1 } keys %{ $const{$s} // {} } } @sets;
 my %const_by_sets;
 for my $name (sort keys %const_names) {
     my @have = grep { exists $const{$_}{$name} } order($name);
-    my $primary = $have[0];
-    my @checks;
-    for my $other (@have[1 .. $#have]) {
+    my $corrected = $correction{$name} // {};
+    my $primary = %$corrected ? 'documented' : $have[0];
+    my @others = grep { $_ ne $primary && !exists $corrected->{$_} } @have;
+    for my $other (@others) {
         next if $const{$other}{$name} == $const{$primary}{$name};
         fail("DISAGREEMENT on $name: " . origin($primary, $name) . " says $const{$primary}{$name}, "
              . origin($other, $name) . " says $const{$other}{$name}");
     }
-    push @checks, origin($_, $name) for @have[1 .. $#have];
-    push @both_consts, $name if grep({ $_ eq 'wine' } @have) && grep({ $_ eq 'mingw' } @have);
-    push @{ $const_by_sets{join('+', @have)} }, $name;
+    my @checks = map { origin($_, $name) } @others;
+    push @both_consts, $name
+        if !%$corrected && grep({ $_ eq 'wine' } @have) && grep({ $_ eq 'mingw' } @have);
+    my $combo = join('+', $primary, @others);
+    $combo .= ' correcting ' . join('+', sort keys %$corrected) if %$corrected;
+    push @{ $const_by_sets{$combo} }, $name;
     my $src = origin($primary, $name);
+    if (%$corrected) {
+        $src .= ' = ' . hex_value($const{$primary}{$name});
+        $src .= '; ' . origin($_, $name) . ' disagrees (' . hex_value($const{$_}{$name}) . ", "
+            . $correction{$name}{$_}{how} . ')' for sort keys %$corrected;
+    }
     $src .= '; cross-checked: ' . join('; ', @checks) if @checks;
     $const_out{$name} = { value => $const{$primary}{$name}, source => $src };
 }
@@ -269,7 +323,10 @@ print "kernel-layouts: structures cross-checked by both header sets (wine and mi
 print "kernel-layouts: constants by header sets that define them:\n";
 for my $combo (sort keys %const_by_sets) {
     my @names = @{ $const_by_sets{$combo} };
-    printf "  %-24s %3d: %s\n", $combo, scalar @names, join(' ', @names);
+    printf "  %-28s %3d: %s\n", $combo, scalar @names, join(' ', @names);
 }
-printf "kernel-layouts: %d structures, %d constants (%d cross-checked by both header sets)\n",
-    scalar(keys %layout_out), scalar(keys %const_out), scalar @both_consts;
+print "kernel-layouts: documented corrections (the documented value replaces the header's):\n",
+    @corrections ? map { "$_\n" } @corrections : "  (none)\n";
+printf "kernel-layouts: %d structures, %d constants (%d cross-checked by both header sets, %d "
+    . "documented corrections)\n", scalar(keys %layout_out), scalar(keys %const_out),
+    scalar @both_consts, scalar @corrections;

@@ -10,6 +10,9 @@
  *     @KL field  <STRUCT> <dotted.path> $<byte offset>
  *     @KL const  <NAME> $<value>
  *     @KL source <NAME> <text>            (documented.c only: where a definition comes from)
+ *     @KL corrects <NAME> <SET> <HEADER> $<value> <how>
+ *                                         (documented.c only: SET's HEADER defines NAME as
+ *                                          value, which the documentation contradicts)
  *
  * Bit-fields have no offsetof: KL_BITFIELD (file scope) emits a constant object of the
  * structure with only that bit-field set to all ones; the script reads the object's bytes
@@ -32,9 +35,20 @@
 #define KL_STATUS(name) \
     __asm__ volatile("\n@KL const " #name " %0" : : "i"((long long)(unsigned int)(name)))
 
-/* Where a structure or constant that no header set defines was taken from. */
+/* Where a documented.c item (one no header set defines, or a correction) was taken from. */
 #define KL_SOURCE(name, text) \
     __asm__ volatile("\n@KL source " #name " " text)
+
+/*
+ * A documented correction (documented.c only): the header set `set` (wine or mingw) defines
+ * `name` in `header` (the file's base name) as `header_value`, which `how` explains (a string
+ * literal, e.g. "FILE_ANY_ACCESS"), and the documentation says otherwise. The documented value
+ * is the KL_CONST(name) of documented.c, with its KL_SOURCE. merge.pl records the documented
+ * value and fails unless the header still says exactly header_value.
+ */
+#define KL_CORRECTS(name, set, header, header_value, how)                               \
+    __asm__ volatile("\n@KL corrects " #name " " #set " " header " %0 " how            \
+                     : : "i"((long long)(header_value)))
 
 /* File scope. The label kl_bf__<STRUCT>__<FIELD> names the structure and the bit-field. */
 #define KL_BITFIELD(type, field) \

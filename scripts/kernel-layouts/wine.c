@@ -301,6 +301,7 @@ void kl_probe(void)
     KL_CONST(FLTFL_INSTANCE_TEARDOWN_INTERNAL_ERROR);
 
     KL_CONST(IRP_MJ_FILE_SYSTEM_CONTROL);
+    KL_CONST(IRP_MJ_LOCK_CONTROL);
     KL_CONST(IRP_MJ_MAXIMUM_FUNCTION);
     KL_CONST(FileBasicInformation);
     KL_CONST(FileStandardInformation);
@@ -309,6 +310,7 @@ void kl_probe(void)
     KL_CONST(REG_DWORD);
     KL_CONST(OBJ_CASE_INSENSITIVE);
     KL_CONST(OBJ_KERNEL_HANDLE);
+    KL_CONST(STANDARD_RIGHTS_ALL);
     KL_CONST(NonPagedPool);
     KL_CONST(KernelMode);
     KL_CONST(UserMode);
