@@ -4,7 +4,7 @@
 //! (the driver in the kernel, the simulator on a host) gathers only what the request still needs:
 //! a misaligned request never costs a `FltQueryInformationFile`.
 
-use crate::flags::{AccessMask, FileAttributes, StreamMarkers, VolumeFlags};
+use crate::flags::{FileAttributes, StreamMarkers, VolumeFlags};
 use crate::status::NtStatus;
 
 /// The file system mounted on the volume.
@@ -116,10 +116,12 @@ impl VolumeFacts {
 }
 
 /// Facts about the handle (file object) the request arrived on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+///
+/// No access rights: odxflt makes no access check (the I/O manager checks user-mode callers
+/// before any filter, kernel-mode callers are trusted, and `FILE_OBJECT.ReadAccess/WriteAccess`
+/// are share-access bookkeeping, not the handle's granted access).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct HandleFacts {
-    /// Access granted to the handle (`FILE_OBJECT.ReadAccess/WriteAccess` in the kernel).
-    pub granted: AccessMask,
     /// Cleanup has run on the file object (`FO_CLEANUP_COMPLETE`).
     pub closed: bool,
 }
@@ -214,8 +216,9 @@ pub enum FactKind {
 
 /// Fact queries, answered by the driver from the kernel and by the simulator from its model.
 ///
-/// A query that fails ends the decision with the query's status: a fact the filter cannot learn
-/// is a request it cannot vouch for.
+/// A query that fails ends the decision with a pass-through: a fact the filter cannot learn is a
+/// request it can neither vouch for nor refuse, so it goes down untouched and the file system
+/// decides (`Verdict::PassThrough`).
 pub trait OffloadFacts {
     /// Volume facts (cheap: cached per volume).
     ///

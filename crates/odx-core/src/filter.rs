@@ -4,8 +4,9 @@
 //!
 //! Pre-operation: policy → (facts, asked lazily) → verdict → either the output is written into the
 //! buffer and the request completes, or the (possibly trimmed) input is written back and the request
-//! goes down with a [`PostContext`]. Post-operation: the completion mapping, the output rewritten
-//! within `OutputBufferLength`, and the statistics.
+//! goes down with a [`PostContext`], or (a fact query failed) the request goes down untouched
+//! without a post-operation. Post-operation: the completion mapping, the output rewritten within
+//! `OutputBufferLength`, and the statistics.
 
 use crate::complete::{complete_read, complete_write};
 use crate::ctl::OffloadOp;
@@ -92,6 +93,13 @@ pub enum PreOp {
         /// data dirty.
         input_rewritten: bool,
     },
+    /// Send down untouched and do not call back (`FLT_PREOP_SUCCESS_NO_CALLBACK`): the buffer is
+    /// as the caller sent it, the file system decides, and the answer is not seen (enforce mode,
+    /// a fact query failed; counted as `fact_failed` and `forwarded`).
+    PassThrough {
+        /// The rule that decided ([`Check::FactUnavailable`]).
+        check: Check,
+    },
 }
 
 fn complete_with<Out: WireStruct>(
@@ -159,6 +167,10 @@ pub fn pre_operation<F: OffloadFacts + ?Sized>(
             OffloadVerdict::Write(Verdict::Complete(c)) => {
                 complete_with(&c, &mut request, decision.check)
             }
+            OffloadVerdict::Read(Verdict::PassThrough)
+            | OffloadVerdict::Write(Verdict::PassThrough) => PreOp::PassThrough {
+                check: decision.check,
+            },
             OffloadVerdict::Read(Verdict::Forward(fwd)) => {
                 let rewritten = fwd.trimmed() && fwd.input.serialize_into(request.buffer).is_ok();
                 PreOp::Forward {

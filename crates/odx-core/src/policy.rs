@@ -100,7 +100,7 @@ pub fn govern<F: OffloadFacts + ?Sized>(
 mod tests {
     use super::*;
     use crate::facts::*;
-    use crate::flags::{AccessMask, FileAttributes};
+    use crate::flags::FileAttributes;
     use crate::verdict::Verdict;
     use crate::wire::{OffloadReadInput, WireStruct};
     use zerocopy::IntoBytes;
@@ -113,10 +113,7 @@ mod tests {
         }
         fn handle(&mut self) -> Result<HandleFacts, NtStatus> {
             self.0 += 1;
-            Ok(HandleFacts {
-                granted: AccessMask::all(),
-                closed: false,
-            })
+            Ok(HandleFacts { closed: false })
         }
         fn stream_kind(&mut self) -> Result<StreamKind, NtStatus> {
             self.0 += 1;

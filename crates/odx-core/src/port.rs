@@ -20,8 +20,10 @@ use crate::wire::WireStruct;
 pub const PORT_NAME: &str = "\\OdxfltPort";
 /// "ODXM", little-endian.
 pub const MESSAGE_MAGIC: u32 = 0x4D58_444F;
-/// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u16 = 1;
+/// The protocol version this build speaks. Version 2 added `OpCountsWire::fact_failed` (the
+/// stats reply grew from 1064 to 1080 bytes); a peer of another version is refused with
+/// `STATUS_REVISION_MISMATCH` rather than misread.
+pub const PROTOCOL_VERSION: u16 = 2;
 /// `volume` value meaning "every volume" (stats: summed; policy: the default for new volumes).
 pub const ALL_VOLUMES: u32 = u32::MAX;
 
@@ -161,7 +163,7 @@ impl PolicyReply {
     }
 }
 
-/// Counters of one operation on the wire: 520 bytes (7 counters, two arrays of 29 buckets).
+/// Counters of one operation on the wire: 528 bytes (8 counters, two arrays of 29 buckets).
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned,
 )]
@@ -181,12 +183,14 @@ pub struct OpCountsWire {
     pub failed_below: U64,
     /// [`OpCounts::bytes_offloaded`].
     pub bytes_offloaded: U64,
+    /// [`OpCounts::fact_failed`] (protocol version 2).
+    pub fact_failed: U64,
     /// [`OpCounts::completed_by_status`].
     pub completed_by_status: [U64; STATUS_BUCKETS],
     /// [`OpCounts::below_by_status`].
     pub below_by_status: [U64; STATUS_BUCKETS],
 }
-const_assert_eq!(size_of::<OpCountsWire>(), 520);
+const_assert_eq!(size_of::<OpCountsWire>(), 528);
 const_assert_eq!(STATUS_BUCKETS, 29);
 
 impl From<&OpCounts> for OpCountsWire {
@@ -199,6 +203,7 @@ impl From<&OpCounts> for OpCountsWire {
             truncated: U64::new(c.truncated),
             failed_below: U64::new(c.failed_below),
             bytes_offloaded: U64::new(c.bytes_offloaded),
+            fact_failed: U64::new(c.fact_failed),
             completed_by_status: c.completed_by_status.map(U64::new),
             below_by_status: c.below_by_status.map(U64::new),
         }
@@ -215,6 +220,7 @@ impl From<&OpCountsWire> for OpCounts {
             truncated: w.truncated.get(),
             failed_below: w.failed_below.get(),
             bytes_offloaded: w.bytes_offloaded.get(),
+            fact_failed: w.fact_failed.get(),
             completed_by_status: w.completed_by_status.map(|v| v.get()),
             below_by_status: w.below_by_status.map(|v| v.get()),
         }
@@ -231,6 +237,7 @@ impl OpCounts {
         self.truncated = self.truncated.saturating_add(other.truncated);
         self.failed_below = self.failed_below.saturating_add(other.failed_below);
         self.bytes_offloaded = self.bytes_offloaded.saturating_add(other.bytes_offloaded);
+        self.fact_failed = self.fact_failed.saturating_add(other.fact_failed);
         for (a, b) in self
             .completed_by_status
             .iter_mut()
@@ -261,7 +268,7 @@ pub struct StatsReply {
     /// `FSCTL_OFFLOAD_WRITE` counters.
     pub write: OpCountsWire,
 }
-const_assert_eq!(size_of::<StatsReply>(), 1064);
+const_assert_eq!(size_of::<StatsReply>(), 1080);
 
 impl WireStruct for StatsReply {
     const NAME: &'static str = "ODXFLT_STATS_REPLY";
@@ -519,12 +526,15 @@ mod tests {
             parse_request(bad_magic.as_bytes()),
             Err(N::STATUS_INVALID_PARAMETER)
         );
-        let mut v2 = header(1, 16);
-        v2.version.set(2);
-        assert_eq!(
-            parse_request(v2.as_bytes()),
-            Err(N::STATUS_REVISION_MISMATCH)
-        );
+        for other in [1, 3] {
+            let mut old = header(1, 16);
+            old.version.set(other);
+            assert_eq!(
+                parse_request(old.as_bytes()),
+                Err(N::STATUS_REVISION_MISMATCH),
+                "version {other}"
+            );
+        }
         assert_eq!(
             parse_request(header(1, 17).as_bytes()),
             Err(N::STATUS_BUFFER_TOO_SMALL),
@@ -562,6 +572,7 @@ mod tests {
         let mut read = OpCounts {
             seen: 5,
             bytes_offloaded: 1 << 40,
+            fact_failed: 3,
             ..OpCounts::default()
         };
         read.completed_by_status[3] = 2;
@@ -580,6 +591,7 @@ mod tests {
         let mut sum = read;
         sum.accumulate(&read);
         assert_eq!(sum.seen, 10);
+        assert_eq!(sum.fact_failed, 6);
         assert_eq!(sum.completed_by_status[3], 4);
     }
 }

@@ -159,6 +159,13 @@ mod tests {
             t.stats[0].on_pre_operation(OffloadOp::Read, &veto);
             t.stats[2].on_pre_operation(OffloadOp::Read, &veto);
             t.stats[2].on_post_operation(OffloadOp::Write, NtStatus::STATUS_SUCCESS, 8, 8);
+            let passed = Governed::Enforce(crate::validate::Decision {
+                verdict: crate::verdict::OffloadVerdict::Write(
+                    crate::verdict::Verdict::PassThrough,
+                ),
+                check: crate::validate::Check::FactUnavailable(crate::facts::FactKind::Handle),
+            });
+            t.stats[0].on_pre_operation(OffloadOp::Write, &passed);
             t
         }
     }
@@ -225,6 +232,11 @@ mod tests {
         let r = StatsReply::parse(&out).unwrap();
         assert_eq!(r.read.seen.get(), 2, "summed over attached volumes");
         assert_eq!(r.read.completed.get(), 2);
+        assert_eq!(
+            (r.write.fact_failed.get(), r.write.forwarded.get()),
+            (1, 1),
+            "a pass-through after a failed fact query reaches the reply"
+        );
     }
 
     #[test]

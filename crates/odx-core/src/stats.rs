@@ -28,6 +28,7 @@ pub struct OpStats {
     truncated: AtomicU64,
     failed_below: AtomicU64,
     bytes_offloaded: AtomicU64,
+    fact_failed: AtomicU64,
     completed_by_status: [AtomicU64; STATUS_BUCKETS],
     below_by_status: [AtomicU64; STATUS_BUCKETS],
 }
@@ -37,7 +38,8 @@ pub struct OpStats {
 pub struct OpCounts {
     /// Offload requests seen.
     pub seen: u64,
-    /// Forwarded to the file system (including monitor-mode pass-through).
+    /// Sent down to the file system (including monitor mode and [`fact_failed`](Self::fact_failed)
+    /// pass-through): `seen = forwarded + completed`.
     pub forwarded: u64,
     /// Completed by odxflt in pre-operation (refusals, zero-length and zero-token answers).
     pub completed: u64,
@@ -49,6 +51,10 @@ pub struct OpCounts {
     pub failed_below: u64,
     /// Bytes tokenised (read) or written (write) by successful forwarded requests.
     pub bytes_offloaded: u64,
+    /// Passed through: a fact query failed, so the request went down untouched and the file
+    /// system decided (in enforce mode without a post-operation, so its answer is not in
+    /// `truncated`, `failed_below` or `bytes_offloaded`). Included in `forwarded`.
+    pub fact_failed: u64,
     /// Completions by odxflt, by status bucket.
     pub completed_by_status: [u64; STATUS_BUCKETS],
     /// Failures from below, by (final, mapped) status bucket.
@@ -77,6 +83,7 @@ impl OpStats {
             truncated: AtomicU64::new(0),
             failed_below: AtomicU64::new(0),
             bytes_offloaded: AtomicU64::new(0),
+            fact_failed: AtomicU64::new(0),
             completed_by_status: [const { AtomicU64::new(0) }; STATUS_BUCKETS],
             below_by_status: [const { AtomicU64::new(0) }; STATUS_BUCKETS],
         }
@@ -92,6 +99,7 @@ impl OpStats {
         zero(&self.truncated);
         zero(&self.failed_below);
         zero(&self.bytes_offloaded);
+        zero(&self.fact_failed);
         self.completed_by_status.iter().for_each(zero);
         self.below_by_status.iter().for_each(zero);
     }
@@ -108,6 +116,7 @@ impl OpStats {
             truncated: load(&self.truncated),
             failed_below: load(&self.failed_below),
             bytes_offloaded: load(&self.bytes_offloaded),
+            fact_failed: load(&self.fact_failed),
             completed_by_status: self.completed_by_status.each_ref().map(load),
             below_by_status: self.below_by_status.each_ref().map(load),
         }
@@ -163,13 +172,18 @@ impl VolumeStats {
                 bump(&s.completed, 1);
                 bump_bucket(&s.completed_by_status, *status);
             }
-            Governed::Enforce(decision) => match decision.verdict.completion_status() {
-                Some(status) => {
-                    bump(&s.completed, 1);
-                    bump_bucket(&s.completed_by_status, status);
+            Governed::Enforce(decision) => {
+                match decision.verdict.completion_status() {
+                    Some(status) => {
+                        bump(&s.completed, 1);
+                        bump_bucket(&s.completed_by_status, status);
+                    }
+                    None => bump(&s.forwarded, 1),
                 }
-                None => bump(&s.forwarded, 1),
-            },
+                if decision.verdict.passes_through() {
+                    bump(&s.fact_failed, 1);
+                }
+            }
             Governed::Observe { would } => {
                 bump(&s.forwarded, 1);
                 if would
@@ -178,6 +192,9 @@ impl VolumeStats {
                     .is_some_and(|st| !st.is_success())
                 {
                     bump(&s.would_refuse, 1);
+                }
+                if would.verdict.passes_through() {
+                    bump(&s.fact_failed, 1);
                 }
             }
         }
@@ -252,6 +269,30 @@ mod tests {
             c.below_by_status[STATUS_COUNT], 1,
             "unknown statuses land in the last bucket"
         );
+        assert_eq!(v.write.counts(), OpCounts::default());
+    }
+
+    #[test]
+    fn a_failed_fact_query_is_forwarded_and_counted_as_fact_failed() {
+        let v = VolumeStats::new();
+        let passed = Decision {
+            verdict: OffloadVerdict::Write(Verdict::PassThrough),
+            check: Check::FactUnavailable(crate::facts::FactKind::StreamSizes),
+        };
+        v.on_pre_operation(OffloadOp::Write, &Governed::Enforce(passed));
+        v.on_pre_operation(OffloadOp::Write, &Governed::Observe { would: passed });
+        let c = v.write.counts();
+        assert_eq!(
+            (
+                c.seen,
+                c.forwarded,
+                c.completed,
+                c.fact_failed,
+                c.would_refuse
+            ),
+            (2, 2, 0, 2, 0)
+        );
+        v.reset();
         assert_eq!(v.write.counts(), OpCounts::default());
     }
 

@@ -1,7 +1,15 @@
 //! The checks, in order. MS-FSA §2.1.5.10.20 (read) and §2.1.5.10.21 (write) give the order;
-//! odxflt adds what the file system checks at dispatch (dismount, closed handle) and the handle's
-//! access right in front of it, because those fail every request alike. docs/validation.md
-//! lists the order as a table; [`READ_ORDER`] and [`WRITE_ORDER`] are that table.
+//! odxflt adds what the file system checks at dispatch (dismount, closed handle) in front of it,
+//! because those fail every request alike. docs/validation.md lists the order as a table;
+//! [`READ_ORDER`] and [`WRITE_ORDER`] are that table.
+//!
+//! Three things odxflt deliberately does not decide, and leaves to the file system below:
+//! the handle's access (the I/O manager checked user-mode callers before any filter, and
+//! kernel-mode callers are trusted; `FILE_OBJECT.ReadAccess/WriteAccess` are share-access
+//! bookkeeping, not the granted access), the answer of the valid-data-length rule (valid data
+//! length comes from an unlocked FCB header, so it may only *trim* a request, never answer one:
+//! [`Check::BeyondValidData`]), and a request whose facts it could not learn
+//! ([`Check::FactUnavailable`]: passed through untouched).
 
 // A completion carries its 528-byte output by value: the core does not allocate, and 540 bytes
 // on a kernel stack (12 KiB at least) is cheaper than a pool allocation per request.
@@ -9,7 +17,7 @@
 
 use crate::ctl::OffloadOp;
 use crate::facts::{ByteRange, FactKind, LockIntent, OffloadFacts, SectorSize, StreamSizes};
-use crate::flags::{AccessMask, OffloadReadFlags, VolumeFlags};
+use crate::flags::{OffloadReadFlags, VolumeFlags};
 use crate::rules::{LengthAlignment, PAGE_SIZE, Rules, TinyFile};
 use crate::status::NtStatus;
 use crate::verdict::{
@@ -24,7 +32,9 @@ use crate::wire::{
 /// One check of the order; names the rule that decided a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Check {
-    /// A fact query failed; the request completes with the query's status.
+    /// A fact query failed: odxflt cannot vouch for the request, so it passes it through
+    /// untouched, without a post-operation ([`Verdict::PassThrough`]), and the file system
+    /// decides.
     FactUnavailable(FactKind),
     /// MS-FSA 1: the file system implements offload → else `STATUS_INVALID_DEVICE_REQUEST`.
     FileSystemImplementsOffload,
@@ -32,9 +42,6 @@ pub enum Check {
     VolumeMounted,
     /// The handle has not been cleaned up → else `STATUS_FILE_CLOSED`.
     HandleOpen,
-    /// The handle grants `FILE_READ_DATA` (read) / `FILE_WRITE_DATA` (write) → else
-    /// `STATUS_ACCESS_DENIED`.
-    HandleAccess,
     /// MS-FSA write 2: the volume is writable → else `STATUS_MEDIA_WRITE_PROTECTED`.
     VolumeWritable,
     /// MS-FSA read 2 / write 3: `IsOffload{Read,Write}Supported` → else `STATUS_NOT_SUPPORTED`.
@@ -68,9 +75,11 @@ pub enum Check {
     EndOfFile,
     /// Conflict C-6: the file is not too small → else `STATUS_INVALID_PARAMETER`.
     TinyFile,
-    /// MS-FSA read 14: a range starting at or beyond valid data length is answered at once with
-    /// the zero token. Write 16: a write starting beyond valid data length is refused
-    /// ([`Rules::write_beyond_vdl`]).
+    /// MS-FSA read 14 (`FileOffset` ≥ valid data length) / write 16 (`FileOffset` > valid data
+    /// length): the rule *answers* such a request (read: the zero token; write: a refusal), and
+    /// only the file system may answer it, under its own locks. odxflt forwards the request
+    /// untouched ([`Verdict::Forward`], nothing trimmed) and passes the file system's answer
+    /// through; it never completes a request on the strength of valid data length.
     BeyondValidData,
     /// Every check passed: forward (with read 15 / end-of-file trimming applied).
     Forward,
@@ -81,7 +90,6 @@ pub const READ_ORDER: &[Check] = &[
     Check::FileSystemImplementsOffload,
     Check::VolumeMounted,
     Check::HandleOpen,
-    Check::HandleAccess,
     Check::OffloadSupported,
     Check::InputLength,
     Check::OutputLength,
@@ -103,7 +111,6 @@ pub const WRITE_ORDER: &[Check] = &[
     Check::FileSystemImplementsOffload,
     Check::VolumeMounted,
     Check::HandleOpen,
-    Check::HandleAccess,
     Check::VolumeWritable,
     Check::OffloadSupported,
     Check::InputLength,
@@ -132,7 +139,10 @@ pub struct OffloadRequest<'a> {
     pub output_len: usize,
 }
 
-/// A verdict and the check that reached it.
+/// A verdict and the check that reached it: a completion names the check that completed it; a
+/// forward is [`Check::Forward`], or [`Check::BeyondValidData`] when the request goes down
+/// untouched for the file system's valid-data-length rule; a pass-through is
+/// [`Check::FactUnavailable`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Decision<V> {
     /// What to do.
@@ -141,24 +151,42 @@ pub struct Decision<V> {
     pub check: Check,
 }
 
-type Step<T, Out> = Result<T, (Check, Completion<Out>)>;
+/// How a decision ends before forwarding.
+enum Stop<Out> {
+    /// Complete now.
+    Complete(Completion<Out>),
+    /// Pass the request through untouched (a fact query failed).
+    PassThrough,
+}
+
+type Step<T, Out> = Result<T, (Check, Stop<Out>)>;
 
 fn refuse<T, Out: WireStruct>(check: Check, status: NtStatus) -> Step<T, Out> {
-    Err((check, Completion::status(status)))
+    Err((check, Stop::Complete(Completion::status(status))))
 }
 
+fn answer<T, Out: WireStruct>(check: Check, output: Out) -> Step<T, Out> {
+    Err((check, Stop::Complete(Completion::success(output))))
+}
+
+/// A failed query ends the decision with a pass-through: the query's status is not an answer
+/// odxflt may give on the file system's behalf.
 fn ask<T, Out: WireStruct>(kind: FactKind, fact: Result<T, NtStatus>) -> Step<T, Out> {
-    fact.map_err(|status| (Check::FactUnavailable(kind), Completion::status(status)))
+    fact.map_err(|_| (Check::FactUnavailable(kind), Stop::PassThrough))
 }
 
-fn finish<Out, Fwd>(step: Step<Fwd, Out>) -> Decision<Verdict<Out, Fwd>> {
+fn finish<Out, Fwd>(step: Step<(Check, Fwd), Out>) -> Decision<Verdict<Out, Fwd>> {
     match step {
-        Ok(forward) => Decision {
+        Ok((check, forward)) => Decision {
             verdict: Verdict::Forward(forward),
-            check: Check::Forward,
+            check,
         },
-        Err((check, completion)) => Decision {
+        Err((check, Stop::Complete(completion))) => Decision {
             verdict: Verdict::Complete(completion),
+            check,
+        },
+        Err((check, Stop::PassThrough)) => Decision {
+            verdict: Verdict::PassThrough,
             check,
         },
     }
@@ -231,13 +259,8 @@ fn common_front<F: OffloadFacts + ?Sized, Out: WireStruct>(
     if handle.closed {
         return refuse(Check::HandleOpen, NtStatus::STATUS_FILE_CLOSED);
     }
-    let needed = match op {
-        OffloadOp::Read => AccessMask::READ_DATA,
-        OffloadOp::Write => AccessMask::WRITE_DATA,
-    };
-    if !handle.granted.contains(needed) {
-        return refuse(Check::HandleAccess, NtStatus::STATUS_ACCESS_DENIED);
-    }
+    // No access check: the I/O manager made it for user-mode callers before any filter saw the
+    // request (odx-spec §4.4), and kernel-mode callers are trusted by Windows.
     Ok(volume)
 }
 
@@ -292,7 +315,7 @@ fn read_steps<F: OffloadFacts + ?Sized>(
     request: OffloadRequest<'_>,
     facts: &mut F,
     rules: &Rules,
-) -> Step<ForwardRead, OffloadReadOutput> {
+) -> Step<(Check, ForwardRead), OffloadReadOutput> {
     let volume = common_front(OffloadOp::Read, facts, rules)?;
     if !volume.flags.contains(VolumeFlags::OFFLOAD_READ_SUPPORTED) {
         return refuse(Check::OffloadSupported, NtStatus::STATUS_NOT_SUPPORTED);
@@ -322,7 +345,7 @@ fn read_steps<F: OffloadFacts + ?Sized>(
             0,
             StorageOffloadToken::zero_data(),
         );
-        return Err((Check::ZeroLength, Completion::success(output)));
+        return answer(Check::ZeroLength, output);
     }
     let kind = ask(FactKind::StreamKind, facts.stream_kind())?;
     if kind.refuses_offload() {
@@ -345,17 +368,16 @@ fn read_steps<F: OffloadFacts + ?Sized>(
 
     let eof = sizes.end_of_file;
     let vdl = sizes.valid_data_length.min(eof);
-    let sector_eof = sector_end_of_file(sector, eof);
     if offset >= vdl {
-        // MS-FSA read 14: nothing valid to copy; the zero token stands for the range up to end
-        // of file, and everything after it is zero too.
-        let length = end.min(sector_eof).saturating_sub(offset);
-        let output = OffloadReadOutput::new(
-            OffloadReadFlags::ALL_ZERO_BEYOND_CURRENT_RANGE,
-            length,
-            StorageOffloadToken::zero_data(),
-        );
-        return Err((Check::BeyondValidData, Completion::success(output)));
+        // MS-FSA read 14 answers this request (the zero token); valid data length was read
+        // without the file system's locks, so only the file system may give that answer.
+        return Ok((
+            Check::BeyondValidData,
+            ForwardRead {
+                input,
+                context: ReadContext::untouched(offset, length, sector),
+            },
+        ));
     }
     // MS-FSA read 15 / ODX overview: trim at valid data length rounded up to a sector; the
     // zero flag is set only when valid data ends before end of file.
@@ -365,16 +387,19 @@ fn read_steps<F: OffloadFacts + ?Sized>(
     let zero_beyond_forwarded = forwarded_end < end && vdl < eof;
     let mut forwarded = input;
     forwarded.copy_length.set(forwarded_length);
-    Ok(ForwardRead {
-        input: forwarded,
-        context: ReadContext {
-            file_offset: offset,
-            requested_length: length,
-            forwarded_length,
-            zero_beyond_forwarded,
-            sector_size: sector,
+    Ok((
+        Check::Forward,
+        ForwardRead {
+            input: forwarded,
+            context: ReadContext {
+                file_offset: offset,
+                requested_length: length,
+                forwarded_length,
+                zero_beyond_forwarded,
+                sector_size: sector,
+            },
         },
-    })
+    ))
 }
 
 // Inlined into its only caller, so the 544-byte input is built in place in the returned
@@ -385,7 +410,7 @@ fn write_steps<F: OffloadFacts + ?Sized>(
     request: OffloadRequest<'_>,
     facts: &mut F,
     rules: &Rules,
-) -> Step<ForwardWrite, OffloadWriteOutput> {
+) -> Step<(Check, ForwardWrite), OffloadWriteOutput> {
     let volume = common_front(OffloadOp::Write, facts, rules)?;
     if volume.flags.contains(VolumeFlags::READ_ONLY) {
         return refuse(
@@ -416,10 +441,7 @@ fn write_steps<F: OffloadFacts + ?Sized>(
         return refuse(Check::RangeOverflow, NtStatus::STATUS_INVALID_PARAMETER);
     };
     if length == 0 {
-        return Err((
-            Check::ZeroLength,
-            Completion::success(OffloadWriteOutput::new(0)),
-        ));
+        return answer(Check::ZeroLength, OffloadWriteOutput::new(0));
     }
     let kind = ask(FactKind::StreamKind, facts.stream_kind())?;
     if kind.refuses_offload() {
@@ -443,20 +465,32 @@ fn write_steps<F: OffloadFacts + ?Sized>(
     }
     size_checks(&sizes, sector, range, length_unaligned, rules)?;
     if offset > sizes.valid_data_length.min(sizes.end_of_file) {
-        return refuse(Check::BeyondValidData, rules.write_beyond_vdl);
+        // MS-FSA write 16 refuses this request (C-4); valid data length was read without the
+        // file system's locks, so only the file system may refuse it. Not even trimmed at end
+        // of file: the request goes down exactly as the caller sent it.
+        return Ok((
+            Check::BeyondValidData,
+            ForwardWrite {
+                input,
+                context: WriteContext::untouched(offset, length, sector),
+            },
+        ));
     }
     // An offload write never extends the file: trim at end of file rounded up to a sector.
     let forwarded_end = end.min(sector_end_of_file(sector, sizes.end_of_file));
     let forwarded_length = forwarded_end.saturating_sub(offset);
     let mut forwarded = input;
     forwarded.copy_length.set(forwarded_length);
-    Ok(ForwardWrite {
-        input: forwarded,
-        context: WriteContext {
-            file_offset: offset,
-            requested_length: length,
-            forwarded_length,
-            sector_size: sector,
+    Ok((
+        Check::Forward,
+        ForwardWrite {
+            input: forwarded,
+            context: WriteContext {
+                file_offset: offset,
+                requested_length: length,
+                forwarded_length,
+                sector_size: sector,
+            },
         },
-    })
+    ))
 }

@@ -1,4 +1,5 @@
-//! What a decision produces: complete the request now, or forward it to the volume below.
+//! What a decision produces: complete the request now, forward it to the volume below (possibly
+//! trimmed, with a post-operation), or pass it through untouched (no post-operation).
 
 use crate::ctl::OffloadOp;
 use crate::facts::SectorSize;
@@ -57,8 +58,14 @@ impl<Out: WireStruct> Completion<Out> {
 pub enum Verdict<Out, Fwd> {
     /// Complete the request now with this status (and output).
     Complete(Completion<Out>),
-    /// Send the request on to the file system and storage below.
+    /// Send the request on to the file system and storage below, and map the answer in
+    /// post-operation.
     Forward(Fwd),
+    /// Send the request down exactly as the caller sent it, with no post-operation
+    /// (`FLT_PREOP_SUCCESS_NO_CALLBACK`): odxflt could not learn a fact it needs
+    /// ([`Check::FactUnavailable`](crate::validate::Check::FactUnavailable)), so it neither
+    /// refuses nor vouches, and the file system decides.
+    PassThrough,
 }
 
 /// What odxflt must remember from pre-operation to map an offload read's answer.
@@ -75,6 +82,24 @@ pub struct ReadContext {
     pub zero_beyond_forwarded: bool,
     /// Volume sector size, to check the answer's alignment.
     pub sector_size: SectorSize,
+}
+
+impl ReadContext {
+    /// The context of a read forwarded exactly as the caller sent it (nothing trimmed, no zero
+    /// flag of odxflt's own): post-operation passes the file system's answer through — its
+    /// token, `TransferLength` and flags (the zero token with `ALL_ZERO_BEYOND_CURRENT_RANGE`
+    /// that NTFS answers beyond valid data length, MS-FSA read 14) — after the same contract
+    /// checks as any answer.
+    #[must_use]
+    pub const fn untouched(file_offset: u64, length: u64, sector_size: SectorSize) -> Self {
+        Self {
+            file_offset,
+            requested_length: length,
+            forwarded_length: length,
+            zero_beyond_forwarded: false,
+            sector_size,
+        }
+    }
 }
 
 /// An offload read to send below.
@@ -106,6 +131,19 @@ pub struct WriteContext {
     pub forwarded_length: u64,
     /// Volume sector size.
     pub sector_size: SectorSize,
+}
+
+impl WriteContext {
+    /// The context of a write forwarded exactly as the caller sent it (nothing trimmed).
+    #[must_use]
+    pub const fn untouched(file_offset: u64, length: u64, sector_size: SectorSize) -> Self {
+        Self {
+            file_offset,
+            requested_length: length,
+            forwarded_length: length,
+            sector_size,
+        }
+    }
 }
 
 /// An offload write to send below.
@@ -155,7 +193,17 @@ impl OffloadVerdict {
         match self {
             Self::Read(Verdict::Complete(c)) => Some(c.status),
             Self::Write(Verdict::Complete(c)) => Some(c.status),
-            Self::Read(Verdict::Forward(_)) | Self::Write(Verdict::Forward(_)) => None,
+            Self::Read(Verdict::Forward(_) | Verdict::PassThrough)
+            | Self::Write(Verdict::Forward(_) | Verdict::PassThrough) => None,
         }
+    }
+
+    /// Whether the verdict passes the request through untouched ([`Verdict::PassThrough`]).
+    #[must_use]
+    pub const fn passes_through(&self) -> bool {
+        matches!(
+            self,
+            Self::Read(Verdict::PassThrough) | Self::Write(Verdict::PassThrough)
+        )
     }
 }

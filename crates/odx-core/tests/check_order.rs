@@ -1,12 +1,14 @@
 //! Where two rules collide, the earlier one in the documented order decides. For every pair of
-//! checks (a, b) with a before b, a request violating both must be decided by a — with a's status.
-//! The violations are built to be independent, so each pair is a real collision (e.g. a sparse
-//! file with an unaligned offset is refused for alignment).
+//! checks (a, b) with a before b, a request violating both must be decided by a — with a's
+//! outcome: its status, or (for `BeyondValidData`, the rule odxflt leaves to the file system) the
+//! request forwarded exactly as the caller sent it. The violations are built to be independent,
+//! so each pair is a real collision (e.g. a sparse file with an unaligned offset is refused for
+//! alignment).
 
 mod common;
 
 use common::*;
-use odx_core::flags::{AccessMask, FileAttributes, VolumeFlags};
+use odx_core::flags::{FileAttributes, VolumeFlags};
 use odx_core::validate::{READ_ORDER, WRITE_ORDER};
 use odx_core::*;
 use zerocopy::IntoBytes;
@@ -47,18 +49,6 @@ impl Case {
                     .with_volume(|v| v.flags |= VolumeFlags::DISMOUNTED)
             }
             Check::HandleOpen => *f = f.clone().closed(),
-            Check::HandleAccess => {
-                let keep = if op == OffloadOp::Read {
-                    AccessMask::WRITE_DATA
-                } else {
-                    AccessMask::READ_DATA
-                };
-                let closed = f.handle.map(|h| h.closed).unwrap_or(false);
-                f.handle = Ok(HandleFacts {
-                    granted: keep,
-                    closed,
-                });
-            }
             Check::VolumeWritable => {
                 *f = f.clone().with_volume(|v| v.flags |= VolumeFlags::READ_ONLY)
             }
@@ -101,7 +91,8 @@ impl Case {
         }
     }
 
-    fn decide(&self, op: OffloadOp) -> Decision<OffloadVerdict> {
+    /// The decision, and the input bytes the caller sent.
+    fn decide(&self, op: OffloadOp) -> (Decision<OffloadVerdict>, Vec<u8>) {
         let mut bytes = match op {
             OffloadOp::Read => read_input(self.offset, self.length).as_bytes().to_vec(),
             OffloadOp::Write => write_input(self.offset, self.length, 0).as_bytes().to_vec(),
@@ -113,7 +104,7 @@ impl Case {
             bytes.truncate(len);
         }
         let mut facts = self.facts.clone();
-        decide(
+        let d = decide(
             op,
             OffloadRequest {
                 input: &bytes,
@@ -121,7 +112,8 @@ impl Case {
             },
             &mut facts,
             &Rules::DOCUMENTED,
-        )
+        );
+        (d, bytes)
     }
 }
 
@@ -134,14 +126,72 @@ fn set_sizes(f: &mut Facts, end_of_file: u64, valid_data_length: u64) {
     });
 }
 
-/// The status each check ends a request with under `Rules::DOCUMENTED`.
+/// What a decision does with the request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Outcome {
+    /// Completed by odxflt with this status.
+    Completes(NtStatus),
+    /// Forwarded exactly as the caller sent it, with a post-operation that passes the file
+    /// system's answer through (nothing trimmed, no zero flag of odxflt's own).
+    ForwardedUntouched,
+    /// Forwarded, possibly trimmed.
+    Forwarded,
+    /// Passed through without a post-operation.
+    PassedThrough,
+}
+
+fn outcome(d: &Decision<OffloadVerdict>, sent: &[u8]) -> Outcome {
+    match d.verdict {
+        OffloadVerdict::Read(Verdict::Complete(c)) => Outcome::Completes(c.status),
+        OffloadVerdict::Write(Verdict::Complete(c)) => Outcome::Completes(c.status),
+        OffloadVerdict::Read(Verdict::Forward(f)) => {
+            if f.input.as_bytes() == sent
+                && f.context
+                    == ReadContext::untouched(
+                        f.context.file_offset,
+                        f.context.requested_length,
+                        f.context.sector_size,
+                    )
+            {
+                Outcome::ForwardedUntouched
+            } else {
+                Outcome::Forwarded
+            }
+        }
+        OffloadVerdict::Write(Verdict::Forward(f)) => {
+            if f.input.as_bytes() == sent
+                && f.context
+                    == WriteContext::untouched(
+                        f.context.file_offset,
+                        f.context.requested_length,
+                        f.context.sector_size,
+                    )
+            {
+                Outcome::ForwardedUntouched
+            } else {
+                Outcome::Forwarded
+            }
+        }
+        OffloadVerdict::Read(Verdict::PassThrough)
+        | OffloadVerdict::Write(Verdict::PassThrough) => Outcome::PassedThrough,
+    }
+}
+
+/// The outcome each check ends a request with under `Rules::DOCUMENTED`.
+fn outcome_of_check(op: OffloadOp, check: Check) -> Outcome {
+    match check {
+        Check::BeyondValidData => Outcome::ForwardedUntouched,
+        _ => Outcome::Completes(status_of_check(op, check)),
+    }
+}
+
+/// The status each completing check ends a request with under `Rules::DOCUMENTED`.
 fn status_of_check(op: OffloadOp, check: Check) -> NtStatus {
     use NtStatus as N;
     match (check, op) {
         (Check::FileSystemImplementsOffload, _) => N::STATUS_INVALID_DEVICE_REQUEST,
         (Check::VolumeMounted, _) => N::STATUS_VOLUME_DISMOUNTED,
         (Check::HandleOpen, _) => N::STATUS_FILE_CLOSED,
-        (Check::HandleAccess, _) => N::STATUS_ACCESS_DENIED,
         (Check::VolumeWritable, _) => N::STATUS_MEDIA_WRITE_PROTECTED,
         (Check::OffloadSupported, _) => N::STATUS_NOT_SUPPORTED,
         (Check::InputLength | Check::OutputLength, _) => N::STATUS_BUFFER_TOO_SMALL,
@@ -159,9 +209,9 @@ fn status_of_check(op: OffloadOp, check: Check) -> NtStatus {
         (Check::StreamDeleted, _) => N::STATUS_FILE_DELETED,
         (Check::LockConflict, _) => N::STATUS_FILE_LOCK_CONFLICT,
         (Check::EndOfFile, _) => N::STATUS_END_OF_FILE,
-        (Check::BeyondValidData, OffloadOp::Read) => N::STATUS_SUCCESS,
-        (Check::BeyondValidData, OffloadOp::Write) => N::STATUS_INVALID_PARAMETER,
-        (Check::Forward | Check::FactUnavailable(_), _) => unreachable!(),
+        (Check::BeyondValidData | Check::Forward | Check::FactUnavailable(_), _) => {
+            unreachable!("{check:?} completes nothing")
+        }
     }
 }
 
@@ -179,24 +229,55 @@ fn checks(op: OffloadOp) -> Vec<Check> {
 }
 
 #[test]
+fn no_check_refuses_on_the_handle_access_bits() {
+    // 4c: the access check is the I/O manager's (user mode) and nobody's (kernel mode): the order
+    // has no access check at all, and a request on any handle that is open is decided by the
+    // same rules.
+    for op in [OffloadOp::Read, OffloadOp::Write] {
+        let order = if op == OffloadOp::Read {
+            READ_ORDER
+        } else {
+            WRITE_ORDER
+        };
+        assert!(
+            !order
+                .iter()
+                .any(|c| format!("{c:?}").to_lowercase().contains("access")),
+            "{op:?}: {order:?}"
+        );
+        let facts = Facts {
+            handle: Ok(HandleFacts::default()),
+            ..Facts::default()
+        };
+        let (d, _) = Case {
+            facts,
+            ..Case::new(op)
+        }
+        .decide(op);
+        assert_eq!(d.check, Check::Forward, "{op:?}");
+    }
+}
+
+#[test]
 fn each_check_alone_decides_with_its_status() {
     for op in [OffloadOp::Read, OffloadOp::Write] {
         for check in checks(op) {
             let mut case = Case::new(op);
             case.violate(op, check);
-            let d = case.decide(op);
+            let (d, sent) = case.decide(op);
             assert_eq!(d.check, check, "{op:?}: violating only {check:?}");
             assert_eq!(
-                d.verdict.completion_status(),
-                Some(status_of_check(op, check)),
+                outcome(&d, &sent),
+                outcome_of_check(op, check),
                 "{op:?} {check:?}"
             );
         }
-        assert_eq!(
-            Case::new(op).decide(op).check,
-            Check::Forward,
-            "{op:?}: the base case forwards"
-        );
+        let (d, _) = Case::new(op).decide(op);
+        assert_eq!(d.check, Check::Forward, "{op:?}: the base case forwards");
+        assert!(matches!(
+            d.verdict,
+            OffloadVerdict::Read(Verdict::Forward(_)) | OffloadVerdict::Write(Verdict::Forward(_))
+        ));
     }
 }
 
@@ -210,20 +291,22 @@ fn earlier_check_wins_every_collision() {
                 let mut case = Case::new(op);
                 case.violate(op, second);
                 case.violate(op, first);
-                let d = case.decide(op);
+                let (d, sent) = case.decide(op);
                 assert_eq!(
                     d.check, first,
                     "{op:?}: {first:?} must precede {second:?} ({case:?})"
                 );
                 assert_eq!(
-                    d.verdict.completion_status(),
-                    Some(status_of_check(op, first))
+                    outcome(&d, &sent),
+                    outcome_of_check(op, first),
+                    "{op:?}: {first:?} before {second:?}"
                 );
                 pairs += 1;
             }
         }
     }
-    assert_eq!(pairs, 17 * 16 / 2 + 19 * 18 / 2);
+    // 16 read checks and 18 write checks (Forward is not a check): 120 + 153 pairs.
+    assert_eq!(pairs, 16 * 15 / 2 + 18 * 17 / 2);
 }
 
 #[test]

@@ -71,11 +71,14 @@ fn refusal_completes_with_no_output_and_leaves_the_buffer_alone() {
 }
 
 #[test]
-fn zero_token_answer_is_written_within_the_output_length() {
+fn a_read_beyond_vdl_goes_down_untouched_and_the_file_systems_zero_token_passes_through() {
+    // 4b: odxflt does not answer MS-FSA read 14 itself; NTFS does, and post-operation passes
+    // its answer (zero token, ALL_ZERO_BEYOND_CURRENT_RANGE, its TransferLength) through.
     let stats = VolumeStats::new();
-    let input = read_input(8192, 4096);
+    let input = read_input(8192, 65536);
     // the buffer is larger than OutputBufferLength: bytes past 528 must stay untouched
     let mut buffer = system_buffer(input.as_bytes(), 600);
+    let before = buffer.clone();
     let mut facts = Facts::default().sizes(MIB, 4096);
     let p = pre(
         OffloadOp::Read,
@@ -86,21 +89,166 @@ fn zero_token_answer_is_written_within_the_output_length() {
         PolicyMode::Enforce,
         &stats,
     );
-    assert!(matches!(
-        p,
-        PreOp::Complete {
+    let PreOp::Forward {
+        context,
+        input_rewritten: false,
+    } = p
+    else {
+        panic!("a read beyond VDL must go down untouched: {p:?}")
+    };
+    assert_eq!(buffer, before, "nothing rewritten");
+    assert_eq!(
+        context,
+        PostContext::Read(ReadContext::untouched(8192, 65536, SectorSize::DEFAULT))
+    );
+    // NTFS answers MS-FSA read 14 (its own TransferLength: here 16 KiB).
+    OffloadReadOutput::new(
+        OffloadReadFlags::ALL_ZERO_BEYOND_CURRENT_RANGE,
+        16384,
+        StorageOffloadToken::zero_data(),
+    )
+    .serialize_into(&mut buffer)
+    .unwrap();
+    let answered = buffer.clone();
+    let (status, info) = post_operation(
+        &context,
+        LowerAnswer {
             status: NtStatus::STATUS_SUCCESS,
             information: 528,
-            ..
-        }
-    ));
+            buffer: &mut buffer,
+            output_len: 528,
+        },
+        &Rules::DOCUMENTED,
+        Some(&stats),
+    );
+    assert_eq!((status, info), (NtStatus::STATUS_SUCCESS, 528));
+    assert_eq!(buffer, answered, "the file system's answer passes through");
     let out = OffloadReadOutput::parse(&buffer).unwrap();
     assert!(out.token.is_zero_data());
     assert_eq!(
         out.read_flags(),
         OffloadReadFlags::ALL_ZERO_BEYOND_CURRENT_RANGE
     );
+    assert_eq!(out.transfer_length.get(), 16384);
     assert!(buffer[528..].iter().all(|&b| b == 0xCC));
+    let c = stats.read.counts();
+    assert_eq!((c.seen, c.forwarded, c.completed), (1, 1, 0));
+    assert_eq!((c.truncated, c.bytes_offloaded), (1, 16384));
+}
+
+#[test]
+fn a_write_beyond_vdl_goes_down_untouched_and_the_file_systems_refusal_passes_through() {
+    let stats = VolumeStats::new();
+    // Runs past end of file as well: not trimmed either.
+    let input = write_input(8192, 2 * MIB, 0);
+    let mut buffer = system_buffer(input.as_bytes(), 16);
+    let before = buffer.clone();
+    let mut facts = Facts::default().sizes(MIB, 4096);
+    let p = pre(
+        OffloadOp::Write,
+        &mut buffer,
+        544,
+        16,
+        &mut facts,
+        PolicyMode::Enforce,
+        &stats,
+    );
+    let PreOp::Forward {
+        context,
+        input_rewritten: false,
+    } = p
+    else {
+        panic!("a write beyond VDL must go down untouched: {p:?}")
+    };
+    assert_eq!(buffer, before);
+    for below in [
+        NtStatus::STATUS_INVALID_PARAMETER,
+        NtStatus::STATUS_BEYOND_VDL,
+    ] {
+        let (status, info) = post_operation(
+            &context,
+            LowerAnswer {
+                status: below,
+                information: 0,
+                buffer: &mut buffer,
+                output_len: 16,
+            },
+            &Rules::DOCUMENTED,
+            Some(&stats),
+        );
+        assert_eq!((status, info), (below, 0));
+    }
+}
+
+#[test]
+fn a_failed_fact_query_passes_the_request_through_without_a_callback_and_is_counted() {
+    // 4e: the query's status is not odxflt's answer; the request goes down as sent.
+    let stats = VolumeStats::new();
+    for (op, input) in [
+        (OffloadOp::Read, read_input(0, 4096).as_bytes().to_vec()),
+        (
+            OffloadOp::Write,
+            write_input(0, 4096, 0).as_bytes().to_vec(),
+        ),
+    ] {
+        let mut buffer = system_buffer(&input, 528);
+        let before = buffer.clone();
+        let mut facts = Facts {
+            sizes: Err(NtStatus::STATUS_INSUFFICIENT_RESOURCES),
+            ..Facts::default()
+        };
+        let p = pre(
+            op,
+            &mut buffer,
+            input.len(),
+            if op == OffloadOp::Read { 528 } else { 16 },
+            &mut facts,
+            PolicyMode::Enforce,
+            &stats,
+        );
+        assert_eq!(
+            p,
+            PreOp::PassThrough {
+                check: Check::FactUnavailable(FactKind::StreamSizes)
+            },
+            "{op:?}"
+        );
+        assert_eq!(buffer, before, "{op:?}: the buffer is untouched");
+    }
+    for c in [stats.read.counts(), stats.write.counts()] {
+        assert_eq!(
+            (c.seen, c.forwarded, c.completed, c.fact_failed),
+            (1, 1, 0, 1)
+        );
+        assert_eq!(c.completed_by_status, [0; odx_core::stats::STATUS_BUCKETS]);
+    }
+    // Monitor mode still goes down with a post-operation (to count the answer), and counts the
+    // failed query too.
+    let input = read_input(0, 4096);
+    let mut buffer = system_buffer(input.as_bytes(), 528);
+    let mut facts = Facts {
+        handle: Err(NtStatus::STATUS_INVALID_HANDLE),
+        ..Facts::default()
+    };
+    let monitor = VolumeStats::new();
+    let p = pre(
+        OffloadOp::Read,
+        &mut buffer,
+        32,
+        528,
+        &mut facts,
+        PolicyMode::Monitor,
+        &monitor,
+    );
+    assert!(matches!(
+        p,
+        PreOp::Forward {
+            context: PostContext::Observe { .. },
+            input_rewritten: false
+        }
+    ));
+    let c = monitor.read.counts();
+    assert_eq!((c.forwarded, c.fact_failed, c.would_refuse), (1, 1, 0));
 }
 
 #[test]

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use odx_core::flags::{AccessMask, FileAttributes, OffloadReadFlags, StreamMarkers, VolumeFlags};
+use odx_core::flags::{FileAttributes, StreamMarkers, VolumeFlags};
 use odx_core::wire::OffloadReadInput;
 use odx_core::*;
 use zerocopy::IntoBytes;
@@ -21,6 +21,7 @@ fn expect_forward(input: &OffloadReadInput, mut facts: Facts) -> ForwardRead {
     match read(input, &mut facts).verdict {
         Verdict::Forward(f) => f,
         Verdict::Complete(c) => panic!("expected forward, got {:?}", c.status),
+        Verdict::PassThrough => panic!("expected forward, got a pass-through"),
     }
 }
 
@@ -60,20 +61,7 @@ fn r3_closed_handle_is_file_closed() {
 }
 
 #[test]
-fn r4_read_needs_file_read_data() {
-    let facts = Facts::default().access(AccessMask::WRITE_DATA);
-    expect_status(
-        &read_input(0, 4096),
-        facts,
-        NtStatus::STATUS_ACCESS_DENIED,
-        Check::HandleAccess,
-    );
-    let facts = Facts::default().access(AccessMask::READ_DATA);
-    expect_forward(&read_input(0, 4096), facts);
-}
-
-#[test]
-fn r5_volume_not_offload_read_capable_is_not_supported() {
+fn r4_volume_not_offload_read_capable_is_not_supported() {
     let facts = Facts::default().volume_flags(VolumeFlags::OFFLOAD_WRITE_SUPPORTED);
     expect_status(
         &read_input(0, 4096),
@@ -84,7 +72,7 @@ fn r5_volume_not_offload_read_capable_is_not_supported() {
 }
 
 #[test]
-fn r5_not_supported_precedes_every_buffer_check() {
+fn r4_not_supported_precedes_every_buffer_check() {
     let mut facts = Facts::default().volume_flags(VolumeFlags::empty());
     let d = decide_read(
         OffloadRequest {
@@ -98,7 +86,7 @@ fn r5_not_supported_precedes_every_buffer_check() {
 }
 
 #[test]
-fn r6_short_input_is_buffer_too_small() {
+fn r5_short_input_is_buffer_too_small() {
     let bytes = read_input(0, 4096);
     for len in [0usize, 1, 16, 31] {
         let mut facts = Facts::default();
@@ -120,7 +108,7 @@ fn r6_short_input_is_buffer_too_small() {
 }
 
 #[test]
-fn r7_short_output_is_buffer_too_small() {
+fn r6_short_output_is_buffer_too_small() {
     let input = read_input(0, 4096);
     for out in [0usize, 16, 527] {
         let mut facts = Facts::default();
@@ -142,7 +130,7 @@ fn r7_short_output_is_buffer_too_small() {
 }
 
 #[test]
-fn r6_input_is_checked_before_output() {
+fn r5_input_is_checked_before_output() {
     let mut facts = Facts::default();
     let d = decide_read(
         OffloadRequest {
@@ -172,7 +160,7 @@ fn longer_buffers_are_accepted() {
 }
 
 #[test]
-fn r8_unaligned_file_offset_is_invalid_parameter() {
+fn r7_unaligned_file_offset_is_invalid_parameter() {
     for offset in [1, 511, 513, 4095] {
         expect_status(
             &read_input(offset, 4096),
@@ -184,7 +172,7 @@ fn r8_unaligned_file_offset_is_invalid_parameter() {
 }
 
 #[test]
-fn r8_unaligned_copy_length_is_invalid_parameter_even_at_eof() {
+fn r7_unaligned_copy_length_is_invalid_parameter_even_at_eof() {
     // C-3: odxflt follows MS-FSA (strict). EOF = 1000: a length that ends exactly at EOF is still refused.
     expect_status(
         &read_input(0, 1000),
@@ -201,7 +189,7 @@ fn r8_unaligned_copy_length_is_invalid_parameter_even_at_eof() {
 }
 
 #[test]
-fn r8_alignment_follows_the_volume_sector_size() {
+fn r7_alignment_follows_the_volume_sector_size() {
     expect_status(
         &read_input(512, 4096),
         Facts::default().sector(4096),
@@ -212,7 +200,7 @@ fn r8_alignment_follows_the_volume_sector_size() {
 }
 
 #[test]
-fn r9_size_field_must_be_32() {
+fn r8_size_field_must_be_32() {
     for size in [0u32, 31, 33, 528, u32::MAX] {
         let mut input = read_input(0, 4096);
         input.size.set(size);
@@ -226,7 +214,7 @@ fn r9_size_field_must_be_32() {
 }
 
 #[test]
-fn r9_flags_and_reserved_are_ignored() {
+fn r8_flags_and_reserved_are_ignored() {
     let mut input = read_input(0, 4096);
     input.flags.set(0xFFFF_FFFF);
     input.reserved.set(0x1234_5678);
@@ -234,7 +222,7 @@ fn r9_flags_and_reserved_are_ignored() {
 }
 
 #[test]
-fn r10_offset_plus_length_overflow_is_invalid_parameter() {
+fn r9_offset_plus_length_overflow_is_invalid_parameter() {
     let input = read_input(u64::MAX - 511, 1024);
     expect_status(
         &input,
@@ -252,7 +240,7 @@ fn r10_offset_plus_length_overflow_is_invalid_parameter() {
 }
 
 #[test]
-fn r11_zero_length_succeeds_with_the_zero_token_and_asks_no_file_fact() {
+fn r10_zero_length_succeeds_with_the_zero_token_and_asks_no_file_fact() {
     let mut facts = Facts::default().attributes(FileAttributes::SPARSE_FILE);
     let d = read(&read_input(4096, 0), &mut facts);
     let Verdict::Complete(c) = d.verdict else {
@@ -269,7 +257,7 @@ fn r11_zero_length_succeeds_with_the_zero_token_and_asks_no_file_fact() {
 }
 
 #[test]
-fn r12_unsupported_stream_kinds_are_read_file_not_supported() {
+fn r11_unsupported_stream_kinds_are_read_file_not_supported() {
     let attrs = [
         FileAttributes::COMPRESSED,
         FileAttributes::ENCRYPTED,
@@ -299,14 +287,14 @@ fn r12_unsupported_stream_kinds_are_read_file_not_supported() {
 }
 
 #[test]
-fn r12_other_attributes_do_not_refuse() {
+fn r11_other_attributes_do_not_refuse() {
     // READONLY 0x1, HIDDEN 0x2, ARCHIVE 0x20, NOT_CONTENT_INDEXED 0x2000
     let a = FileAttributes::from_bits_retain(0x1 | 0x2 | 0x20 | 0x2000);
     expect_forward(&read_input(0, 4096), Facts::default().attributes(a));
 }
 
 #[test]
-fn r13_deleted_stream_is_file_deleted() {
+fn r12_deleted_stream_is_file_deleted() {
     expect_status(
         &read_input(0, 4096),
         Facts::default().deleted(),
@@ -316,7 +304,7 @@ fn r13_deleted_stream_is_file_deleted() {
 }
 
 #[test]
-fn r14_exclusive_lock_of_another_open_is_lock_conflict() {
+fn r13_exclusive_lock_of_another_open_is_lock_conflict() {
     let facts = Facts::default().lock(2048, 512, true, OTHER);
     expect_status(
         &read_input(0, 4096),
@@ -327,7 +315,7 @@ fn r14_exclusive_lock_of_another_open_is_lock_conflict() {
 }
 
 #[test]
-fn r14_shared_locks_and_own_exclusive_locks_do_not_block_a_read() {
+fn r13_shared_locks_and_own_exclusive_locks_do_not_block_a_read() {
     let facts = Facts::default()
         .lock(0, 4096, false, OTHER)
         .lock(0, 4096, true, ME);
@@ -340,7 +328,7 @@ fn r14_shared_locks_and_own_exclusive_locks_do_not_block_a_read() {
 }
 
 #[test]
-fn r15_offset_at_or_beyond_eof_is_end_of_file() {
+fn r14_offset_at_or_beyond_eof_is_end_of_file() {
     expect_status(
         &read_input(MIB, 4096),
         Facts::default(),
@@ -362,7 +350,7 @@ fn r15_offset_at_or_beyond_eof_is_end_of_file() {
 }
 
 #[test]
-fn r16_file_smaller_than_a_sector_is_invalid_parameter() {
+fn r15_file_smaller_than_a_sector_is_invalid_parameter() {
     // C-6: below one logical sector is refused; between a sector and a page is allowed.
     expect_status(
         &read_input(0, 512),
@@ -375,36 +363,51 @@ fn r16_file_smaller_than_a_sector_is_invalid_parameter() {
 }
 
 #[test]
-fn r17_offset_at_or_beyond_vdl_answers_the_zero_token_with_all_zero_flag() {
-    let mut facts = Facts::default().sizes(MIB, 64 * 1024);
-    let d = read(&read_input(64 * 1024, 8192), &mut facts);
-    assert_eq!(d.check, Check::BeyondValidData);
-    let Verdict::Complete(c) = d.verdict else {
-        panic!()
-    };
-    assert_eq!(c.status, S);
-    let out = c.output.unwrap();
-    assert!(out.token.is_zero_data());
-    assert_eq!(
-        out.read_flags(),
-        OffloadReadFlags::ALL_ZERO_BEYOND_CURRENT_RANGE
-    );
-    assert_eq!(out.transfer_length.get(), 8192);
+fn r16_offset_at_or_beyond_vdl_goes_down_untouched_for_the_file_system_to_answer() {
+    // 4b: valid data length comes from an unlocked FCB header; it may trim a request, never
+    // answer one. MS-FSA read 14 (the zero token) is NTFS's to give, under its own locks.
+    for (offset, vdl) in [(64 * 1024, 64 * 1024), (128 * 1024, 64 * 1024), (8192, 0)] {
+        let input = OffloadReadInput::new(offset, 8192, 777);
+        let mut facts = Facts::default().sizes(MIB, vdl);
+        let d = read(&input, &mut facts);
+        assert_eq!(
+            d.check,
+            Check::BeyondValidData,
+            "offset {offset}, VDL {vdl}"
+        );
+        let Verdict::Forward(f) = d.verdict else {
+            panic!("offset {offset}, VDL {vdl}: {:?}", d.verdict)
+        };
+        assert_eq!(
+            f.input, input,
+            "every field reaches the file system as sent"
+        );
+        assert!(!f.trimmed());
+        assert_eq!(
+            f.context,
+            ReadContext::untouched(offset, 8192, SectorSize::DEFAULT)
+        );
+        assert!(
+            !f.context.zero_beyond_forwarded,
+            "no zero flag of odxflt's own"
+        );
+    }
 }
 
 #[test]
-fn r17_zero_token_answer_stops_at_end_of_file_rounded_up() {
+fn r16_a_read_beyond_vdl_is_not_even_trimmed_at_end_of_file() {
     let mut facts = Facts::default().sizes(10_000, 0);
     let d = read(&read_input(8192, MIB), &mut facts);
-    let Verdict::Complete(c) = d.verdict else {
-        panic!()
+    assert_eq!(d.check, Check::BeyondValidData);
+    let Verdict::Forward(f) = d.verdict else {
+        panic!("{:?}", d.verdict)
     };
-    // EOF 10000 rounds up to 10240; from 8192 that is 2048 bytes.
-    assert_eq!(c.output.unwrap().transfer_length.get(), 2048);
+    assert_eq!(f.input.copy_length.get(), MIB);
+    assert_eq!(f.context.forwarded_length, MIB);
 }
 
 #[test]
-fn r18_range_past_vdl_is_trimmed_to_vdl_rounded_up_with_all_zero_flag() {
+fn r17_range_past_vdl_is_trimmed_to_vdl_rounded_up_with_all_zero_flag() {
     // VDL 5000 (unaligned) < EOF 1 MiB: trim to 5120, and the rest of the file is zero.
     let f = expect_forward(&read_input(0, 65536), Facts::default().sizes(MIB, 5000));
     assert_eq!(f.input.copy_length.get(), 5120);
@@ -415,7 +418,7 @@ fn r18_range_past_vdl_is_trimmed_to_vdl_rounded_up_with_all_zero_flag() {
 }
 
 #[test]
-fn r18_range_past_eof_with_vdl_at_eof_is_trimmed_without_flag() {
+fn r17_range_past_eof_with_vdl_at_eof_is_trimmed_without_flag() {
     let f = expect_forward(&read_input(MIB - 4096, 65536), Facts::default());
     assert_eq!(f.input.copy_length.get(), 4096);
     assert!(!f.context.zero_beyond_forwarded);
@@ -425,7 +428,7 @@ fn r18_range_past_eof_with_vdl_at_eof_is_trimmed_without_flag() {
 }
 
 #[test]
-fn r18_range_within_vdl_is_forwarded_unchanged() {
+fn r17_range_within_vdl_is_forwarded_unchanged() {
     let input = OffloadReadInput::new(4096, 65536, 1234);
     let f = expect_forward(&input, Facts::default());
     assert_eq!(
@@ -458,25 +461,34 @@ fn huge_eof_at_the_end_of_the_64_bit_space_does_not_overflow() {
 }
 
 #[test]
-fn a_failed_fact_query_completes_with_its_status() {
+fn a_failed_fact_query_passes_the_request_through_untouched() {
+    // 4e: the query's status is not odxflt's to answer with; the file system decides.
     let mut facts = Facts {
         sizes: Err(NtStatus::STATUS_INSUFFICIENT_RESOURCES),
         ..Facts::default()
     };
     let d = read(&read_input(0, 4096), &mut facts);
-    assert_eq!(
-        status_of(&d.verdict),
-        Some(NtStatus::STATUS_INSUFFICIENT_RESOURCES)
-    );
+    assert_eq!(d.verdict, Verdict::PassThrough);
+    assert_eq!(status_of(&d.verdict), None);
     assert_eq!(d.check, Check::FactUnavailable(FactKind::StreamSizes));
-    let mut facts = Facts {
-        volume: Err(NtStatus::STATUS_FLT_VOLUME_NOT_FOUND),
-        ..Facts::default()
-    };
     assert_eq!(
-        status_of(&read(&read_input(0, 4096), &mut facts).verdict),
-        Some(NtStatus::STATUS_FLT_VOLUME_NOT_FOUND)
+        facts.asked.last(),
+        Some(&FactKind::StreamSizes),
+        "nothing is asked after the failed query"
     );
+    for kind in [FactKind::Volume, FactKind::Handle, FactKind::StreamKind] {
+        let mut facts = Facts::default();
+        match kind {
+            FactKind::Volume => facts.volume = Err(NtStatus::STATUS_FLT_VOLUME_NOT_FOUND),
+            FactKind::Handle => facts.handle = Err(NtStatus::STATUS_INVALID_HANDLE),
+            _ => facts.kind = Err(NtStatus::STATUS_ACCESS_DENIED),
+        }
+        let d = read(&read_input(0, 4096), &mut facts);
+        assert_eq!(
+            (d.verdict, d.check),
+            (Verdict::PassThrough, Check::FactUnavailable(kind))
+        );
+    }
 }
 
 #[test]
@@ -514,7 +526,6 @@ fn read_order_matches_the_documented_table() {
         Check::FileSystemImplementsOffload,
         Check::VolumeMounted,
         Check::HandleOpen,
-        Check::HandleAccess,
         Check::OffloadSupported,
         Check::InputLength,
         Check::OutputLength,

@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use odx_core::flags::{AccessMask, FileAttributes, StreamMarkers, VolumeFlags};
+use odx_core::flags::{FileAttributes, StreamMarkers, VolumeFlags};
 use odx_core::rules::{LengthAlignment, TinyFile};
 use odx_core::wire::{OffloadWriteInput, StorageOffloadToken};
 use odx_core::*;
@@ -19,6 +19,7 @@ fn expect_forward(input: &OffloadWriteInput, mut facts: Facts) -> ForwardWrite {
     match write(input, &mut facts).verdict {
         Verdict::Forward(f) => f,
         Verdict::Complete(c) => panic!("expected forward, got {:?}", c.status),
+        Verdict::PassThrough => panic!("expected forward, got a pass-through"),
     }
 }
 
@@ -75,18 +76,7 @@ fn w3_closed_handle_is_file_closed() {
 }
 
 #[test]
-fn w4_write_needs_file_write_data() {
-    let facts = Facts::default().access(AccessMask::READ_DATA | AccessMask::APPEND_DATA);
-    expect_status(
-        &write_input(0, 4096, 0),
-        facts,
-        NtStatus::STATUS_ACCESS_DENIED,
-        Check::HandleAccess,
-    );
-}
-
-#[test]
-fn w5_read_only_volume_is_media_write_protected() {
+fn w4_read_only_volume_is_media_write_protected() {
     let facts = Facts::default().with_volume(|v| v.flags |= VolumeFlags::READ_ONLY);
     expect_status(
         &write_input(0, 4096, 0),
@@ -97,7 +87,7 @@ fn w5_read_only_volume_is_media_write_protected() {
 }
 
 #[test]
-fn w5_read_only_precedes_offload_capability() {
+fn w4_read_only_precedes_offload_capability() {
     let facts = Facts::default().volume_flags(VolumeFlags::READ_ONLY);
     expect_status(
         &write_input(0, 4096, 0),
@@ -108,7 +98,7 @@ fn w5_read_only_precedes_offload_capability() {
 }
 
 #[test]
-fn w6_volume_not_offload_write_capable_is_not_supported() {
+fn w5_volume_not_offload_write_capable_is_not_supported() {
     let facts = Facts::default().volume_flags(VolumeFlags::OFFLOAD_READ_SUPPORTED);
     expect_status(
         &write_input(0, 4096, 0),
@@ -119,7 +109,7 @@ fn w6_volume_not_offload_write_capable_is_not_supported() {
 }
 
 #[test]
-fn w7_short_input_is_buffer_too_small() {
+fn w6_short_input_is_buffer_too_small() {
     let input = write_input(0, 4096, 0);
     for len in [0usize, 32, 543] {
         let mut facts = Facts::default();
@@ -140,7 +130,7 @@ fn w7_short_input_is_buffer_too_small() {
 }
 
 #[test]
-fn w8_output_of_16_bytes_is_enough_and_15_is_not() {
+fn w7_output_of_16_bytes_is_enough_and_15_is_not() {
     // C-7: the WDK page's "sizeof(FSCTL_OFFLOAD_READ_OUTPUT)" is a copy error; 16 is the rule.
     let input = write_input(0, 4096, 0);
     let mut facts = Facts::default();
@@ -169,7 +159,7 @@ fn w8_output_of_16_bytes_is_enough_and_15_is_not() {
 }
 
 #[test]
-fn w9_offset_length_and_transfer_offset_must_be_sector_multiples() {
+fn w8_offset_length_and_transfer_offset_must_be_sector_multiples() {
     for (offset, length, transfer) in [(1, 4096, 0), (0, 4095, 0), (0, 4096, 100), (512, 512, 511)]
     {
         expect_status(
@@ -183,7 +173,7 @@ fn w9_offset_length_and_transfer_offset_must_be_sector_multiples() {
 }
 
 #[test]
-fn w10_size_field_must_be_544() {
+fn w9_size_field_must_be_544() {
     for size in [0u32, 32, 543, 545, 528] {
         let mut input = write_input(0, 4096, 0);
         input.size.set(size);
@@ -197,7 +187,7 @@ fn w10_size_field_must_be_544() {
 }
 
 #[test]
-fn w11_offset_plus_length_overflow_is_invalid_parameter() {
+fn w10_offset_plus_length_overflow_is_invalid_parameter() {
     expect_status(
         &write_input(u64::MAX - 511, 512, 0),
         Facts::default(),
@@ -207,7 +197,7 @@ fn w11_offset_plus_length_overflow_is_invalid_parameter() {
 }
 
 #[test]
-fn w12_zero_length_write_succeeds_with_nothing_written() {
+fn w11_zero_length_write_succeeds_with_nothing_written() {
     let mut facts = Facts::default().with_volume(|v| v.max_file_size = 0);
     let d = write(&write_input(2 * MIB, 0, 0), &mut facts);
     let Verdict::Complete(c) = d.verdict else {
@@ -223,7 +213,7 @@ fn w12_zero_length_write_succeeds_with_nothing_written() {
 }
 
 #[test]
-fn w13_unsupported_stream_kinds_are_write_file_not_supported() {
+fn w12_unsupported_stream_kinds_are_write_file_not_supported() {
     let attrs = [
         FileAttributes::COMPRESSED,
         FileAttributes::ENCRYPTED,
@@ -253,7 +243,7 @@ fn w13_unsupported_stream_kinds_are_write_file_not_supported() {
 }
 
 #[test]
-fn w14_deleted_stream_is_file_deleted() {
+fn w13_deleted_stream_is_file_deleted() {
     expect_status(
         &write_input(0, 4096, 0),
         Facts::default().deleted(),
@@ -263,7 +253,7 @@ fn w14_deleted_stream_is_file_deleted() {
 }
 
 #[test]
-fn w15_range_beyond_max_file_size_is_invalid_parameter() {
+fn w14_range_beyond_max_file_size_is_invalid_parameter() {
     let facts = Facts::default().with_volume(|v| v.max_file_size = MIB);
     expect_status(
         &write_input(MIB - 4096, 8192, 0),
@@ -276,7 +266,7 @@ fn w15_range_beyond_max_file_size_is_invalid_parameter() {
 }
 
 #[test]
-fn w15_ntfs_max_file_size_is_2_pow_32_minus_1_clusters() {
+fn w14_ntfs_max_file_size_is_2_pow_32_minus_1_clusters() {
     assert_eq!(
         VolumeFacts::ntfs_max_file_size(4096),
         (u64::from(u32::MAX)) * 4096
@@ -288,7 +278,7 @@ fn w15_ntfs_max_file_size_is_2_pow_32_minus_1_clusters() {
 }
 
 #[test]
-fn w16_any_shared_lock_blocks_a_write_even_our_own() {
+fn w15_any_shared_lock_blocks_a_write_even_our_own() {
     expect_status(
         &write_input(0, 4096, 0),
         Facts::default().lock(0, 512, false, ME),
@@ -304,7 +294,7 @@ fn w16_any_shared_lock_blocks_a_write_even_our_own() {
 }
 
 #[test]
-fn w16_exclusive_lock_blocks_unless_ours() {
+fn w15_exclusive_lock_blocks_unless_ours() {
     expect_status(
         &write_input(0, 4096, 0),
         Facts::default().lock(0, 512, true, OTHER),
@@ -318,7 +308,7 @@ fn w16_exclusive_lock_blocks_unless_ours() {
 }
 
 #[test]
-fn w17_write_at_or_past_eof_is_end_of_file() {
+fn w16_write_at_or_past_eof_is_end_of_file() {
     expect_status(
         &write_input(MIB, 4096, 0),
         Facts::default(),
@@ -334,7 +324,7 @@ fn w17_write_at_or_past_eof_is_end_of_file() {
 }
 
 #[test]
-fn w18_destination_smaller_than_a_sector_is_invalid_parameter() {
+fn w17_destination_smaller_than_a_sector_is_invalid_parameter() {
     expect_status(
         &write_input(0, 512, 0),
         Facts::default().sizes(200, 200),
@@ -344,33 +334,62 @@ fn w18_destination_smaller_than_a_sector_is_invalid_parameter() {
 }
 
 #[test]
-fn w19_write_beyond_vdl_is_invalid_parameter_and_at_vdl_is_allowed() {
-    // C-4: documented INVALID_PARAMETER rather than MS-FSA's BEYOND_VDL.
-    expect_status(
-        &write_input(8192, 4096, 0),
-        Facts::default().sizes(MIB, 4096),
-        NtStatus::STATUS_INVALID_PARAMETER,
-        Check::BeyondValidData,
-    );
-    expect_forward(
-        &write_input(4096, 4096, 0),
-        Facts::default().sizes(MIB, 4096),
-    );
-    let rules = Rules {
-        write_beyond_vdl: NtStatus::STATUS_BEYOND_VDL,
-        ..Rules::DOCUMENTED
-    };
-    let input = write_input(8192, 4096, 0);
-    let mut facts = Facts::default().sizes(MIB, 4096);
-    let d = decide_write(
-        OffloadRequest {
-            input: input.as_bytes(),
-            output_len: 16,
+fn w18_write_beyond_vdl_goes_down_untouched_and_at_vdl_is_forwarded() {
+    // 4b: MS-FSA write 16 (C-4: INVALID_PARAMETER, or MS-FSA's BEYOND_VDL) is the file system's
+    // refusal to make under its own locks; odxflt's view of valid data length is unlocked.
+    for rules in [
+        Rules::DOCUMENTED,
+        Rules {
+            write_beyond_vdl: NtStatus::STATUS_BEYOND_VDL,
+            ..Rules::DOCUMENTED
         },
-        &mut facts,
-        &rules,
+    ] {
+        // Runs past end of file too: not even the end-of-file trim is applied.
+        let input = write_input(8192, 2 * MIB, 512);
+        let mut facts = Facts::default().sizes(MIB, 4096);
+        let d = decide_write(
+            OffloadRequest {
+                input: input.as_bytes(),
+                output_len: 16,
+            },
+            &mut facts,
+            &rules,
+        );
+        assert_eq!(d.check, Check::BeyondValidData);
+        let Verdict::Forward(f) = d.verdict else {
+            panic!("{:?}", d.verdict)
+        };
+        assert_eq!(
+            f.input, input,
+            "the request goes down as the caller sent it"
+        );
+        assert!(!f.trimmed());
+        assert_eq!(
+            f.context,
+            WriteContext::untouched(8192, 2 * MIB, SectorSize::DEFAULT)
+        );
+    }
+    // Starting at valid data length is allowed: an ordinary forward.
+    let mut facts = Facts::default().sizes(MIB, 4096);
+    let d = write(&write_input(4096, 4096, 0), &mut facts);
+    assert_eq!(d.check, Check::Forward);
+    assert!(matches!(d.verdict, Verdict::Forward(f) if !f.trimmed()));
+}
+
+#[test]
+fn a_failed_fact_query_passes_the_write_through_untouched() {
+    let mut facts = Facts {
+        sizes: Err(NtStatus::STATUS_INSUFFICIENT_RESOURCES),
+        ..Facts::default()
+    };
+    let d = write(&write_input(0, 4096, 0), &mut facts);
+    assert_eq!(
+        (d.verdict, d.check),
+        (
+            Verdict::PassThrough,
+            Check::FactUnavailable(FactKind::StreamSizes)
+        )
     );
-    assert_eq!(status_of(&d.verdict), Some(NtStatus::STATUS_BEYOND_VDL));
 }
 
 #[test]

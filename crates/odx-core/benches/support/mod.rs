@@ -4,7 +4,6 @@
 #![allow(dead_code)]
 
 use odx_core::engine::{SIMULATED_TOKEN_TYPE, token_for_key};
-use odx_core::flags::AccessMask;
 use odx_core::wire::{OffloadReadInput, OffloadWriteInput};
 use odx_core::{
     ByteRange, HandleFacts, LockIntent, NtStatus, OffloadFacts, StreamKind, StreamSizes,
@@ -23,15 +22,12 @@ pub struct MemFacts {
 }
 
 impl MemFacts {
-    /// An 8 MiB file on a default NTFS volume, opened for read and write, no locks: a 1 MiB
+    /// An 8 MiB file on a default NTFS volume, an open handle, no locks: a 1 MiB
     /// request at 4 KiB passes every check and is forwarded untrimmed.
     pub fn forwarding() -> Self {
         Self {
             volume: VolumeFacts::ntfs_default(),
-            handle: HandleFacts {
-                granted: AccessMask::READ_DATA | AccessMask::WRITE_DATA,
-                closed: false,
-            },
+            handle: HandleFacts { closed: false },
             kind: StreamKind::default(),
             sizes: StreamSizes {
                 end_of_file: 8 << 20,

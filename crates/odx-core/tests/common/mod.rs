@@ -1,7 +1,7 @@
 //! A fact source held in memory, counting what the core asks for.
 #![allow(dead_code)]
 
-use odx_core::flags::{AccessMask, FileAttributes, StreamMarkers, VolumeFlags};
+use odx_core::flags::{FileAttributes, StreamMarkers, VolumeFlags};
 use odx_core::lock::{ByteRangeLock, OpenId, range_conflicts};
 use odx_core::wire::{OffloadReadInput, OffloadWriteInput, StorageOffloadToken};
 use odx_core::*;
@@ -22,14 +22,11 @@ pub struct Facts {
 }
 
 impl Default for Facts {
-    /// odx-spec §0.2: NTFS, 512-byte sectors, EOF = VDL = 1 MiB, plain file, both access rights.
+    /// odx-spec §0.2: NTFS, 512-byte sectors, EOF = VDL = 1 MiB, plain file, open handle.
     fn default() -> Self {
         Self {
             volume: Ok(VolumeFacts::ntfs_default()),
-            handle: Ok(HandleFacts {
-                granted: AccessMask::READ_DATA | AccessMask::WRITE_DATA,
-                closed: false,
-            }),
+            handle: Ok(HandleFacts { closed: false }),
             kind: Ok(StreamKind::default()),
             sizes: Ok(StreamSizes {
                 end_of_file: MIB,
@@ -81,13 +78,6 @@ impl Facts {
         if let Ok(s) = self.sizes.as_mut() {
             s.delete_pending = true;
         }
-        self
-    }
-    pub fn access(mut self, granted: AccessMask) -> Self {
-        self.handle = Ok(HandleFacts {
-            granted,
-            closed: false,
-        });
         self
     }
     pub fn closed(mut self) -> Self {
@@ -171,6 +161,6 @@ pub fn write(input: &OffloadWriteInput, facts: &mut Facts) -> Decision<WriteVerd
 pub fn status_of<O: Copy, F>(verdict: &Verdict<O, F>) -> Option<NtStatus> {
     match verdict {
         Verdict::Complete(c) => Some(c.status),
-        Verdict::Forward(_) => None,
+        Verdict::Forward(_) | Verdict::PassThrough => None,
     }
 }
