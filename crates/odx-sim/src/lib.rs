@@ -5,8 +5,9 @@
 //!
 //! ```text
 //!  caller ──► I/O manager (handle access, filters' SupportedFeatures)   stack.rs, odx_core::iomgr
-//!          ──► odxflt (facts → decide → complete | forward → map)       odxflt.rs, odx_core::{validate, complete}
-//!          ──► NTFS-like volume (executes forwarded requests only)      volume.rs
+//!          ──► odxflt (facts → decide → complete | forward → map | pass) odxflt.rs, odx_core::{validate, complete}
+//!          ──► NTFS's MS-FSA checks (incl. the valid-data-length rule)  ntfs.rs
+//!          ──► NTFS-like volume (executes what passes)                  volume.rs
 //!          ──► storage token engine (populate / write using token)      odx_core::engine + tokens.rs
 //!          ──► data: memory or host files (copy_file_range)             store.rs
 //! ```

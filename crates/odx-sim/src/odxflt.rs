@@ -6,6 +6,8 @@
 //! 2. `Complete` → the output is in the system buffer, the request completes
 //!    (`FLT_PREOP_COMPLETE`); `Forward` → the (possibly trimmed) input is in the buffer and the
 //!    request goes down with a completion context (`FLT_PREOP_SUCCESS_WITH_CALLBACK`);
+//!    `PassThrough` (a fact query failed) → the request goes down untouched without one
+//!    (`FLT_PREOP_SUCCESS_NO_CALLBACK`);
 //! 3. post-operation: the completion mapping (`odx_core::complete`).
 //!
 //! Both callbacks are odx-core's `filter::{pre_operation, post_operation}`, the same functions
@@ -75,7 +77,8 @@ impl FactCounts {
 pub struct HandleState {
     /// The file.
     pub file: crate::store::FileId,
-    /// Granted access.
+    /// Granted access: the I/O manager checks it for user-mode requestors (odxflt does not look
+    /// at it).
     pub granted: odx_core::flags::AccessMask,
     /// Lock owner identity of this open.
     pub open: OpenId,
@@ -107,7 +110,6 @@ impl OffloadFacts for ModelFacts<'_> {
     fn handle(&mut self) -> Result<HandleFacts, NtStatus> {
         self.counts.bump(FactKind::Handle);
         Ok(HandleFacts {
-            granted: self.handle.granted,
             closed: self.handle.closed,
         })
     }

@@ -17,8 +17,7 @@ use odx_core::wire::{
 use odx_core::{ByteRange, LockIntent, NtStatus, OffloadOp, Rules, WireStruct};
 
 use crate::odxflt::{
-    BufferedRequest, FactCounts, HandleState, ModelFacts, PostContext, PreOp, post_operation,
-    pre_operation,
+    BufferedRequest, FactCounts, HandleState, ModelFacts, PreOp, post_operation, pre_operation,
 };
 use crate::store::{DataStore, FileId};
 use crate::volume::{SimError, Volume, VolumeConfig};
@@ -249,8 +248,9 @@ impl<S: DataStore> Stack<S> {
         self.handles.get(handle.0).copied()
     }
 
-    /// `NtFsControlFile`: the I/O manager, then odxflt, then (if forwarded) the volume and
-    /// odxflt's post-operation.
+    /// `NtFsControlFile`: the I/O manager, then odxflt, then (if forwarded or passed through)
+    /// NTFS's own checks and the volume ([`crate::ntfs::validate_then_execute`]), and (if
+    /// forwarded) odxflt's post-operation.
     pub fn fsctl(
         &mut self,
         handle: HandleId,
@@ -310,21 +310,38 @@ impl<S: DataStore> Stack<S> {
                 let by = check.map_or(DecidedBy::Policy, DecidedBy::Odxflt);
                 (status, information, by)
             }
+            PreOp::PassThrough { .. } => {
+                // FLT_PREOP_SUCCESS_NO_CALLBACK: NTFS answers, and odxflt never sees the answer.
+                let below = crate::ntfs::validate_then_execute(
+                    &mut self.volume,
+                    op,
+                    state,
+                    &mut buffer,
+                    input.len(),
+                    output_len,
+                    &self.rules,
+                );
+                (
+                    below.status,
+                    below.information,
+                    DecidedBy::Below {
+                        below: below.status,
+                    },
+                )
+            }
             PreOp::Forward { context, .. } => {
-                let below = if matches!(context, PostContext::Observe { .. }) {
-                    crate::ntfs::validate_then_execute(
-                        &mut self.volume,
-                        op,
-                        state,
-                        &mut buffer,
-                        input.len(),
-                        output_len,
-                        &self.rules,
-                    )
-                } else {
-                    self.volume
-                        .fs_control(op, state.file, &mut buffer, input.len())
-                };
+                // NTFS applies its own MS-FSA checks to whatever reaches it: what odxflt validated
+                // passes them again, and the rules odxflt leaves to NTFS (valid data length) and
+                // everything in monitor mode are decided there.
+                let below = crate::ntfs::validate_then_execute(
+                    &mut self.volume,
+                    op,
+                    state,
+                    &mut buffer,
+                    input.len(),
+                    output_len,
+                    &self.rules,
+                );
                 let (status, information) = post_operation(
                     &context,
                     below.status,

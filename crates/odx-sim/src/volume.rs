@@ -1,9 +1,10 @@
 //! The NTFS-like volume below odxflt, with the storage's token engine under it.
 //!
 //! The volume keeps the state NTFS keeps (files, sizes, attributes, locks, the sticky
-//! `IsOffload{Read,Write}Supported` flags) and, for forwarded offload requests, only *executes*:
-//! it asks the token engine for a token or for the data behind one and moves the bytes. It does
-//! not repeat any validation rule; odxflt applied them (odx-core) before forwarding.
+//! `IsOffload{Read,Write}Supported` flags) and, for offload requests, only *executes*
+//! ([`Volume::fs_control`]): it asks the token engine for a token or for the data behind one and
+//! moves the bytes. NTFS's MS-FSA checks in front of it are `crate::ntfs` (the core's checks plus
+//! the valid-data-length rule odxflt leaves to the file system).
 
 use std::collections::HashMap;
 use std::io;

@@ -1,10 +1,12 @@
 //! The stack's structure: which layer decides, which facts odxflt asks for, sticky volume flags,
 //! and the copy engine over both stores.
 
-use odx_core::flags::{AccessMask, FileAttributes, StreamMarkers, SupportedFeatures, VolumeFlags};
+use odx_core::flags::{
+    AccessMask, FileAttributes, OffloadReadFlags, StreamMarkers, SupportedFeatures, VolumeFlags,
+};
 use odx_core::iomgr::{FilterSupportedFeaturesMode, RequestorMode};
 use odx_core::validate::Check;
-use odx_core::wire::{OffloadReadInput, OffloadReadOutput};
+use odx_core::wire::{OffloadReadInput, OffloadReadOutput, OffloadWriteInput, StorageOffloadToken};
 use odx_core::{FactKind, NtStatus, WireStruct};
 use odx_sim::copy_engine::{CopyOptions, FallbackCause, StackCopy, copy};
 use odx_sim::scenario::{Scenario, StepStatus, compare};
@@ -102,6 +104,153 @@ fn the_io_manager_refuses_before_odxflt_asks_anything() {
     assert_eq!(out.decided_by, DecidedBy::IoManager);
     assert_eq!(out.facts.total(), 0);
     assert!(out.output.is_empty());
+}
+
+fn write_request(offset: u64, length: u64) -> Vec<u8> {
+    let mut bytes = vec![0u8; OffloadWriteInput::SIZE];
+    OffloadWriteInput::new(offset, length, 0, StorageOffloadToken::zero_data())
+        .serialize_into(&mut bytes)
+        .unwrap();
+    bytes
+}
+
+#[test]
+fn a_kernel_requestor_is_not_refused_on_the_handle_access_bits() {
+    // 4c: the I/O manager checks user-mode callers; kernel-mode callers are trusted. odxflt makes
+    // no access check of its own, and NTFS makes none for offload (MS-FSA): the request succeeds.
+    let (mut stack, id) = stack_with(vec![], VolumeConfig::default());
+    let none = stack.open(id, AccessMask::empty()).unwrap();
+    let requests = [
+        (odx_core::FSCTL_OFFLOAD_READ, read_request(0, 65536), 528),
+        (odx_core::FSCTL_OFFLOAD_WRITE, write_request(0, 4096), 16),
+    ];
+    for (code, input, output_len) in &requests {
+        let out = stack.fsctl(none, *code, input, *output_len, RequestorMode::Kernel);
+        assert_eq!(out.status, NtStatus::STATUS_SUCCESS, "{code:#x}");
+        assert_eq!(
+            out.decided_by,
+            DecidedBy::Below {
+                below: NtStatus::STATUS_SUCCESS
+            },
+            "{code:#x}"
+        );
+        let user = stack.fsctl(none, *code, input, *output_len, RequestorMode::User);
+        assert_eq!(user.status, NtStatus::STATUS_ACCESS_DENIED, "{code:#x}");
+        assert_eq!(user.decided_by, DecidedBy::IoManager);
+        assert_eq!(user.facts.total(), 0);
+    }
+}
+
+#[test]
+fn valid_data_length_only_trims_in_odxflt_and_ntfs_answers_beyond_it() {
+    // 4b: VDL 64 KiB of a 1 MiB file. Beyond it, odxflt forwards untouched and NTFS (the model's
+    // MS-FSA read 14 / write 16) answers; the caller sees the same answer as before.
+    let (mut stack, id) = stack_with(vec![], VolumeConfig::default());
+    stack.volume_mut().set_valid_data_length(id, 65536).unwrap();
+    let h = stack
+        .open(id, AccessMask::READ_DATA | AccessMask::WRITE_DATA)
+        .unwrap();
+    let success = DecidedBy::Below {
+        below: NtStatus::STATUS_SUCCESS,
+    };
+    // (offset, length, TransferLength): the zero token covers the range up to EOF.
+    for (offset, length, transfer) in [(65536, 65536, 65536), ((1 << 20) - 4096, 1 << 20, 4096)] {
+        let out = stack.fsctl(
+            h,
+            odx_core::FSCTL_OFFLOAD_READ,
+            &read_request(offset, length),
+            528,
+            RequestorMode::User,
+        );
+        assert_eq!(out.status, NtStatus::STATUS_SUCCESS, "read at {offset}");
+        assert_eq!(out.decided_by, success, "read at {offset}: NTFS answers");
+        let answer = OffloadReadOutput::parse(&out.output).unwrap();
+        assert!(answer.token.is_zero_data());
+        assert_eq!(
+            answer.read_flags(),
+            OffloadReadFlags::ALL_ZERO_BEYOND_CURRENT_RANGE
+        );
+        assert_eq!(answer.transfer_length.get(), transfer, "read at {offset}");
+    }
+    // Starting below VDL and running past it: still trimmed by odxflt, with the zero flag.
+    let out = stack.fsctl(
+        h,
+        odx_core::FSCTL_OFFLOAD_READ,
+        &read_request(0, 131072),
+        528,
+        RequestorMode::User,
+    );
+    assert_eq!(out.decided_by, success);
+    let answer = OffloadReadOutput::parse(&out.output).unwrap();
+    assert_eq!(answer.transfer_length.get(), 65536);
+    assert!(!answer.token.is_zero_data());
+    assert_eq!(
+        answer.read_flags(),
+        OffloadReadFlags::ALL_ZERO_BEYOND_CURRENT_RANGE
+    );
+    // A write beyond VDL: NTFS refuses it (C-4), odxflt passes the refusal through.
+    let out = stack.fsctl(
+        h,
+        odx_core::FSCTL_OFFLOAD_WRITE,
+        &write_request(131072, 4096),
+        16,
+        RequestorMode::User,
+    );
+    assert_eq!(out.status, NtStatus::STATUS_INVALID_PARAMETER);
+    assert_eq!(
+        out.decided_by,
+        DecidedBy::Below {
+            below: NtStatus::STATUS_INVALID_PARAMETER
+        }
+    );
+}
+
+#[test]
+fn ntfs_answers_a_write_beyond_vdl_with_the_c4_choice() {
+    // Conflict C-4 is now the file system model's answer (odxflt forwards such a write).
+    let (mut stack, id) = stack_with(vec![], VolumeConfig::default());
+    stack.volume_mut().set_valid_data_length(id, 4096).unwrap();
+    let handle = odx_sim::odxflt::HandleState {
+        file: id,
+        granted: AccessMask::empty(),
+        open: odx_sim::stack::self_open(id),
+        key: 0,
+        closed: false,
+    };
+    for status in [
+        NtStatus::STATUS_INVALID_PARAMETER,
+        NtStatus::STATUS_BEYOND_VDL,
+    ] {
+        let rules = odx_core::Rules {
+            write_beyond_vdl: status,
+            ..odx_core::Rules::DOCUMENTED
+        };
+        let mut buffer = write_request(8192, 4096);
+        let answer = odx_sim::ntfs::validate_then_execute(
+            stack.volume_mut(),
+            odx_core::OffloadOp::Write,
+            handle,
+            &mut buffer,
+            OffloadWriteInput::SIZE,
+            16,
+            &rules,
+        );
+        assert_eq!((answer.status, answer.information), (status, 0));
+    }
+    // At VDL the rule does not answer: the write is executed.
+    let mut buffer = write_request(4096, 4096);
+    assert_eq!(
+        odx_sim::ntfs::valid_data_rule(
+            stack.volume(),
+            odx_core::OffloadOp::Write,
+            id,
+            &mut buffer,
+            OffloadWriteInput::SIZE,
+            16,
+            &odx_core::Rules::DOCUMENTED,
+        ),
+        None
+    );
 }
 
 #[test]
