@@ -8,7 +8,7 @@
 use std::fmt::Write as _;
 use std::io::Write;
 
-use odx_core::flags::{AccessMask, FileAttributes, StreamMarkers, SupportedFeatures, VolumeFlags};
+use odx_core::flags::{FileAttributes, StreamMarkers, SupportedFeatures, VolumeFlags};
 use odx_core::iomgr::{
     FilterSupportedFeaturesMode, aggregate_supported_features, filter_not_supported,
     required_feature,
@@ -181,10 +181,7 @@ impl OffloadFacts for Probed<'_> {
         Ok(self.0.volume.facts)
     }
     fn handle(&mut self) -> Result<HandleFacts, NtStatus> {
-        Ok(HandleFacts {
-            granted: AccessMask::READ_DATA | AccessMask::WRITE_DATA,
-            closed: false,
-        })
+        Ok(HandleFacts { closed: false })
     }
     fn stream_kind(&mut self) -> Result<StreamKind, NtStatus> {
         Ok(self.0.kind)

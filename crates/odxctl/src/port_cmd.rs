@@ -117,13 +117,14 @@ fn buckets(counts: &[u64; STATUS_BUCKETS]) -> Vec<(String, u64)> {
 fn counts_text(out: &mut dyn Write, op: &str, c: &OpCounts) -> std::io::Result<()> {
     writeln!(
         out,
-        "  {op:<6} seen {}  forwarded {}  completed by odxflt {}  would refuse {}  truncated {}  failed below {}  offloaded {}",
+        "  {op:<6} seen {}  forwarded {}  completed by odxflt {}  would refuse {}  truncated {}  failed below {}  fact query failed {}  offloaded {}",
         c.seen,
         c.forwarded,
         c.completed,
         c.would_refuse,
         c.truncated,
         c.failed_below,
+        c.fact_failed,
         bytes(c.bytes_offloaded)
     )?;
     for (name, n) in buckets(&c.completed_by_status) {
@@ -150,6 +151,7 @@ fn counts_json(c: &OpCounts) -> Value {
         "truncated": c.truncated,
         "failed_below": c.failed_below,
         "bytes_offloaded": c.bytes_offloaded,
+        "fact_failed": c.fact_failed,
         "completed_by_status": map(&c.completed_by_status),
         "below_by_status": map(&c.below_by_status),
     })

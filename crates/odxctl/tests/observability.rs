@@ -106,8 +106,11 @@ fn stats_after_a_scenario_match_its_steps() {
     assert_eq!(v["read"]["forwarded"], 1);
     assert_eq!(v["write"]["forwarded"], 1);
     assert_eq!(v["write"]["bytes_offloaded"], 65536);
+    assert_eq!(v["read"]["fact_failed"], 0);
+    assert_eq!(v["write"]["fact_failed"], 0);
     let o = odxctl(&["stats", "--scenario", &file]);
     let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(text.contains("fact query failed 0"), "{text}");
     assert!(
         text.contains("completed 1 × STATUS_OFFLOAD_READ_FILE_NOT_SUPPORTED"),
         "{text}"
