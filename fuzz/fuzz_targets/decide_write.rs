@@ -1,17 +1,18 @@
 //! `decide_write` with arbitrary facts, rules, tokens, input bytes and buffer lengths. Same
-//! properties as `decide_read`, plus: a forwarded write never extends the file and never ends
-//! beyond the volume's maximum file size.
+//! properties as `decide_read`, plus: a forwarded write never extends the file (unless it goes
+//! down untouched for the file system's valid-data-length rule) and never ends beyond the
+//! volume's maximum file size.
 
 #![no_main]
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use odx_core::flags::{AccessMask, VolumeFlags};
+use odx_core::flags::VolumeFlags;
 use odx_core::rules::{LengthAlignment, PAGE_SIZE, TinyFile};
 use odx_core::wire::{OffloadWriteInput, OffloadWriteOutput, StorageOffloadToken};
 use odx_core::{
     Check, FactKind, FileSystemKind, LockIntent, NtStatus, OffloadOp, OffloadRequest,
-    OffloadVerdict, Verdict, WireStruct, decide, decide_write,
+    OffloadVerdict, Verdict, WireStruct, WriteContext, decide, decide_write,
 };
 use odx_fuzz::{FactsMirror, Len, Num, RecordingFacts, RulesMirror, SizeField, buffer_of};
 use zerocopy::IntoBytes;
@@ -99,6 +100,7 @@ fuzz_target!(|x: Input| {
             "query after a failed {failing:?}"
         );
         assert_eq!(d.check, Check::FactUnavailable(failing));
+        assert_eq!(d.verdict, Verdict::PassThrough);
     }
 
     let vol = x.facts.volume.facts();
@@ -124,7 +126,6 @@ fuzz_target!(|x: Input| {
             | Check::ZeroLength
             | Check::OffloadSupported
             | Check::VolumeWritable
-            | Check::HandleAccess
             | Check::HandleOpen
             | Check::VolumeMounted
             | Check::FileSystemImplementsOffload
@@ -155,10 +156,6 @@ fuzz_target!(|x: Input| {
                 assert_eq!(out, OffloadWriteOutput::new(0));
             }
             match d.check {
-                Check::FactUnavailable(k) => {
-                    assert_eq!(Some(k), x.facts.failing_kind());
-                    assert_eq!(c.status, x.facts.failure_status());
-                }
                 Check::FileSystemImplementsOffload => {
                     assert_ne!(vol.file_system, FileSystemKind::Ntfs);
                     assert_eq!(c.status, NtStatus::STATUS_INVALID_DEVICE_REQUEST);
@@ -168,10 +165,6 @@ fuzz_target!(|x: Input| {
                     assert_eq!(c.status, rules.dismounted_write);
                 }
                 Check::HandleOpen => assert!(handle.closed),
-                Check::HandleAccess => {
-                    assert!(!handle.granted.contains(AccessMask::WRITE_DATA));
-                    assert_eq!(c.status, NtStatus::STATUS_ACCESS_DENIED);
-                }
                 Check::VolumeWritable => {
                     assert!(vol.flags.contains(VolumeFlags::READ_ONLY));
                     assert_eq!(c.status, NtStatus::STATUS_MEDIA_WRITE_PROTECTED);
@@ -222,21 +215,25 @@ fuzz_target!(|x: Input| {
                     };
                     assert!(sizes.end_of_file < limit);
                 }
-                Check::BeyondValidData => {
-                    assert!(offset > sizes.valid_data_length.min(sizes.end_of_file));
-                    assert_eq!(c.status, rules.write_beyond_vdl);
-                }
                 Check::ZeroLength => {}
-                Check::Forward => panic!("Forward completes a write"),
+                Check::FactUnavailable(_) | Check::BeyondValidData | Check::Forward => {
+                    panic!("{:?} completes a write", d.check)
+                }
             }
         }
+        Verdict::PassThrough => {
+            let Check::FactUnavailable(k) = d.check else {
+                panic!("pass-through from {:?}", d.check)
+            };
+            assert_eq!(Some(k), x.facts.failing_kind());
+            assert_eq!(facts.asked.last(), Some(&k));
+        }
         Verdict::Forward(f) => {
-            assert_eq!(d.check, Check::Forward);
             assert_eq!(vol.file_system, FileSystemKind::Ntfs);
             assert!(!vol.flags.contains(VolumeFlags::DISMOUNTED));
             assert!(!vol.flags.contains(VolumeFlags::READ_ONLY));
             assert!(vol.flags.contains(VolumeFlags::OFFLOAD_WRITE_SUPPORTED));
-            assert!(!handle.closed && handle.granted.contains(AccessMask::WRITE_DATA));
+            assert!(!handle.closed);
             assert!(input.len() >= 544 && output_len >= 16);
             let parsed = parsed.expect("forwarded an unparsable input");
             assert_eq!(parsed.size.get(), 544);
@@ -248,13 +245,22 @@ fuzz_target!(|x: Input| {
             assert!(length > 0 && !kind.refuses_offload() && !sizes.delete_pending);
             assert!(!x.facts.lock_conflict);
             assert!(offset < sizes.end_of_file);
-            assert!(offset <= sizes.valid_data_length.min(sizes.end_of_file));
             assert_eq!(x.facts.failing_kind().filter(|k| facts.was_asked(*k)), None);
             if strict {
                 assert!(sector.is_aligned(length));
             } else if !sector.is_aligned(length) {
                 assert_eq!(end, sizes.end_of_file);
             }
+            let vdl = sizes.valid_data_length.min(sizes.end_of_file);
+            if d.check == Check::BeyondValidData {
+                // MS-FSA write 16 is the file system's: the write goes down exactly as sent.
+                assert!(offset > vdl);
+                assert_eq!(f.input, parsed);
+                assert_eq!(f.context, WriteContext::untouched(offset, length, sector));
+                return;
+            }
+            assert_eq!(d.check, Check::Forward);
+            assert!(offset <= vdl);
             let ctx = f.context;
             assert_eq!(ctx.file_offset, offset);
             assert_eq!(ctx.requested_length, length);

@@ -3,7 +3,8 @@
 //! `InputBufferLength` / `OutputBufferLength` (either may exceed the buffer), then an arbitrary
 //! answer from below. Checks: `Information` never exceeds `OutputBufferLength` or the buffer,
 //! output only with success, nothing is written beyond the output length, a rewritten input is
-//! the trimmed request, and veto asks no fact.
+//! the trimmed request, a pass-through (failed fact query) leaves the buffer as sent, veto asks no
+//! fact, and the counters add up (`seen = forwarded + completed`).
 
 #![no_main]
 
@@ -108,6 +109,23 @@ fuzz_target!(|x: Input| {
                 "wrote past the output"
             );
             assert_eq!(mode == PolicyMode::Veto, check.is_none());
+            let c = stats.op(op).counts();
+            assert_eq!((c.seen, c.completed, c.forwarded), (1, 1, 0));
+            return;
+        }
+        PreOp::PassThrough { check } => {
+            assert_eq!(mode, PolicyMode::Enforce);
+            let failing = x
+                .facts
+                .failing_kind()
+                .expect("pass-through without a failed query");
+            assert_eq!(check, odx_core::Check::FactUnavailable(failing));
+            assert_eq!(buffer, original, "a pass-through changed the buffer");
+            let c = stats.op(op).counts();
+            assert_eq!(
+                (c.seen, c.forwarded, c.completed, c.fact_failed),
+                (1, 1, 0, 1)
+            );
             return;
         }
         PreOp::Forward {
@@ -201,5 +219,8 @@ fuzz_target!(|x: Input| {
             }
         }
     }
-    let _ = stats.op(op).counts();
+    let c = stats.op(op).counts();
+    assert_eq!(c.seen, 1);
+    assert_eq!(c.seen, c.forwarded + c.completed);
+    assert!(c.fact_failed <= c.forwarded);
 });

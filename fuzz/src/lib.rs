@@ -6,7 +6,7 @@
 //! [`Num`], so the fuzzer reaches the deep checks without having to guess 9 zero bits.
 
 use arbitrary::Arbitrary;
-use odx_core::flags::{AccessMask, FileAttributes, StreamMarkers, VolumeFlags};
+use odx_core::flags::{FileAttributes, StreamMarkers, VolumeFlags};
 use odx_core::rules::{LengthAlignment, TinyFile};
 use odx_core::{
     ByteRange, FactKind, FileSystemKind, HandleFacts, LockIntent, NtStatus, OffloadFacts, Rules,
@@ -148,7 +148,8 @@ impl VolumeMirror {
 pub struct FactsMirror {
     /// Volume.
     pub volume: VolumeMirror,
-    /// `AccessMask` bits of the handle.
+    /// `AccessMask` bits of the handle. No longer a fact (odxflt makes no access check, so
+    /// the core's `HandleFacts` has none); kept so that the committed corpus decodes as before.
     pub granted: u32,
     /// Handle cleaned up.
     pub closed: bool,
@@ -195,7 +196,6 @@ impl FactsMirror {
     #[must_use]
     pub fn handle(&self) -> HandleFacts {
         HandleFacts {
-            granted: AccessMask::from_bits_retain(self.granted),
             closed: self.closed,
         }
     }

@@ -16,7 +16,7 @@ use odx_core::complete::{complete_read, complete_write};
 use odx_core::filter::{
     BufferedRequest, LowerAnswer, PostContext, PreOp, post_operation, pre_operation,
 };
-use odx_core::flags::{AccessMask, FileAttributes, StreamMarkers, VolumeFlags};
+use odx_core::flags::{FileAttributes, StreamMarkers, VolumeFlags};
 use odx_core::policy::PolicyMode;
 use odx_core::port::{PortRequest, parse_request};
 use odx_core::rules::{LengthAlignment, TinyFile};
@@ -44,7 +44,7 @@ pub struct RawFacts {
     pub sector_size: u32,
     /// `VolumeFlags` bits.
     pub volume_flags: u32,
-    /// Granted access bits.
+    /// Granted access bits: ignored (odxflt makes no access check); kept for the layout.
     pub granted: u32,
     /// Non-zero: handle cleaned up.
     pub closed: u32,
@@ -140,7 +140,6 @@ impl OffloadFacts for Facts<'_> {
         self.answer(
             1,
             HandleFacts {
-                granted: AccessMask::from_bits_retain(raw.granted),
                 closed: raw.closed != 0,
             },
         )
@@ -219,7 +218,8 @@ fn context(raw: &RawContext) -> PostContext {
 }
 
 /// Pre-operation as the driver runs it: the control-code test, then policy, validation, verdict
-/// and the buffer rewrite. Returns the status (0x103 STATUS_PENDING-like marker 1 = forward).
+/// and the buffer rewrite. Returns the status of a completion, or a marker: 1 = forward, 2 =
+/// forward with the input rewritten, 3 = pass through.
 ///
 /// # Safety
 /// `buffer` is valid for `buffer_len` bytes; `facts`, `rules` and `stats` are valid.
@@ -267,6 +267,7 @@ pub unsafe extern "C" fn odx_probe_pre_operation(
         PreOp::Forward {
             input_rewritten, ..
         } => u32::from(input_rewritten) + 1,
+        PreOp::PassThrough { .. } => 3,
     }
 }
 
@@ -338,6 +339,7 @@ pub unsafe extern "C" fn odx_probe_decide(
                 c.status.0
             }
             Verdict::Forward(f) => f.input.serialize_into(out).map_or(2, |_| 1),
+            Verdict::PassThrough => 3,
         }
     } else {
         match decide_write(request, &mut facts, &rules).verdict {
@@ -346,6 +348,7 @@ pub unsafe extern "C" fn odx_probe_decide(
                 c.status.0
             }
             Verdict::Forward(f) => f.input.serialize_into(out).map_or(2, |_| 1),
+            Verdict::PassThrough => 3,
         }
     }
 }
