@@ -30,6 +30,9 @@ pub enum PreAction {
         /// The input was rewritten (trimmed `CopyLength`): `FltSetCallbackDataDirty`.
         dirty: bool,
     },
+    /// `FLT_PREOP_SUCCESS_NO_CALLBACK`: the request goes down exactly as the caller sent it and
+    /// the file system decides (a fact query failed; already counted by the core).
+    PassThrough,
 }
 
 /// The final `IoStatus` of a forwarded request.
@@ -77,6 +80,7 @@ pub fn pre_operation<F: OffloadFacts + ?Sized>(
             context,
             dirty: input_rewritten,
         },
+        PreOp::PassThrough { .. } => PreAction::PassThrough,
     }
 }
 
@@ -103,7 +107,6 @@ pub fn post_operation(
 
 #[cfg(test)]
 mod tests {
-    use odx_core::flags::AccessMask;
     use odx_core::flags::OffloadReadFlags;
     use odx_core::wire::WireStruct;
     use odx_core::wire::{
@@ -128,10 +131,7 @@ mod tests {
             Ok(VolumeFacts::ntfs_default())
         }
         fn handle(&mut self) -> Result<HandleFacts, NtStatus> {
-            Ok(HandleFacts {
-                granted: AccessMask::READ_DATA | AccessMask::WRITE_DATA,
-                closed: false,
-            })
+            Ok(HandleFacts { closed: false })
         }
         fn stream_kind(&mut self) -> Result<StreamKind, NtStatus> {
             Ok(StreamKind::default())
@@ -187,8 +187,10 @@ mod tests {
     }
 
     #[test]
-    fn a_read_beyond_vdl_completes_with_the_zero_token_in_the_buffer() {
+    fn a_read_beyond_vdl_goes_down_untouched_for_ntfs_to_answer() {
+        // Valid data length comes from an unlocked FCB header: it may trim, never answer.
         let mut bytes = read_buffer(8192, 4096);
+        let before = bytes.clone();
         let mut buffer = SystemBuffer::new(&mut bytes, 32, 528);
         let action = pre_operation(
             OffloadOp::Read,
@@ -202,17 +204,82 @@ mod tests {
         );
         assert_eq!(
             action,
-            PreAction::Complete {
+            PreAction::Forward {
+                context: PostContext::Read(ReadContext::untouched(
+                    8192,
+                    4096,
+                    SectorSize::DEFAULT
+                )),
+                dirty: false
+            }
+        );
+        assert_eq!(bytes, before);
+        // NTFS's zero-token answer passes through post-operation unchanged.
+        let answer = OffloadReadOutput::new(
+            OffloadReadFlags::ALL_ZERO_BEYOND_CURRENT_RANGE,
+            4096,
+            StorageOffloadToken::zero_data(),
+        );
+        answer.serialize_into(&mut bytes).unwrap();
+        let PreAction::Forward { context, .. } = action else {
+            unreachable!()
+        };
+        let mut buffer = SystemBuffer::new(&mut bytes, 32, 528);
+        let post = post_operation(&context, NtStatus::STATUS_SUCCESS, 528, &mut buffer, None);
+        assert_eq!(
+            post,
+            PostAction {
                 status: NtStatus::STATUS_SUCCESS,
                 information: 528
             }
         );
         let output = OffloadReadOutput::parse(&bytes).unwrap();
+        assert!(output.token.is_zero_data());
         assert_eq!(output.transfer_length.get(), 4096);
         assert!(
             output
                 .read_flags()
                 .contains(OffloadReadFlags::ALL_ZERO_BEYOND_CURRENT_RANGE)
+        );
+    }
+
+    #[test]
+    fn a_failed_fact_query_is_a_pass_through_without_callback() {
+        struct NoSizes;
+        impl OffloadFacts for NoSizes {
+            fn volume(&mut self) -> Result<VolumeFacts, NtStatus> {
+                Ok(VolumeFacts::ntfs_default())
+            }
+            fn handle(&mut self) -> Result<HandleFacts, NtStatus> {
+                Ok(HandleFacts::default())
+            }
+            fn stream_kind(&mut self) -> Result<StreamKind, NtStatus> {
+                Ok(StreamKind::default())
+            }
+            fn stream_sizes(&mut self) -> Result<StreamSizes, NtStatus> {
+                Err(NtStatus::STATUS_INSUFFICIENT_RESOURCES)
+            }
+            fn lock_conflict(&mut self, _: ByteRange, _: LockIntent) -> Result<bool, NtStatus> {
+                Ok(false)
+            }
+        }
+        let stats = VolumeStats::new();
+        let mut bytes = write_buffer(0, 4096);
+        let before = bytes.clone();
+        let mut buffer = SystemBuffer::new(&mut bytes, 544, 16);
+        let action = pre_operation(
+            OffloadOp::Write,
+            PolicyMode::Enforce,
+            &mut buffer,
+            &mut NoSizes,
+            Some(&stats),
+        );
+        assert_eq!(action, PreAction::PassThrough);
+        assert_eq!(bytes, before);
+        let write = stats.write.counts();
+        assert_eq!(
+            (write.seen, write.forwarded, write.completed, write.fact_failed),
+            (1, 1, 0, 1)
         );
     }
 

@@ -4,7 +4,7 @@
 //! facts); the raw values come through [`KernelSource`], implemented by `ffi::query` in the
 //! driver and by a scripted source in the tests.
 
-use odx_core::flags::{AccessMask, FileAttributes, StreamMarkers};
+use odx_core::flags::{FileAttributes, StreamMarkers};
 use odx_core::{
     ByteRange, HandleFacts, LockIntent, NtStatus, OffloadFacts, StreamKind, StreamSizes,
     VolumeFacts,
@@ -13,9 +13,10 @@ use odx_core::{
 /// `FILE_OBJECT` fields the handle facts come from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct FileObjectState {
-    /// `ReadAccess`: the handle was opened with `FILE_READ_DATA` (or `FILE_EXECUTE`).
+    /// `ReadAccess`. Not a fact odxflt decides on: it is share-access bookkeeping, not the
+    /// handle's granted access, and the access check is the I/O manager's (odx-core makes none).
     pub read_access: bool,
-    /// `WriteAccess`: the handle was opened with `FILE_WRITE_DATA` or `FILE_APPEND_DATA`.
+    /// `WriteAccess`. Not a fact odxflt decides on (see `read_access`).
     pub write_access: bool,
     /// `Flags`.
     pub flags: u32,
@@ -95,11 +96,7 @@ impl<S: KernelSource> OffloadFacts for KernelFacts<S> {
 
     fn handle(&mut self) -> Result<HandleFacts, NtStatus> {
         let file_object = self.source.file_object();
-        let mut granted = AccessMask::empty();
-        granted.set(AccessMask::READ_DATA, file_object.read_access);
-        granted.set(AccessMask::WRITE_DATA, file_object.write_access);
         Ok(HandleFacts {
-            granted,
             closed: file_object.flags & FO_CLEANUP_COMPLETE != 0,
         })
     }
@@ -241,10 +238,6 @@ mod tests {
     fn file_object_fields_become_handle_facts() {
         let mut facts = KernelFacts::new(plain_file(), LockView::FileSystemDecides);
         let handle = facts.handle().unwrap();
-        assert_eq!(
-            handle.granted,
-            AccessMask::READ_DATA | AccessMask::WRITE_DATA
-        );
         assert!(!handle.closed);
         let closed = Script {
             file_object: FileObjectState {
@@ -256,9 +249,23 @@ mod tests {
         };
         let mut facts = KernelFacts::new(closed, LockView::FileSystemDecides);
         let handle = facts.handle().unwrap();
-        assert_eq!(handle.granted, AccessMask::READ_DATA);
         assert!(handle.closed);
         assert_eq!(read(0, 4096, facts.into_source()).0, Check::HandleOpen);
+    }
+
+    #[test]
+    fn the_share_access_bits_decide_nothing() {
+        // FILE_OBJECT.ReadAccess/WriteAccess are share-access bookkeeping, and a kernel-mode
+        // requestor's handle may have neither: odxflt forwards, the file system decides.
+        let no_access = Script {
+            file_object: FileObjectState {
+                read_access: false,
+                write_access: false,
+                flags: 0,
+            },
+            ..plain_file()
+        };
+        assert_eq!(read(0, 4096, no_access).0, Check::Forward);
     }
 
     #[test]
@@ -330,7 +337,7 @@ mod tests {
     }
 
     #[test]
-    fn a_missing_volume_context_ends_the_request_with_its_status() {
+    fn a_missing_volume_context_passes_the_request_through() {
         let script = Script {
             volume: None,
             ..plain_file()

@@ -54,6 +54,7 @@ impl OperationHandler for Odxflt {
                 }
                 PreOutcome::WithCallback(Pending { context, slot })
             }
+            PreAction::PassThrough => PreOutcome::NoCallback,
         }
     }
 
