@@ -7,15 +7,15 @@ use core::ffi::c_void;
 use odx_core::NtStatus;
 use windows_sys::Wdk::Foundation::FILE_OBJECT;
 use windows_sys::Wdk::Storage::FileSystem::Minifilters::{
-    FLT_CALLBACK_DATA, FLT_IO_PARAMETER_BLOCK, FLT_POSTOP_CALLBACK_STATUS,
-    FLT_POSTOP_FINISHED_PROCESSING, FLT_PREOP_CALLBACK_STATUS, FLT_PREOP_COMPLETE,
-    FLT_PREOP_SUCCESS_NO_CALLBACK, FLT_PREOP_SUCCESS_WITH_CALLBACK, FLT_RELATED_OBJECTS,
-    FLTFL_POST_OPERATION_DRAINING, FltSetCallbackDataDirty, PFLT_FILTER, PFLT_INSTANCE,
-    PFLT_VOLUME,
+    FLT_CALLBACK_DATA, FLT_POSTOP_CALLBACK_STATUS, FLT_POSTOP_FINISHED_PROCESSING,
+    FLT_PREOP_CALLBACK_STATUS, FLT_PREOP_COMPLETE, FLT_PREOP_SUCCESS_NO_CALLBACK,
+    FLT_PREOP_SUCCESS_WITH_CALLBACK, FLT_RELATED_OBJECTS, FLTFL_POST_OPERATION_DRAINING,
+    PFLT_FILTER, PFLT_INSTANCE, PFLT_VOLUME,
 };
 use windows_sys::Win32::Foundation::NTSTATUS;
 
 use super::kernel::PoolBox;
+use super::views::{FltIoParameterBlock, FsControlBuffered};
 use super::{core_status, nt};
 use crate::registration::IRP_MJ_FILE_SYSTEM_CONTROL;
 use crate::request::{FsControl, SystemBuffer};
@@ -34,44 +34,53 @@ impl core::fmt::Debug for CallbackData<'_> {
 }
 
 impl CallbackData<'_> {
-    fn iopb(&self) -> Option<&FLT_IO_PARAMETER_BLOCK> {
+    /// The parameter block, through odxflt's own view (pinned to the layout table; the
+    /// `windows-sys` declaration of its `Parameters` union is wrong, see [`super::views`]).
+    fn iopb(&self) -> Option<&FltIoParameterBlock> {
+        let iopb = self.data.Iopb.cast::<FltIoParameterBlock>();
         // SAFETY: Filter Manager passes callback data whose `Iopb` points to the parameter block
-        // of this operation, valid for the whole callback (the borrow of `self`).
-        unsafe { self.data.Iopb.as_ref() }
+        // of this operation, valid for the whole callback (the borrow of `self`); the view is a
+        // prefix of FLT_IO_PARAMETER_BLOCK with the kernel's offsets (pinned at compile time).
+        unsafe { iopb.as_ref() }
     }
 
     /// The file-system control request, or `None` for any other operation.
     #[must_use]
     pub fn fs_control(&self) -> Option<FsControl> {
         let iopb = self.iopb()?;
-        if iopb.MajorFunction != IRP_MJ_FILE_SYSTEM_CONTROL {
+        if iopb.major_function != IRP_MJ_FILE_SYSTEM_CONTROL {
             return None;
         }
-        // SAFETY: for IRP_MJ_FILE_SYSTEM_CONTROL the parameters union holds FileSystemControl.
-        let parameters = unsafe { iopb.Parameters.FileSystemControl };
-        // SAFETY: `Common` is the prefix every non-mount minor shares; the minor is checked by
+        // SAFETY: for IRP_MJ_FILE_SYSTEM_CONTROL the parameters union holds FileSystemControl,
+        // and `Common` is the prefix every variant shares; the minor is checked by
         // `FsControl::offload_op` before the code is used.
-        let common = unsafe { parameters.Common };
+        let common = unsafe { iopb.parameters.file_system_control.common };
         Some(FsControl {
-            minor_function: iopb.MinorFunction,
-            code: common.FsControlCode,
+            minor_function: iopb.minor_function,
+            code: common.fs_control_code.0,
         })
     }
 
-    /// The METHOD_BUFFERED system buffer of an offload FSCTL (both offload codes are
-    /// METHOD_BUFFERED), viewed for its input and output lengths.
+    /// The `Buffered` parameters (both offload codes are METHOD_BUFFERED).
+    fn buffered(&self) -> Option<FsControlBuffered> {
+        let iopb = self.iopb()?;
+        // SAFETY: only called for IRP_MJ_FILE_SYSTEM_CONTROL with an offload control code, both
+        // METHOD_BUFFERED: the parameters are the `Buffered` variant.
+        Some(unsafe { iopb.parameters.file_system_control.buffered })
+    }
+
+    /// The METHOD_BUFFERED system buffer of an offload FSCTL, viewed for its input and output
+    /// lengths.
     pub fn system_buffer(&mut self) -> SystemBuffer<'_> {
-        let Some(iopb) = self.iopb() else {
+        let Some(buffered) = self.buffered() else {
             return SystemBuffer::empty();
         };
-        // SAFETY: only called for IRP_MJ_FILE_SYSTEM_CONTROL (an offload FSCTL).
-        let parameters = unsafe { iopb.Parameters.FileSystemControl };
-        // SAFETY: both offload FSCTLs are METHOD_BUFFERED: their parameters are the `Buffered`
-        // variant.
-        let buffered = unsafe { parameters.Buffered };
-        let bytes =
-            SystemBuffer::allocation(buffered.InputBufferLength, buffered.OutputBufferLength);
-        let start = buffered.SystemBuffer.cast::<u8>();
+        let (input_len, output_len) = (
+            buffered.input_buffer_length.0,
+            buffered.output_buffer_length,
+        );
+        let bytes = SystemBuffer::allocation(input_len, output_len);
+        let start = buffered.system_buffer.cast::<u8>();
         if start.is_null() || bytes == 0 {
             return SystemBuffer::empty();
         }
@@ -79,7 +88,7 @@ impl CallbackData<'_> {
         // max(InputBufferLength, OutputBufferLength) bytes; it stays valid and is not accessed
         // by anyone else while this operation is in the filter's callback.
         let all = unsafe { core::slice::from_raw_parts_mut(start, bytes) };
-        SystemBuffer::new(all, buffered.InputBufferLength, buffered.OutputBufferLength)
+        SystemBuffer::new(all, input_len, output_len)
     }
 
     /// `IoStatus` as the layer below left it (post-operation).
@@ -95,14 +104,6 @@ impl CallbackData<'_> {
     pub fn set_io_status(&mut self, status: NtStatus, information: usize) {
         self.data.IoStatus.Anonymous.Status = nt(status);
         self.data.IoStatus.Information = information;
-    }
-
-    /// `FltSetCallbackDataDirty`: the parameters (here: the input buffer's `CopyLength`) were
-    /// changed in pre-operation.
-    pub fn set_dirty(&mut self) {
-        let data: *mut FLT_CALLBACK_DATA = self.data;
-        // SAFETY: `data` is the live callback data of this pre-operation callback.
-        unsafe { FltSetCallbackDataDirty(data) };
     }
 }
 
@@ -141,18 +142,44 @@ impl<'a> RelatedObjects<'a> {
         self.objects.Instance
     }
 
-    /// The file object the operation is on.
-    #[must_use]
-    pub fn file_object(&self) -> Option<&'a FILE_OBJECT> {
-        // SAFETY: Filter Manager's related objects point to the operation's file object (or
-        // NULL), referenced for the duration of the callback.
-        unsafe { self.objects.FileObject.as_ref() }
-    }
-
     /// Raw file object pointer, for `FltQueryInformationFile`.
     #[must_use]
     pub const fn file_object_ptr(&self) -> *const FILE_OBJECT {
         self.objects.FileObject
+    }
+
+    /// `FILE_OBJECT.Flags`, read on its own through a raw pointer: the I/O manager and the file
+    /// system update the file object's fields while the request is in flight (`Flags` with
+    /// interlocked operations), so no reference to the whole structure is formed.
+    #[must_use]
+    pub fn file_object_flags(&self) -> Option<u32> {
+        let file_object = self.objects.FileObject;
+        if file_object.is_null() {
+            return None;
+        }
+        // SAFETY: the file object is referenced by Filter Manager for the callback (non-NULL
+        // above); only the field's address is taken, no reference is created.
+        let flags = unsafe { &raw const (*file_object).Flags };
+        // SAFETY: `Flags` is an aligned ULONG inside the live file object (offset pinned in
+        // `views`); the kernel updates it atomically, so it is read atomically.
+        let flags = unsafe { core::sync::atomic::AtomicU32::from_ptr(flags.cast_mut()) };
+        Some(flags.load(core::sync::atomic::Ordering::Relaxed))
+    }
+
+    /// `FILE_OBJECT.FsContext` (the file system's stream control block), read on its own
+    /// through a raw pointer.
+    #[must_use]
+    pub fn fs_context(&self) -> Option<*const c_void> {
+        let file_object = self.objects.FileObject;
+        if file_object.is_null() {
+            return None;
+        }
+        // SAFETY: as in `file_object_flags`: the field's address only.
+        let fs_context = unsafe { &raw const (*file_object).FsContext };
+        // SAFETY: `FsContext` is an aligned pointer inside the live file object, set when the
+        // file was opened and not changed while a handle to it is in use.
+        let fs_context = unsafe { fs_context.read_volatile() };
+        (!fs_context.is_null()).then_some(fs_context.cast_const())
     }
 
     /// The file object is enlisted in a (TxF) transaction.

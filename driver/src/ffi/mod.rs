@@ -6,17 +6,22 @@
 //! (raw-dylib imports of `fltmgr.sys`); the few `ntoskrnl.exe` functions odxflt calls are
 //! declared in [`kernel`] with a raw-dylib link to `ntoskrnl.exe`, never through the
 //! `windows-sys` declarations that import from `ntdll.dll`.
+//!
+//! Layouts: every structure odxflt reads or writes goes through [`views`], where each one is
+//! pinned at compile time to the golden table in [`layouts`] (generated from Wine's and
+//! mingw-w64's headers, not from what the driver compiles against); where `windows-sys` is
+//! wrong (`FLT_PARAMETERS`), the driver has its own view.
 
 pub mod callbacks;
 pub mod context;
 pub mod entry;
 pub mod kernel;
-#[cfg(feature = "wdk")]
-pub mod kmdf;
+pub mod layouts;
 pub mod port;
 pub mod query;
 pub mod registration;
 pub mod registry;
+pub mod views;
 
 use windows_sys::Win32::Foundation::NTSTATUS;
 
