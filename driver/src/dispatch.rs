@@ -27,8 +27,9 @@ pub enum PreAction {
     Forward {
         /// Handed to post-operation.
         context: PostContext,
-        /// The input was rewritten (trimmed `CopyLength`): `FltSetCallbackDataDirty`.
-        dirty: bool,
+        /// The input in the system buffer was rewritten (a trimmed `CopyLength`). The parameter
+        /// block is unchanged, so the callback data is not marked dirty.
+        input_rewritten: bool,
     },
     /// `FLT_PREOP_SUCCESS_NO_CALLBACK`: the request goes down exactly as the caller sent it and
     /// the file system decides (a fact query failed; already counted by the core).
@@ -78,7 +79,7 @@ pub fn pre_operation<F: OffloadFacts + ?Sized>(
             input_rewritten,
         } => PreAction::Forward {
             context,
-            dirty: input_rewritten,
+            input_rewritten,
         },
         PreOp::PassThrough { .. } => PreAction::PassThrough,
     }
@@ -205,12 +206,8 @@ mod tests {
         assert_eq!(
             action,
             PreAction::Forward {
-                context: PostContext::Read(ReadContext::untouched(
-                    8192,
-                    4096,
-                    SectorSize::DEFAULT
-                )),
-                dirty: false
+                context: PostContext::Read(ReadContext::untouched(8192, 4096, SectorSize::DEFAULT)),
+                input_rewritten: false
             }
         );
         assert_eq!(bytes, before);
@@ -278,13 +275,18 @@ mod tests {
         assert_eq!(bytes, before);
         let write = stats.write.counts();
         assert_eq!(
-            (write.seen, write.forwarded, write.completed, write.fact_failed),
+            (
+                write.seen,
+                write.forwarded,
+                write.completed,
+                write.fact_failed
+            ),
             (1, 1, 0, 1)
         );
     }
 
     #[test]
-    fn a_trimmed_read_rewrites_copy_length_and_marks_the_data_dirty() {
+    fn a_trimmed_read_rewrites_copy_length_in_the_buffer() {
         let mut bytes = read_buffer(0, 1 << 20);
         let mut buffer = SystemBuffer::new(&mut bytes, 32, 528);
         let action = pre_operation(
@@ -299,12 +301,12 @@ mod tests {
         );
         let PreAction::Forward {
             context: PostContext::Read(context),
-            dirty,
+            input_rewritten,
         } = action
         else {
             panic!("expected a forwarded read, got {action:?}");
         };
-        assert!(dirty);
+        assert!(input_rewritten);
         assert_eq!(context.forwarded_length, 5120);
         assert_eq!(
             OffloadReadInput::parse(&bytes).unwrap().copy_length.get(),
@@ -331,7 +333,7 @@ mod tests {
             action,
             PreAction::Forward {
                 context: PostContext::Write(_),
-                dirty: false
+                input_rewritten: false
             }
         ));
         assert_eq!(bytes, before);

@@ -9,10 +9,10 @@ use crate::ffi::callbacks::{
     CallbackData, InstanceHandler, NonPagedPool, OperationHandler, PreOutcome, RelatedObjects,
     UnloadHandler,
 };
-use crate::ffi::context::VolumeContextRef;
+use crate::ffi::context::InstanceContextRef;
 use crate::ffi::query::{RequestSource, raw_volume};
 use crate::ffi::registration;
-use crate::volume::VolumeContext;
+use crate::volume::InstanceContext;
 use crate::volumes::VOLUMES;
 
 /// `STATUS_FLT_DO_NOT_ATTACH`.
@@ -32,15 +32,20 @@ impl OperationHandler for Odxflt {
         let Some(op) = data.fs_control().and_then(|control| control.offload_op()) else {
             return PreOutcome::NoCallback;
         };
-        // The volume's slot comes from its context (released at the end of this statement); a
-        // volume without one is governed by the default policy, is not counted, and its facts
-        // query fails the same lookup with its status.
-        let slot = VolumeContextRef::get(objects.filter(), objects.volume())
-            .ok()
-            .and_then(|context| context.slot());
+        // One context lookup per request; the reference is held until pre-operation returns.
+        // An instance without a context (setup failed half-way) or being torn down is not
+        // governed: the request passes through untouched, and the file system answers it.
+        let Ok(instance) = InstanceContextRef::get(objects.instance()) else {
+            return PreOutcome::NoCallback;
+        };
+        if instance.torn_down() {
+            return PreOutcome::NoCallback;
+        }
+        let slot = instance.slot();
         let mode = VOLUMES.policy(slot);
         let stats = VOLUMES.stats(slot);
-        let mut facts = KernelFacts::new(RequestSource::new(objects), LockView::FileSystemDecides);
+        let source = RequestSource::new(objects, instance.facts());
+        let mut facts = KernelFacts::new(source, LockView::FileSystemDecides);
         let action =
             dispatch::pre_operation(op, mode, &mut data.system_buffer(), &mut facts, stats);
         match action {
@@ -48,10 +53,10 @@ impl OperationHandler for Odxflt {
                 status,
                 information,
             } => PreOutcome::Complete(status, information),
-            PreAction::Forward { context, dirty } => {
-                if dirty {
-                    data.set_dirty();
-                }
+            // A trimmed `CopyLength` is rewritten in the system buffer, not in the parameter
+            // block: the callback data is not dirty (FltSetCallbackDataDirty is for changes to
+            // the parameter block or the target).
+            PreAction::Forward { context, .. } => {
                 PreOutcome::WithCallback(Pending { context, slot })
             }
             PreAction::PassThrough => PreOutcome::NoCallback,
@@ -83,8 +88,8 @@ impl InstanceHandler for Odxflt {
         };
         let slot = VOLUMES.attach();
         let attached =
-            VolumeContextRef::allocate(objects.filter(), VolumeContext::new(facts, slot))
-                .and_then(|context| context.set_on(objects.volume()));
+            InstanceContextRef::allocate(objects.filter(), InstanceContext::new(facts, slot))
+                .and_then(|context| context.set_on(objects.instance()));
         match attached {
             Ok(()) => NtStatus::STATUS_SUCCESS,
             Err(status) => {
@@ -97,14 +102,14 @@ impl InstanceHandler for Odxflt {
     }
 
     fn teardown_start(objects: RelatedObjects<'_>, _reason: u32) {
-        if let Ok(context) = VolumeContextRef::get(objects.filter(), objects.volume()) {
-            context.mark_dismounted();
+        if let Ok(context) = InstanceContextRef::get(objects.instance()) {
+            context.mark_torn_down();
         }
     }
 
     fn teardown_complete(objects: RelatedObjects<'_>, _reason: u32) {
         // Every operation of the instance has completed: its slot can serve another volume.
-        let slot = VolumeContextRef::get(objects.filter(), objects.volume())
+        let slot = InstanceContextRef::get(objects.instance())
             .ok()
             .and_then(|context| context.slot());
         if let Some(slot) = slot {

@@ -44,8 +44,14 @@ pub const OPERATIONS: &[Operation] = &[Operation {
     post: true,
 }];
 
-/// The context types odxflt uses (`FLT_VOLUME_CONTEXT` only).
-pub const FLT_VOLUME_CONTEXT: u16 = 0x0001;
+/// The context types odxflt uses: `FLT_INSTANCE_CONTEXT` only (one context per instance, so two
+/// instances on one volume never share state; `ffi::context`).
+pub const FLT_INSTANCE_CONTEXT: u16 = 0x0002;
+
+crate::pin_constant!(
+    FLT_INSTANCE_CONTEXT => "FLT_INSTANCE_CONTEXT",
+    IRP_MJ_LOCK_CONTROL => "IRP_MJ_LOCK_CONTROL",
+);
 
 #[cfg(test)]
 mod tests {

@@ -1,4 +1,4 @@
-//! Per-volume facts, learned once at instance setup and cached in the volume context.
+//! Per-volume facts, learned once at instance setup and cached in the instance context.
 
 use core::sync::atomic::{AtomicBool, Ordering};
 
@@ -78,48 +78,51 @@ impl RawVolume {
     }
 }
 
-/// The volume context: the cached facts, the dismount mark and the volume's slot in
+/// The instance context: the cached facts, the teardown mark and the instance's slot in
 /// [`crate::volumes::VOLUMES`] (its policy and statistics).
 #[derive(Debug)]
 #[repr(C)]
-pub struct VolumeContext {
+pub struct InstanceContext {
     facts: VolumeFacts,
-    dismounted: AtomicBool,
+    torn_down: AtomicBool,
     slot: Option<u32>,
 }
 
-impl VolumeContext {
-    /// A context for a freshly set-up volume with its slot (`None`: the table is full; the
-    /// volume is governed by the default policy and not counted).
+impl InstanceContext {
+    /// A context for a freshly set-up instance with its slot (`None`: the table is full; the
+    /// instance is governed by the default policy and not counted).
     #[must_use]
     pub const fn new(facts: VolumeFacts, slot: Option<u32>) -> Self {
         Self {
             facts,
-            dismounted: AtomicBool::new(false),
+            torn_down: AtomicBool::new(false),
             slot,
         }
     }
 
-    /// The volume's slot in the statistics and policy table.
+    /// The instance's slot in the statistics and policy table.
     #[must_use]
     pub const fn slot(&self) -> Option<u32> {
         self.slot
     }
 
-    /// Instance teardown (dismount, detach, unload): requests still in flight on this volume are
-    /// answered as on a dismounted volume.
-    pub fn mark_dismounted(&self) {
-        self.dismounted.store(true, Ordering::Release);
+    /// Instance teardown has started (dismount, detach, unload): from now on requests pass
+    /// through untouched. odxflt does not answer for the volume: a manual detach leaves it
+    /// mounted, and on a real dismount the file system below answers with its own status.
+    pub fn mark_torn_down(&self) {
+        self.torn_down.store(true, Ordering::Release);
     }
 
-    /// The facts as the core sees them now.
+    /// Teardown has started.
     #[must_use]
-    pub fn facts(&self) -> VolumeFacts {
-        let mut facts = self.facts;
-        if self.dismounted.load(Ordering::Acquire) {
-            facts.flags.insert(VolumeFlags::DISMOUNTED);
-        }
-        facts
+    pub fn torn_down(&self) -> bool {
+        self.torn_down.load(Ordering::Acquire)
+    }
+
+    /// The facts learned at setup.
+    #[must_use]
+    pub const fn facts(&self) -> VolumeFacts {
+        self.facts
     }
 }
 
@@ -218,19 +221,22 @@ mod tests {
     }
 
     #[test]
-    fn teardown_marks_the_context_dismounted() {
-        let context = VolumeContext::new(ntfs().facts().unwrap(), None);
+    fn teardown_marks_the_context_without_touching_the_facts() {
+        let context = InstanceContext::new(ntfs().facts().unwrap(), None);
+        assert!(!context.torn_down());
+        context.mark_torn_down();
+        assert!(context.torn_down());
+        // Teardown is not a dismount: the facts stay what setup learned.
         assert!(!context.facts().flags.contains(VolumeFlags::DISMOUNTED));
-        context.mark_dismounted();
-        assert!(context.facts().flags.contains(VolumeFlags::DISMOUNTED));
+        assert_eq!(context.facts(), ntfs().facts().unwrap());
     }
 
     #[test]
     fn the_context_remembers_its_slot() {
-        let context = VolumeContext::new(ntfs().facts().unwrap(), Some(3));
+        let context = InstanceContext::new(ntfs().facts().unwrap(), Some(3));
         assert_eq!(context.slot(), Some(3));
         assert_eq!(
-            VolumeContext::new(ntfs().facts().unwrap(), None).slot(),
+            InstanceContext::new(ntfs().facts().unwrap(), None).slot(),
             None
         );
     }

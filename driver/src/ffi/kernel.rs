@@ -11,9 +11,12 @@ use crate::registration::POOL_TAG;
 /// run at `DISPATCH_LEVEL`.
 const NON_PAGED_POOL_NX: i32 = 512;
 
-/// `MANUALLY_INITIATED_CRASH1` (bugcodes.h): the code for a deliberate stop, used by the panic
-/// backstop. Parameter 1 is odxflt's pool tag, parameter 2 the panicking source line.
-pub const BUGCHECK_CODE: u32 = 0xDEAD_DEAD;
+/// odxflt's own bugcheck code, for the panic backstop: `0x204F_4458` ("ODX" with bit 29, the
+/// customer bit of NTSTATUS-style codes, set), so a dump names odxflt and the code can never be
+/// mistaken for one of Microsoft's (bugcodes.h; `MANUALLY_INITIATED_CRASH1`, 0xDEADDEAD, means
+/// "a person asked for this crash"). Parameter 1 is odxflt's pool tag, parameter 2 the
+/// panicking source line.
+pub const BUGCHECK_CODE: u32 = 0x2000_0000 | u32::from_be_bytes([0, b'O', b'D', b'X']);
 
 #[cfg_attr(
     target_os = "windows",
@@ -24,6 +27,42 @@ unsafe extern "system" {
     safe fn KeBugCheckEx(code: u32, p1: usize, p2: usize, p3: usize, p4: usize) -> !;
     fn ExAllocatePoolWithTag(pool_type: i32, bytes: usize, tag: u32) -> *mut c_void;
     fn ExFreePoolWithTag(pointer: *mut c_void, tag: u32);
+}
+
+/// `PASSIVE_LEVEL`.
+pub const PASSIVE_LEVEL: u8 = 0;
+/// `APC_LEVEL`.
+pub const APC_LEVEL: u8 = 1;
+/// `DISPATCH_LEVEL`.
+pub const DISPATCH_LEVEL: u8 = 2;
+
+crate::pin_constant!(
+    PASSIVE_LEVEL => "PASSIVE_LEVEL",
+    APC_LEVEL => "APC_LEVEL",
+    DISPATCH_LEVEL => "DISPATCH_LEVEL",
+);
+
+/// `KeGetCurrentIrql`. On x64 the WDK defines it as an inline read of CR8 (wdm.h: `return
+/// (KIRQL)__readcr8();`), not as an export, so the driver reads CR8 itself. This is the image's
+/// only control-register access; the PE harness emulates exactly this instruction (docs/pe-
+/// harness.md, "IRQL").
+#[cfg(all(target_os = "windows", target_arch = "x86_64"))]
+#[must_use]
+pub fn current_irql() -> u8 {
+    let cr8: u64;
+    // SAFETY: reading CR8 (the task-priority register, which holds the IRQL on x64) has no side
+    // effect and is allowed at any IRQL in kernel mode, where the driver runs.
+    unsafe {
+        core::arch::asm!("mov {}, cr8", out(reg) cr8, options(nomem, nostack, preserves_flags));
+    }
+    u8::try_from(cr8 & 0xF).unwrap_or(u8::MAX)
+}
+
+/// Host builds (unit tests) run at "PASSIVE_LEVEL".
+#[cfg(not(all(target_os = "windows", target_arch = "x86_64")))]
+#[must_use]
+pub const fn current_irql() -> u8 {
+    PASSIVE_LEVEL
 }
 
 /// Stops the system with [`BUGCHECK_CODE`].

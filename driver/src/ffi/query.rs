@@ -1,5 +1,6 @@
-//! [`KernelSource`] for a live request: the volume context, the `FILE_OBJECT`, the related
-//! transaction, `FltQueryInformationFile` and the stream's FCB header.
+//! [`KernelSource`] for a live request: the facts cached in the instance context (looked up once
+//! per request by the caller), the `FILE_OBJECT`, the related transaction,
+//! `FltQueryInformationFile` (PASSIVE_LEVEL only) and the stream's FCB header.
 
 use core::ffi::c_void;
 use core::sync::atomic::{AtomicI64, Ordering};
@@ -17,30 +18,44 @@ use windows_sys::Wdk::System::SystemServices::FILE_FS_SIZE_INFORMATION;
 use windows_sys::Win32::System::IO::IO_STATUS_BLOCK;
 
 use super::callbacks::RelatedObjects;
-use super::context::VolumeContextRef;
+use super::kernel::{PASSIVE_LEVEL, current_irql};
 use super::{core_status, nt_success};
 use crate::facts::{FileObjectState, KernelSource, StandardInformation};
 use crate::volume::RawVolume;
 
-/// `FSRTL_FLAG_ADVANCED_FCB_HEADER` (ntifs.h): `FsContext` starts with an
+/// `FSRTL_FLAG_ADVANCED_HEADER` (ntifs.h): `FsContext` starts with an
 /// `FSRTL_ADVANCED_FCB_HEADER`, as NTFS and ReFS stream control blocks do.
-const FSRTL_FLAG_ADVANCED_FCB_HEADER: u8 = 0x40;
+const FSRTL_FLAG_ADVANCED_HEADER: u8 = 0x40;
+
+crate::pin_constant!(FSRTL_FLAG_ADVANCED_HEADER => "FSRTL_FLAG_ADVANCED_HEADER");
+
+/// `STATUS_INVALID_DEVICE_STATE`: what a file query answers when the request arrived above
+/// PASSIVE_LEVEL, where `FltQueryInformationFile` may not be called. The core then passes the
+/// request through untouched, like any failed fact query.
+pub const STATUS_RAISED_IRQL: NtStatus = NtStatus(0xC000_0184);
 
 /// The kernel side of one request's facts.
 #[derive(Debug)]
 pub struct RequestSource<'a> {
     objects: RelatedObjects<'a>,
+    volume: VolumeFacts,
 }
 
 impl<'a> RequestSource<'a> {
-    /// Facts about the request whose related objects are `objects`.
+    /// Facts about the request whose related objects are `objects`, on an instance whose
+    /// context holds `volume`.
     #[must_use]
-    pub const fn new(objects: RelatedObjects<'a>) -> Self {
-        Self { objects }
+    pub const fn new(objects: RelatedObjects<'a>, volume: VolumeFacts) -> Self {
+        Self { objects, volume }
     }
 
     /// `FltQueryInformationFile` for a fixed-size information class.
     fn query<T: Default>(&self, class: FILE_INFORMATION_CLASS) -> Result<T, NtStatus> {
+        // FltQueryInformationFile: IRQL PASSIVE_LEVEL. An FSCTL's pre-operation may run at
+        // APC_LEVEL (e.g. sent by a filter above holding a fast mutex).
+        if current_irql() > PASSIVE_LEVEL {
+            return Err(STATUS_RAISED_IRQL);
+        }
         let mut info = T::default();
         let mut returned = 0_u32;
         let length = u32::try_from(core::mem::size_of::<T>())
@@ -73,19 +88,14 @@ impl<'a> RequestSource<'a> {
 
 impl KernelSource for RequestSource<'_> {
     fn volume(&mut self) -> Result<VolumeFacts, NtStatus> {
-        // The reference is released when the temporary drops, on every path.
-        VolumeContextRef::get(self.objects.filter(), self.objects.volume())
-            .map(|context| context.facts())
+        Ok(self.volume)
     }
 
     fn file_object(&mut self) -> FileObjectState {
-        self.objects
-            .file_object()
-            .map_or_else(FileObjectState::default, |file_object| FileObjectState {
-                read_access: file_object.ReadAccess,
-                write_access: file_object.WriteAccess,
-                flags: file_object.Flags,
-            })
+        FileObjectState {
+            flags: self.objects.file_object_flags().unwrap_or(0),
+            ..FileObjectState::default()
+        }
     }
 
     fn transacted(&mut self) -> bool {
@@ -106,19 +116,12 @@ impl KernelSource for RequestSource<'_> {
     }
 
     fn valid_data_length(&mut self) -> Option<i64> {
-        let file_object = self.objects.file_object()?;
-        let header = file_object
-            .FsContext
-            .cast::<FSRTL_COMMON_FCB_HEADER>()
-            .cast_const();
-        if header.is_null() {
-            return None;
-        }
+        let header = self.objects.fs_context()?.cast::<FSRTL_COMMON_FCB_HEADER>();
         // SAFETY: odxflt attaches only to NTFS and ReFS, whose FsContext for an open stream is
         // the stream control block, which begins with an FSRTL_ADVANCED_FCB_HEADER (its common
         // part included); the file object keeps it alive for the callback.
         let flags = unsafe { (*header).Flags };
-        if flags & FSRTL_FLAG_ADVANCED_FCB_HEADER == 0 {
+        if flags & FSRTL_FLAG_ADVANCED_HEADER == 0 {
             return None;
         }
         let offset = core::mem::offset_of!(FSRTL_COMMON_FCB_HEADER, ValidDataLength);

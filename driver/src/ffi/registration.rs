@@ -8,7 +8,7 @@ use odx_core::NtStatus;
 use windows_sys::Wdk::Foundation::DRIVER_OBJECT;
 use windows_sys::Wdk::Storage::FileSystem::Minifilters::{
     FLT_CONTEXT_END, FLT_CONTEXT_REGISTRATION, FLT_OPERATION_REGISTRATION, FLT_REGISTRATION,
-    FLT_REGISTRATION_VERSION_0202, FltRegisterFilter, FltStartFiltering, FltUnregisterFilter,
+    FLT_REGISTRATION_VERSION_0203, FltRegisterFilter, FltStartFiltering, FltUnregisterFilter,
     IRP_MJ_OPERATION_END, PFLT_FILTER, PFLT_PORT,
 };
 use windows_sys::Win32::Foundation::{NTSTATUS, UNICODE_STRING};
@@ -21,8 +21,8 @@ use super::callbacks::{
 use super::{core_status, nt, nt_success};
 use crate::filter::Odxflt;
 use crate::lifecycle::{self, FilterManager, Loaded};
-use crate::registration::{FLT_VOLUME_CONTEXT, OPERATIONS, Operation, POOL_TAG};
-use crate::volume::VolumeContext;
+use crate::registration::{FLT_INSTANCE_CONTEXT, OPERATIONS, Operation, POOL_TAG};
+use crate::volume::InstanceContext;
 use crate::volumes::VOLUMES;
 
 /// An immutable registration table.
@@ -101,7 +101,8 @@ const fn context(context_type: u16, size: usize) -> FLT_CONTEXT_REGISTRATION {
     FLT_CONTEXT_REGISTRATION {
         ContextType: context_type,
         Flags: 0,
-        // VolumeContext owns no resources: nothing to clean up.
+        // InstanceContext owns no resources: nothing to clean up (its statistics slot is given
+        // back at teardown complete, when no operation of the instance is outstanding).
         ContextCleanupCallback: None,
         Size: size,
         PoolTag: POOL_TAG,
@@ -111,23 +112,34 @@ const fn context(context_type: u16, size: usize) -> FLT_CONTEXT_REGISTRATION {
     }
 }
 
-/// The context registration: the volume context plus the end marker.
+/// The context registration: the instance context plus the end marker.
 pub static CONTEXT_TABLE: Table<[FLT_CONTEXT_REGISTRATION; 2]> = Table([
-    context(FLT_VOLUME_CONTEXT, core::mem::size_of::<VolumeContext>()),
+    context(
+        FLT_INSTANCE_CONTEXT,
+        core::mem::size_of::<InstanceContext>(),
+    ),
     context(CONTEXT_END, 0),
 ]);
 
-/// `FLT_REGISTRATION_VERSION_0202` (Windows 8) and the structure size of that version (without
-/// the 0203 `SectionNotificationCallback`), so the same image registers on Windows 8 and later.
+/// `FLT_REGISTRATION_VERSION_0203`, the version of Windows 8's Filter Manager (fltKernel.h:
+/// `FLT_MGR_WIN8`; 0x0202 is Windows Vista's, 0x0201 the original), which odxflt requires
+/// anyway (ODX exists from Windows 8 on). Its `FLT_REGISTRATION` ends with
+/// `SectionNotificationCallback`, so `Size` is the whole structure.
 const VERSION: u16 = {
-    assert!(FLT_REGISTRATION_VERSION_0202 <= 0xFFFF);
-    FLT_REGISTRATION_VERSION_0202 as u16
+    assert!(FLT_REGISTRATION_VERSION_0203 <= 0xFFFF);
+    FLT_REGISTRATION_VERSION_0203 as u16
 };
-const SIZE_0202: u16 = {
-    let size = core::mem::offset_of!(FLT_REGISTRATION, SectionNotificationCallback);
-    assert!(size == 104);
+const SIZE: u16 = {
+    let size = core::mem::size_of::<FLT_REGISTRATION>();
+    assert!(size <= 0xFFFF);
     size as u16
 };
+
+crate::pin_constant!(
+    FLT_REGISTRATION_VERSION_0203 => "FLT_REGISTRATION_VERSION_0203",
+    IRP_MJ_OPERATION_END => "IRP_MJ_OPERATION_END",
+    FLT_CONTEXT_END => "FLT_CONTEXT_END",
+);
 
 /// The registration for handler `H` over the given operation and context tables.
 #[must_use]
@@ -136,7 +148,7 @@ pub const fn registration<H: OperationHandler + InstanceHandler + UnloadHandler>
     contexts: *const FLT_CONTEXT_REGISTRATION,
 ) -> FLT_REGISTRATION {
     FLT_REGISTRATION {
-        Size: SIZE_0202,
+        Size: SIZE,
         Version: VERSION,
         Flags: 0,
         ContextRegistration: contexts,
@@ -322,23 +334,23 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn the_context_table_holds_the_volume_context_then_the_end_marker() {
-        let [volume, end] = &CONTEXT_TABLE.0;
-        assert_eq!(volume.ContextType, FLT_VOLUME_CONTEXT);
-        assert_eq!(volume.Size, core::mem::size_of::<VolumeContext>());
-        assert_eq!(volume.PoolTag, POOL_TAG);
+    fn the_context_table_holds_the_instance_context_then_the_end_marker() {
+        let [instance, end] = &CONTEXT_TABLE.0;
+        assert_eq!(instance.ContextType, FLT_INSTANCE_CONTEXT);
+        assert_eq!(instance.Size, core::mem::size_of::<InstanceContext>());
+        assert_eq!(instance.PoolTag, POOL_TAG);
         assert_eq!(u32::from(end.ContextType), FLT_CONTEXT_END);
     }
 
     #[test]
-    fn the_registration_is_version_0202_with_its_size() {
+    fn the_registration_is_the_windows_8_version_with_its_whole_size() {
         let table = operation_table::<Probe>();
         let registration = registration::<Probe>(table.as_ptr(), CONTEXT_TABLE.0.as_ptr());
+        assert_eq!(registration.Version, 0x0203);
         assert_eq!(
-            u32::from(registration.Version),
-            FLT_REGISTRATION_VERSION_0202
+            Some(usize::from(registration.Size)),
+            crate::ffi::layouts::size("FLT_REGISTRATION")
         );
-        assert_eq!(registration.Size, 104);
         assert_eq!(core::mem::size_of::<FLT_REGISTRATION>(), 112);
         assert_eq!(registration.OperationRegistration, table.as_ptr());
         assert!(registration.FilterUnloadCallback.is_some());
