@@ -169,6 +169,10 @@ fn parse_number(text: &str) -> u32 {
 fn check_variant(inf: &Inf, install: &str, prefix: &str) {
     let service = inf.service_section(install);
     assert_eq!(inf.value(&service, "ServiceType"), "2", "{service}");
+    // SERVICE_SYSTEM_START: loaded during kernel initialisation, before the SMB server, Hyper-V
+    // or any user-mode copy engine can send an offload request; a demand-start filter would
+    // leave every request before `fltmc load` ungoverned (docs/driver.md, "Start type").
+    assert_eq!(inf.value(&service, "StartType"), "1", "{service}");
     assert_eq!(inf.value(&service, "Dependencies"), "FltMgr", "{service}");
     assert_eq!(
         inf.value(&service, "LoadOrderGroup"),
@@ -255,4 +259,37 @@ fn the_registration_table_lists_only_file_system_control() {
     let table = operation_table::<Probe>();
     let majors: Vec<u8> = major_functions(&table).copied().collect();
     assert_eq!(majors, [IRP_MJ_FILE_SYSTEM_CONTROL]);
+}
+
+/// The package is WDM: no KMDF section in the INF, no KMDF metadata, and no code that creates or
+/// needs a WDF object (a KMDF driver that creates no WDF object and never calls
+/// `WdfDriverMiniportUnload` would leave the framework's driver object behind at unload).
+#[test]
+fn the_package_is_wdm_with_one_entry_path() {
+    let inf = Inf::parse(INX);
+    for name in inf.sections.keys() {
+        assert!(
+            !name.contains("wdf"),
+            "INF section [{name}] belongs to KMDF"
+        );
+    }
+    assert!(!INX.to_lowercase().contains("kmdfservice"));
+    let manifest = include_str!("../Cargo.toml");
+    assert!(
+        manifest.contains("driver-type = \"WDM\""),
+        "driver/Cargo.toml must declare the WDM driver model"
+    );
+    assert!(!manifest.contains("kmdf-version"));
+    for (file, text) in [
+        ("ffi/entry.rs", include_str!("ffi/entry.rs")),
+        ("ffi/mod.rs", include_str!("ffi/mod.rs")),
+        ("ffi/registration.rs", include_str!("ffi/registration.rs")),
+    ] {
+        let code: String = text
+            .lines()
+            .filter(|line| !line.trim_start().starts_with("//"))
+            .collect();
+        assert!(!code.contains("Wdf"), "{file} calls into KMDF");
+        assert!(!code.contains("kmdf"), "{file} refers to a KMDF module");
+    }
 }

@@ -3,16 +3,11 @@
 use windows_sys::Wdk::Foundation::DRIVER_OBJECT;
 use windows_sys::Win32::Foundation::{NTSTATUS, UNICODE_STRING};
 
-/// `DriverEntry`: (WDK build: the KMDF driver object) → default policy from the registry →
-/// register → open the port → start filtering.
-///
-/// In the WDK build the image's entry point is KMDF's `FxDriverEntry` (WdfDriverEntry.lib), which
-/// binds the framework and then calls this function; in the Linux-built image `DriverEntry` is
-/// the entry point itself (docs/driver.md, "KMDF and the Linux build").
+/// `DriverEntry`: default policy from the registry → register → open the port → start
+/// filtering. The image's entry point in both builds (WDM: no framework stub before it).
 ///
 /// # Safety
-/// Called once by the I/O manager (or `FxDriverEntry`) at PASSIVE_LEVEL with this driver's
-/// object and registry path.
+/// Called once by the I/O manager at PASSIVE_LEVEL with this driver's object and registry path.
 #[cfg_attr(
     all(target_os = "windows", not(test)),
     unsafe(export_name = "DriverEntry")
@@ -21,13 +16,6 @@ pub unsafe extern "system" fn driver_entry(
     driver: *mut DRIVER_OBJECT,
     registry_path: *const UNICODE_STRING,
 ) -> NTSTATUS {
-    #[cfg(feature = "wdk")]
-    {
-        let status = super::kmdf::create_driver(driver, registry_path);
-        if !super::nt_success(status) {
-            return status;
-        }
-    }
     super::registration::load(driver.cast_const(), registry_path)
 }
 
