@@ -25,17 +25,15 @@ use odx_core::{FSCTL_OFFLOAD_READ, FSCTL_OFFLOAD_WRITE, FileSystemKind, NtStatus
 use odx_core::{VolumeFacts, WireStruct};
 use odx_sim::scenario::{Access, Expect, Op, Requestor, Scenario, StepSpec, StepStatus, compare};
 use odx_sim::{FileId, HandleId, MemStore, Stack, VolumeConfig};
-use windows_sys::Wdk::Storage::FileSystem::Minifilters::FLTFL_INSTANCE_TEARDOWN_VOLUME_DISMOUNT;
-use windows_sys::Wdk::Storage::FileSystem::{FileBasicInformation, FileStandardInformation};
-use windows_sys::Wdk::System::SystemServices::{IRP_MN_MOUNT_VOLUME, IRP_MN_USER_FS_REQUEST};
-use windows_sys::Win32::Storage::InstallableFileSystems::{
-    FLT_FSTYPE_FAT, FLT_FSTYPE_NTFS, FLT_FSTYPE_REFS,
-};
-use windows_sys::Win32::System::Ioctl::FSCTL_GET_RETRIEVAL_POINTERS;
 
 use crate::below::file_system_below;
 use crate::driver::{FileObjectFacts, FsControlRequest, LoadedDriver, PreResult};
 use crate::kernel::{self, FileInfo, Leaks, VolumeInfo};
+use crate::layouts::shapes;
+
+/// `FSCTL_GET_RETRIEVAL_POINTERS` (winioctl.h: CTL_CODE(FILE_DEVICE_FILE_SYSTEM, 28,
+/// METHOD_NEITHER, FILE_ANY_ACCESS)): an FSCTL odxflt must not look at.
+const FSCTL_GET_RETRIEVAL_POINTERS: u32 = 0x0009_0073;
 
 /// How a documented step differs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -340,9 +338,9 @@ impl Summary {
 pub fn volume_info(config: &VolumeConfig) -> (VolumeInfo, bool) {
     let sector = config.sector_size.get();
     let filesystem_type = match config.file_system {
-        FileSystemKind::Ntfs => FLT_FSTYPE_NTFS,
-        FileSystemKind::Refs => FLT_FSTYPE_REFS,
-        FileSystemKind::Other => FLT_FSTYPE_FAT,
+        FileSystemKind::Ntfs => shapes().constants.flt_fstype_ntfs,
+        FileSystemKind::Refs => shapes().constants.flt_fstype_refs,
+        FileSystemKind::Other => shapes().constants.flt_fstype_fat,
     };
     // MaxFileSize = (2^32 - 1) clusters: find the cluster size that gives the volume's value.
     let cluster = (1..=16_u32)
@@ -549,7 +547,6 @@ fn seed(scenario: &str, index: usize) -> u64 {
 #[allow(clippy::too_many_arguments)]
 fn through_binary(
     driver: &mut LoadedDriver,
-    untouched: bool,
     side: &mut Side,
     handle: HandleId,
     op: OffloadOp,
@@ -588,6 +585,7 @@ fn through_binary(
         cleanup_complete: state.closed,
         transacted: entry.markers.contains(StreamMarkers::TRANSACTED),
         valid_data_length: i64::try_from(entry.valid_data_length).unwrap_or(i64::MAX),
+        foreign_header: None,
         info: FileInfo {
             attributes: entry.attributes.bits(),
             end_of_file: eof,
@@ -597,7 +595,9 @@ fn through_binary(
         },
     };
     let request = FsControlRequest {
-        minor_function: u8::try_from(IRP_MN_USER_FS_REQUEST).unwrap_or(0),
+        pre_irql: 0,
+        post_irql: 0,
+        minor_function: shapes().constants.irp_mn_user_fs_request,
         code: code_of(op),
         input,
         output_len,
@@ -606,7 +606,7 @@ fn through_binary(
     };
     let volume = side.stack.volume_mut();
     let mut below = |buffer: &mut [u8], input_len: usize| {
-        let answer = file_system_below(volume, state, op, buffer, input_len, output_len, untouched);
+        let answer = file_system_below(volume, state, op, buffer, input_len, output_len);
         (answer.status, answer.information)
     };
     let result = driver.fs_control(&request, &mut below)?;
@@ -622,21 +622,24 @@ fn through_binary(
 /// "no callback" without gathering any fact or touching a context.
 fn probe_not_ours(driver: &mut LoadedDriver) -> Result<Vec<String>> {
     let mut problems = Vec::new();
+    let c = shapes().constants;
     let probes = [
         (
             "FSCTL_GET_RETRIEVAL_POINTERS",
-            IRP_MN_USER_FS_REQUEST,
+            c.irp_mn_user_fs_request,
             FSCTL_GET_RETRIEVAL_POINTERS,
         ),
         (
             "FSCTL_OFFLOAD_READ under IRP_MN_MOUNT_VOLUME",
-            IRP_MN_MOUNT_VOLUME,
+            c.irp_mn_mount_volume,
             FSCTL_OFFLOAD_READ,
         ),
     ];
     for (what, minor, code) in probes {
         let request = FsControlRequest {
-            minor_function: u8::try_from(minor).unwrap_or(0),
+            pre_irql: 0,
+            post_irql: 0,
+            minor_function: minor,
             code,
             input: vec![0; 32],
             output_len: 64,
@@ -757,7 +760,7 @@ pub fn run_scenario(
     if attach.is_success() {
         problems.extend(probe_not_ours(&mut driver)?);
         if config.dismounted {
-            driver.teardown_start(FLTFL_INSTANCE_TEARDOWN_VOLUME_DISMOUNT)?;
+            driver.teardown_start(shapes().constants.fltfl_instance_teardown_volume_dismount)?;
         }
     }
 
@@ -791,7 +794,6 @@ pub fn run_scenario(
                 sim.keep_token(spec, outcome.status, &outcome.output);
                 let (status, information, output, result) = through_binary(
                     &mut driver,
-                    reads_registry && policy == PolicyMode::Monitor,
                     &mut bin,
                     bin_handle,
                     op,
@@ -978,18 +980,28 @@ fn facts_asked(facts: &odx_sim::odxflt::FactCounts) -> (u32, u32) {
 
 fn facts_gathered(result: &crate::driver::FsControlResult) -> (u32, u32) {
     let count = |class| u32::try_from(result.queries(class)).unwrap_or(u32::MAX);
-    (count(FileBasicInformation), count(FileStandardInformation))
+    let c = shapes().constants;
+    (
+        count(c.file_basic_information),
+        count(c.file_standard_information),
+    )
 }
 
 /// Per-request checks on the binary: dirty marking, nothing held after the request.
+///
+/// `FltSetCallbackDataDirty` is for a pre-operation that changed the parameter block (or the
+/// target): Filter Manager then rebuilds the IRP from it. Rewriting the contents of the system
+/// buffer (a trimmed `CopyLength`) changes neither, so it must not mark the data dirty; and a
+/// changed parameter block that is not marked dirty would be ignored below.
 fn check_request(result: &crate::driver::FsControlResult, report: &mut StepReport) {
     if result.pre == PreResult::NotAttached {
         return;
     }
-    if result.pre == PreResult::WithCallback && result.dirty != result.input_rewritten {
+    if result.dirty != result.parameters_changed {
         report.problems.push(format!(
-            "FltSetCallbackDataDirty {} but the input was {}rewritten",
+            "FltSetCallbackDataDirty {} but the parameter block was {}changed (system buffer {}rewritten)",
             if result.dirty { "called" } else { "not called" },
+            if result.parameters_changed { "" } else { "not " },
             if result.input_rewritten { "" } else { "not " }
         ));
     }

@@ -6,38 +6,24 @@ use std::ffi::c_void;
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use odx_core::NtStatus;
-use windows_sys::Wdk::Foundation::{DRIVER_OBJECT, FILE_OBJECT, KTRANSACTION};
-use windows_sys::Wdk::Storage::FileSystem::FSRTL_COMMON_FCB_HEADER;
-use windows_sys::Wdk::Storage::FileSystem::Minifilters::{
-    FLT_CALLBACK_DATA, FLT_IO_PARAMETER_BLOCK, FLT_PARAMETERS, FLT_PREOP_COMPLETE,
-    FLT_PREOP_SUCCESS_NO_CALLBACK, FLT_PREOP_SUCCESS_WITH_CALLBACK, FLTFL_CALLBACK_DATA_DIRTY,
-    FLTFL_CALLBACK_DATA_IRP_OPERATION, FLTFL_INSTANCE_SETUP_AUTOMATIC_ATTACHMENT,
-};
-use windows_sys::Wdk::System::SystemServices::{IRP_MJ_FILE_SYSTEM_CONTROL, KernelMode, UserMode};
-use windows_sys::Win32::Foundation::UNICODE_STRING;
-use windows_sys::Win32::System::Ioctl::FILE_DEVICE_DISK_FILE_SYSTEM;
 
+use crate::kernel::registry::OwnedUnicode;
 use crate::kernel::{
-    self, Call, FileInfo, InstanceState, KernelResolver, Leaks, PostFn, PreFn, Registration,
-    SetupFn, TeardownFn, UnloadFn, VolumeInfo, core, nt,
+    self, Call, FileInfo, INSTANCE_HANDLE, InstanceState, KernelResolver, Leaks, PostFn, PreFn,
+    Registration, SetupFn, TeardownFn, UnloadFn, VolumeInfo, core, irql, nt,
 };
+use crate::layouts::{Blob, shapes};
 use crate::pe::Image;
 
 /// `DriverEntry`.
-type DriverEntryFn = unsafe extern "win64" fn(*mut DRIVER_OBJECT, *const UNICODE_STRING) -> i32;
+type DriverEntryFn = unsafe extern "win64" fn(*mut c_void, *const c_void) -> i32;
 
-/// `FSRTL_FLAG_ADVANCED_FCB_HEADER`.
-const FSRTL_FLAG_ADVANCED_FCB_HEADER: u8 = 0x40;
-/// `FO_CLEANUP_COMPLETE`.
-const FO_CLEANUP_COMPLETE: u32 = 0x4000;
-
-/// An NTFS stream control block as far as odxflt looks into it: the FCB header first.
-#[repr(C, align(16))]
-struct StreamControlBlock {
-    header: FSRTL_COMMON_FCB_HEADER,
-    /// The rest of an advanced header and NTFS's own fields (never read by a filter).
-    rest: [u8; 128],
-}
+/// `FILE_DEVICE_DISK_FILE_SYSTEM` (the volume device type instance setup is offered).
+const FILE_DEVICE_DISK_FILE_SYSTEM: u32 = 0x0000_0008;
+/// `NodeTypeCode` of an NTFS stream control block (any non-zero value; odxflt does not read it).
+const NTFS_NTC_SCB_DATA: i16 = 0x0705;
+/// Bytes of a stream control block beyond its FCB header (never read by a filter).
+const SCB_TAIL: usize = 128;
 
 /// What the file object a request arrives on carries.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -52,13 +38,30 @@ pub struct FileObjectFacts {
     pub transacted: bool,
     /// The stream's FCB header: `ValidDataLength` (with `FileSize`, `AllocationSize`).
     pub valid_data_length: i64,
+    /// `FsContext` belongs to another driver (a filter below, not NTFS): its header has no
+    /// `FSRTL_FLAG_ADVANCED_HEADER`, or it is advanced but its `ValidDataLength` is
+    /// whatever that driver keeps there.
+    pub foreign_header: Option<ForeignHeader>,
     /// `FltQueryInformationFile` answers.
     pub info: FileInfo,
+}
+
+/// What a foreign `FsContext` holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ForeignHeader {
+    /// A common FCB header without `FSRTL_FLAG_ADVANCED_HEADER`.
+    NotAdvanced,
+    /// An advanced header whose `ValidDataLength` is this (e.g. a bogus 0).
+    Advanced(i64),
 }
 
 /// One `IRP_MJ_FILE_SYSTEM_CONTROL` request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FsControlRequest {
+    /// IRQL of the pre-operation callback (PASSIVE_LEVEL or APC_LEVEL for an FSCTL).
+    pub pre_irql: u8,
+    /// IRQL of the post-operation callback (up to DISPATCH_LEVEL).
+    pub post_irql: u8,
     /// `MinorFunction`.
     pub minor_function: u8,
     /// `FsControlCode`.
@@ -106,7 +109,9 @@ pub struct FsControlResult {
     pub pre_calls: Vec<Call>,
     /// `FLTFL_CALLBACK_DATA_DIRTY` was set.
     pub dirty: bool,
-    /// The pre-operation rewrote the input bytes.
+    /// The pre-operation changed the parameter block (what makes callback data dirty).
+    pub parameters_changed: bool,
+    /// The pre-operation rewrote the input bytes in the system buffer.
     pub input_rewritten: bool,
     /// The status the layers below answered (when the request went down).
     pub below: Option<NtStatus>,
@@ -127,7 +132,7 @@ impl FsControlResult {
 pub struct LoadedDriver {
     image: Image,
     registration: Registration,
-    driver_object: Box<DRIVER_OBJECT>,
+    driver_object: Blob,
     unloaded: bool,
 }
 
@@ -175,10 +180,14 @@ impl LoadedDriver {
     ) -> Result<Self> {
         let image = Image::load(image_bytes, &KernelResolver)?;
         kernel::install(volume, default_policy)?;
+        let d = shapes().driver_object;
+        let mut driver_object = Blob::new(d.size);
+        driver_object.put::<i16>(d.type_field, 4); // IO_TYPE_DRIVER
+        driver_object.put::<i16>(d.size_field, i16::try_from(d.size).unwrap_or(0));
         let mut driver = Self {
             image,
             registration: Registration::default(),
-            driver_object: Box::default(),
+            driver_object,
             unloaded: false,
         };
         let entry = driver
@@ -186,17 +195,13 @@ impl LoadedDriver {
             .export("DriverEntry")
             .ok_or_else(|| anyhow!("the image does not export DriverEntry"))?;
         let entry: DriverEntryFn = checked(&driver.image, entry)?;
-        let mut path: Vec<u16> = kernel::SERVICE_KEY.encode_utf16().collect();
-        let bytes = u16::try_from(path.len() * 2).context("registry path too long")?;
-        let registry = UNICODE_STRING {
-            Length: bytes,
-            MaximumLength: bytes,
-            Buffer: path.as_mut_ptr(),
-        };
-        let object: *mut DRIVER_OBJECT = &mut *driver.driver_object;
-        // SAFETY: DriverEntry of the loaded image, called once with a driver object and registry
-        // path that outlive the call; its imports are bound to this module's kernel.
-        let status = core(unsafe { entry(object, &registry) });
+        let registry = OwnedUnicode::new(kernel::SERVICE_KEY)?;
+        irql::set(0);
+        // SAFETY: DriverEntry of the loaded image, called once at PASSIVE_LEVEL with a driver
+        // object and registry path (laid out by the table) that outlive the call; its imports
+        // are bound to this module's kernel.
+        let status =
+            core(unsafe { entry(driver.driver_object.as_ptr(), registry.string.as_ptr()) });
         ensure!(status.is_success(), "DriverEntry failed with {status}");
         let (registration, started) = kernel::with(|k| (k.registration.clone(), k.started))
             .ok_or_else(|| anyhow!("mock kernel missing"))?;
@@ -236,52 +241,120 @@ impl LoadedDriver {
         kernel::with(|k| k.errors.clone()).unwrap_or_default()
     }
 
-    /// Instance setup on the volume. Returns the callback's status (success = attached).
+    /// Instance setup of a new instance on the volume (the first call sets up instance 0, a
+    /// second one a second instance, as `fltmc attach -i` does). Returns the callback's status
+    /// (success = attached).
     ///
     /// # Errors
     /// The image registered no instance setup callback.
     pub fn setup_instance(&mut self) -> Result<NtStatus> {
+        let filesystem_type = kernel::with(|k| k.volume.filesystem_type).unwrap_or(0);
+        self.setup_instance_for(filesystem_type)
+    }
+
+    /// Instance setup offered for a volume of `filesystem_type` (`FLT_FSTYPE_*`).
+    ///
+    /// # Errors
+    /// The image registered no instance setup callback.
+    pub fn setup_instance_for(&mut self, filesystem_type: i32) -> Result<NtStatus> {
         let setup = self
             .registration
             .instance_setup
             .ok_or_else(|| anyhow!("no InstanceSetupCallback"))?;
         let setup: SetupFn = checked(&self.image, setup)?;
-        let filesystem_type = kernel::with(|k| k.volume.filesystem_type).unwrap_or(0);
-        let objects = kernel::related_objects(std::ptr::null(), std::ptr::null());
-        // SAFETY: the image's instance setup callback, with related objects valid for the call.
+        let handle = kernel::with(|k| {
+            let handle = INSTANCE_HANDLE + 0x100 * isize::try_from(k.instances.len()).unwrap_or(0);
+            k.instances.push(kernel::Instance::new(handle));
+            handle
+        })
+        .ok_or_else(|| anyhow!("no kernel"))?;
+        let objects = kernel::related_objects(handle, std::ptr::null(), std::ptr::null());
+        irql::set(0);
+        let flags = shapes().constants.fltfl_instance_setup_automatic_attachment;
+        // SAFETY: the image's instance setup callback at PASSIVE_LEVEL, with related objects
+        // valid for the call.
         let status = core(unsafe {
             setup(
-                &objects,
-                FLTFL_INSTANCE_SETUP_AUTOMATIC_ATTACHMENT,
+                objects.as_ptr(),
+                flags,
                 FILE_DEVICE_DISK_FILE_SYSTEM,
                 filesystem_type,
             )
         });
         kernel::with(|k| {
-            k.instance = if status.is_success() {
-                InstanceState::Attached
-            } else {
-                InstanceState::None
-            };
+            if let Some(instance) = k.instances.iter_mut().find(|i| i.handle == handle) {
+                instance.state = if status.is_success() {
+                    InstanceState::Attached
+                } else {
+                    InstanceState::None
+                };
+            }
         });
         Ok(status)
     }
 
-    /// Instance teardown start (e.g. `FLTFL_INSTANCE_TEARDOWN_VOLUME_DISMOUNT`): requests that
-    /// still arrive are the ones in flight during a dismount.
+    /// Number of instances offered so far.
+    #[must_use]
+    pub fn instances(&self) -> usize {
+        kernel::with(|k| k.instances.len()).unwrap_or(0)
+    }
+
+    fn instance_handle(index: usize) -> Result<(isize, InstanceState)> {
+        kernel::with(|k| k.instances.get(index).map(|i| (i.handle, i.state)))
+            .flatten()
+            .ok_or_else(|| anyhow!("no instance {index}"))
+    }
+
+    /// Instance teardown start of instance 0 (e.g. `FLTFL_INSTANCE_TEARDOWN_VOLUME_DISMOUNT`):
+    /// requests that still arrive are the ones in flight during the teardown.
     ///
     /// # Errors
     /// Not attached, or no teardown callback.
     pub fn teardown_start(&mut self, reason: u32) -> Result<()> {
-        let state = kernel::with(|k| k.instance).unwrap_or(InstanceState::None);
+        self.teardown_start_on(0, reason)
+    }
+
+    /// Instance teardown start of instance `index`.
+    ///
+    /// # Errors
+    /// Not attached, or no teardown callback.
+    pub fn teardown_start_on(&mut self, index: usize, reason: u32) -> Result<()> {
+        let (handle, state) = Self::instance_handle(index)?;
         ensure!(state == InstanceState::Attached, "instance is {state:?}");
         if let Some(start) = self.registration.instance_teardown_start {
             let start: TeardownFn = checked(&self.image, start)?;
-            let objects = kernel::related_objects(std::ptr::null(), std::ptr::null());
+            let objects = kernel::related_objects(handle, std::ptr::null(), std::ptr::null());
+            irql::set(0);
             // SAFETY: the image's teardown-start callback with valid related objects.
-            unsafe { start(&objects, reason) };
+            unsafe { start(objects.as_ptr(), reason) };
         }
-        kernel::with(|k| k.instance = InstanceState::TearingDown);
+        kernel::with(|k| {
+            if let Some(i) = k.instances.get_mut(index) {
+                i.state = InstanceState::TearingDown;
+            }
+        });
+        Ok(())
+    }
+
+    /// Instance teardown complete of instance `index` (no operation of it is outstanding), then
+    /// the instance is deleted and Filter Manager drops its context reference.
+    ///
+    /// # Errors
+    /// Teardown did not start, or no callback.
+    pub fn teardown_complete_on(&mut self, index: usize, reason: u32) -> Result<()> {
+        let (handle, state) = Self::instance_handle(index)?;
+        ensure!(
+            state == InstanceState::TearingDown,
+            "instance is {state:?}, not tearing down"
+        );
+        if let Some(complete) = self.registration.instance_teardown_complete {
+            let complete: TeardownFn = checked(&self.image, complete)?;
+            let objects = kernel::related_objects(handle, std::ptr::null(), std::ptr::null());
+            irql::set(0);
+            // SAFETY: the image's teardown-complete callback with valid related objects.
+            unsafe { complete(objects.as_ptr(), reason) };
+        }
+        kernel::with(|k| kernel::context::delete_instance(k, handle));
         Ok(())
     }
 
@@ -290,7 +363,7 @@ impl LoadedDriver {
             .registration
             .operations
             .iter()
-            .find(|op| u32::from(op.major_function) == IRP_MJ_FILE_SYSTEM_CONTROL)
+            .find(|op| op.major_function == shapes().constants.irp_mj_file_system_control)
         else {
             return Ok(None);
         };
@@ -301,24 +374,36 @@ impl LoadedDriver {
         Ok(Some((checked(&self.image, pre)?, post)))
     }
 
-    /// Sends one `IRP_MJ_FILE_SYSTEM_CONTROL` (METHOD_BUFFERED) through the filter; `below`
-    /// answers for the file system and storage when the request goes down.
+    /// Sends one `IRP_MJ_FILE_SYSTEM_CONTROL` (METHOD_BUFFERED) through instance 0.
     ///
     /// # Errors
-    /// The image returned an unknown callback status, or the mock kernel is gone.
+    /// As [`Self::fs_control_on`].
     pub fn fs_control(
         &mut self,
         request: &FsControlRequest,
         below: Below<'_>,
     ) -> Result<FsControlResult> {
+        self.fs_control_on(0, request, below)
+    }
+
+    /// Sends one `IRP_MJ_FILE_SYSTEM_CONTROL` (METHOD_BUFFERED) through instance `index`;
+    /// `below` answers for the file system and storage when the request goes down. Every
+    /// structure the image receives is laid out by the golden table.
+    ///
+    /// # Errors
+    /// The image returned an unknown callback status, or the mock kernel is gone.
+    #[allow(clippy::too_many_lines)]
+    pub fn fs_control_on(
+        &mut self,
+        index: usize,
+        request: &FsControlRequest,
+        below: Below<'_>,
+    ) -> Result<FsControlResult> {
+        let s = shapes();
+        let c = s.constants;
         let mark = kernel::with(|k| k.calls.len()).ok_or_else(|| anyhow!("no kernel"))?;
-        let attached = kernel::with(|k| {
-            matches!(
-                k.instance,
-                InstanceState::Attached | InstanceState::TearingDown
-            )
-        })
-        .unwrap_or(false);
+        let (instance, state) = Self::instance_handle(index).unwrap_or((0, InstanceState::None));
+        let attached = matches!(state, InstanceState::Attached | InstanceState::TearingDown);
         let input_len = u32::try_from(request.input.len()).context("input too long")?;
         let output_len = u32::try_from(request.output_len).context("output too long")?;
         // METHOD_BUFFERED: one system buffer of max(in, out) bytes holding the input.
@@ -335,156 +420,153 @@ impl LoadedDriver {
             let (status, information) = below(&mut system_buffer, request.input.len());
             return Ok(finish(
                 PreResult::NotAttached,
-                status,
-                information,
+                (status, information),
                 &system_buffer,
-                request.output_len,
-                mark,
-                mark,
-                false,
-                false,
+                (mark, mark),
+                (false, false, false),
                 Some(status),
             ));
         };
 
-        // The stream control block and file object the request arrives on.
+        // The stream control block (an advanced FCB header first) and the file object.
         let file = request.file;
-        let mut scb = Box::new(StreamControlBlock {
-            header: FSRTL_COMMON_FCB_HEADER {
-                NodeTypeCode: 0x0705,
-                NodeByteSize: i16::try_from(size_of::<StreamControlBlock>()).unwrap_or(0),
-                Flags: FSRTL_FLAG_ADVANCED_FCB_HEADER,
-                AllocationSize: file.info.allocation_size,
-                FileSize: file.info.end_of_file,
-                ValidDataLength: file.valid_data_length,
-                ..FSRTL_COMMON_FCB_HEADER::default()
-            },
-            rest: [0; 128],
-        });
-        let mut file_object = Box::new(FILE_OBJECT {
-            Type: 5,
-            Size: i16::try_from(size_of::<FILE_OBJECT>()).unwrap_or(0),
-            FsContext: (&raw mut *scb).cast::<c_void>(),
-            ReadAccess: file.read_access,
-            WriteAccess: file.write_access,
-            Flags: if file.cleanup_complete {
-                FO_CLEANUP_COMPLETE
-            } else {
-                0
-            },
-            ..FILE_OBJECT::default()
-        });
-        let file_object_ptr: *mut FILE_OBJECT = &mut *file_object;
+        let h = s.advanced_fcb_header;
+        let mut scb = Blob::new(h.size + SCB_TAIL);
+        scb.put::<i16>(h.node_type_code, NTFS_NTC_SCB_DATA);
+        scb.put::<i16>(h.node_byte_size, i16::try_from(scb.len()).unwrap_or(0));
+        let (header_flags, vdl) = match file.foreign_header {
+            None => (c.fsrtl_flag_advanced_fcb_header, file.valid_data_length),
+            Some(ForeignHeader::NotAdvanced) => (0, file.valid_data_length),
+            Some(ForeignHeader::Advanced(vdl)) => (c.fsrtl_flag_advanced_fcb_header, vdl),
+        };
+        scb.put::<u8>(h.flags, header_flags);
+        scb.put::<i64>(h.allocation_size, file.info.allocation_size);
+        scb.put::<i64>(h.file_size, file.info.end_of_file);
+        scb.put::<i64>(h.valid_data_length, vdl);
+        let f = s.file_object;
+        let mut file_object = Blob::new(f.size);
+        file_object.put::<i16>(f.type_field, 5); // IO_TYPE_FILE
+        file_object.put::<i16>(f.size_field, i16::try_from(f.size).unwrap_or(0));
+        file_object.put::<usize>(f.fs_context, scb.as_ptr() as usize);
+        file_object.put::<u8>(f.read_access, u8::from(file.read_access));
+        file_object.put::<u8>(f.write_access, u8::from(file.write_access));
+        let flags = if file.cleanup_complete {
+            c.fo_cleanup_complete
+        } else {
+            0
+        };
+        file_object.put::<u32>(f.flags, flags);
         // Any non-NULL KTRANSACTION stands for "enlisted in a transaction"; odxflt only tests it.
-        let transaction_marker = Box::new(0u64);
-        let transaction: *const KTRANSACTION = if file.transacted {
-            (&raw const *transaction_marker).cast()
+        let transaction_marker = Blob::new(16);
+        let transaction = if file.transacted {
+            transaction_marker.as_ptr().cast_const()
         } else {
             std::ptr::null()
         };
-        kernel::with(|k| k.set_file(file_object_ptr, file.info));
+        kernel::with(|k| k.set_file(file_object.as_ptr(), file.info));
 
-        let mut parameters = FLT_PARAMETERS::default();
-        parameters.FileSystemControl.Buffered.OutputBufferLength = output_len;
-        parameters.FileSystemControl.Buffered.InputBufferLength = input_len;
-        parameters.FileSystemControl.Buffered.FsControlCode = request.code;
-        parameters.FileSystemControl.Buffered.SystemBuffer = if system_buffer.is_empty() {
-            std::ptr::null_mut()
+        // FLT_IO_PARAMETER_BLOCK with FLT_PARAMETERS.FileSystemControl.Buffered inside it.
+        let (b, p) = (s.iopb, s.parameters);
+        let mut iopb = Blob::new(b.size);
+        iopb.put::<u8>(b.major_function, c.irp_mj_file_system_control);
+        iopb.put::<u8>(b.minor_function, request.minor_function);
+        iopb.put::<usize>(b.target_file_object, file_object.as_ptr() as usize);
+        iopb.put::<isize>(b.target_instance, instance);
+        let params = b.parameters;
+        iopb.put::<u32>(params + p.output_buffer_length, output_len);
+        iopb.put::<u32>(params + p.input_buffer_length, input_len);
+        iopb.put::<u32>(params + p.fs_control_code, request.code);
+        let buffer_address = if system_buffer.is_empty() {
+            0
         } else {
-            system_buffer.as_mut_ptr().cast()
+            system_buffer.as_mut_ptr() as usize
         };
-        let iopb = Box::new(FLT_IO_PARAMETER_BLOCK {
-            IrpFlags: 0,
-            MajorFunction: u8::try_from(IRP_MJ_FILE_SYSTEM_CONTROL).unwrap_or(0x0D),
-            MinorFunction: request.minor_function,
-            OperationFlags: 0,
-            Reserved: 0,
-            TargetFileObject: file_object_ptr,
-            TargetInstance: kernel::INSTANCE_HANDLE,
-            Parameters: parameters,
-        });
-        let mut data = Box::new(FLT_CALLBACK_DATA {
-            Flags: FLTFL_CALLBACK_DATA_IRP_OPERATION,
-            Iopb: &raw const *iopb,
-            RequestorMode: i8::try_from(if request.kernel_requestor {
-                KernelMode
-            } else {
-                UserMode
-            })
-            .unwrap_or(1),
-            ..FLT_CALLBACK_DATA::default()
-        });
-        let data_ptr: *mut FLT_CALLBACK_DATA = &mut *data;
-        let objects = kernel::related_objects(file_object_ptr, transaction);
+        iopb.put::<usize>(params + p.system_buffer, buffer_address);
+        let parameters_before: Vec<u8> = (0..b.size).map(|i| iopb.get::<u8>(i)).collect();
+        let d = s.callback_data;
+        let mut data = Blob::new(d.size);
+        data.put::<u32>(d.flags, c.fltfl_callback_data_irp_operation);
+        data.put::<usize>(d.iopb, iopb.as_ptr() as usize);
+        let mode = if request.kernel_requestor {
+            c.kernel_mode
+        } else {
+            c.user_mode
+        };
+        data.put::<i8>(d.requestor_mode, mode);
+        let objects =
+            kernel::related_objects(instance, file_object.as_ptr().cast_const(), transaction);
         let mut completion_context: *mut c_void = std::ptr::null_mut();
 
+        irql::set(request.pre_irql);
+        let reads = irql::cr8_reads();
         // SAFETY: the image's pre-operation callback for IRP_MJ_FILE_SYSTEM_CONTROL, with
         // callback data, related objects and a completion-context slot that all outlive the
         // call; the system buffer is max(in, out) bytes as the parameters say.
-        let verdict = unsafe { pre(data_ptr, &objects, &raw mut completion_context) };
+        let verdict = unsafe { pre(data.as_ptr(), objects.as_ptr(), &raw mut completion_context) };
+        irql::note_reads(reads);
+        irql::set(0);
         let pre_mark = kernel::with(|k| k.calls.len()).unwrap_or(mark);
         let input_rewritten = system_buffer.get(..request.input.len()) != Some(&request.input[..]);
+        let parameters_changed =
+            (0..b.size).any(|i| parameters_before.get(i) != Some(&iopb.get::<u8>(i)));
+        ensure!(
+            data.get::<usize>(d.iopb) == iopb.as_ptr() as usize,
+            "pre-operation replaced Iopb"
+        );
         // Filter Manager passes down whatever the parameter block holds now.
-        let down_input_len = if data.Iopb.is_null() {
-            request.input.len()
+        let down_input_len = usize::try_from(iopb.get::<u32>(params + p.input_buffer_length))
+            .unwrap_or(0)
+            .min(system_buffer.len());
+        let dirty = data.get::<u32>(d.flags) & c.fltfl_callback_data_dirty != 0;
+        let io_status = |data: &Blob| -> (NtStatus, usize) {
+            (
+                core(data.get::<i32>(d.status)),
+                data.get::<usize>(d.information),
+            )
+        };
+        let outcome = if verdict == c.flt_preop_complete {
+            let (status, information) = io_status(&data);
+            (PreResult::Complete, status, information, None)
+        } else if verdict == c.flt_preop_success_no_callback {
+            let (status, information) = below(&mut system_buffer, down_input_len);
+            (PreResult::NoCallback, status, information, Some(status))
+        } else if verdict == c.flt_preop_success_with_callback {
+            let (status, information) = below(&mut system_buffer, down_input_len);
+            data.put::<i32>(d.status, nt(status));
+            data.put::<usize>(d.information, information);
+            let post = post.ok_or_else(|| anyhow!("WITH_CALLBACK without a post-operation"))?;
+            irql::set(request.post_irql);
+            let reads = irql::cr8_reads();
+            // SAFETY: the image's post-operation callback, with the same callback data and
+            // the completion context its pre-operation set, not draining.
+            let post_status =
+                unsafe { post(data.as_ptr(), objects.as_ptr(), completion_context, 0) };
+            irql::note_reads(reads);
+            irql::set(0);
+            ensure!(
+                post_status == c.flt_postop_finished_processing,
+                "post-operation returned {post_status} (not FLT_POSTOP_FINISHED_PROCESSING)"
+            );
+            let (final_status, final_information) = io_status(&data);
+            (
+                PreResult::WithCallback,
+                final_status,
+                final_information,
+                Some(status),
+            )
         } else {
-            // SAFETY: `Iopb` still points to the harness's parameter block (the image may
-            // change its fields, not the pointer; checked non-NULL).
-            let block = unsafe { &*data.Iopb };
-            // SAFETY: an IRP_MJ_FILE_SYSTEM_CONTROL block holds FileSystemControl.
-            let control = unsafe { block.Parameters.FileSystemControl };
-            // SAFETY: the offload FSCTLs are METHOD_BUFFERED: the Buffered variant.
-            let buffered = unsafe { control.Buffered };
-            usize::try_from(buffered.InputBufferLength).unwrap_or(0)
+            bail!("pre-operation returned {verdict}");
         };
-        let dirty = data.Flags & FLTFL_CALLBACK_DATA_DIRTY != 0;
-        let outcome = match verdict {
-            FLT_PREOP_COMPLETE => {
-                // SAFETY: IoStatus.Status is the union member a completing filter writes.
-                let status = core(unsafe { data.IoStatus.Anonymous.Status });
-                (PreResult::Complete, status, data.IoStatus.Information, None)
-            }
-            FLT_PREOP_SUCCESS_NO_CALLBACK => {
-                let (status, information) = below(&mut system_buffer, down_input_len);
-                (PreResult::NoCallback, status, information, Some(status))
-            }
-            FLT_PREOP_SUCCESS_WITH_CALLBACK => {
-                let (status, information) = below(&mut system_buffer, down_input_len);
-                data.IoStatus.Anonymous.Status = nt(status);
-                data.IoStatus.Information = information;
-                let post = post.ok_or_else(|| anyhow!("WITH_CALLBACK without a post-operation"))?;
-                // SAFETY: the image's post-operation callback, with the same callback data and
-                // the completion context its pre-operation set, not draining.
-                let post_status = unsafe { post(data_ptr, &objects, completion_context, 0) };
-                ensure!(
-                    post_status == 0,
-                    "post-operation returned {post_status} (not FLT_POSTOP_FINISHED_PROCESSING)"
-                );
-                // SAFETY: as for FLT_PREOP_COMPLETE.
-                let final_status = core(unsafe { data.IoStatus.Anonymous.Status });
-                (
-                    PreResult::WithCallback,
-                    final_status,
-                    data.IoStatus.Information,
-                    Some(status),
-                )
-            }
-            other => bail!("pre-operation returned {other}"),
-        };
-        kernel::with(|k| k.remove_file(file_object_ptr));
-        // The buffers the image saw must outlive every call into it (they do: dropped here).
-        drop((iopb, file_object, scb, transaction_marker));
+        kernel::with(|k| k.remove_file(file_object.as_ptr()));
+        // The structures the image saw must outlive every call into it (they do: dropped here).
+        drop((iopb, file_object, scb, transaction_marker, objects));
         let (pre_result, status, information, below_status) = outcome;
         Ok(finish(
             pre_result,
-            status,
-            information,
+            (status, information),
             &system_buffer,
-            request.output_len,
-            mark,
-            pre_mark,
-            dirty,
-            input_rewritten,
+            (mark, pre_mark),
+            (dirty, parameters_changed, input_rewritten),
             below_status,
         ))
     }
@@ -499,6 +581,7 @@ impl LoadedDriver {
             .unload
             .ok_or_else(|| anyhow!("no FilterUnloadCallback"))?;
         let unload: UnloadFn = checked(&self.image, unload)?;
+        irql::set(0);
         // SAFETY: the image's unload callback, PASSIVE_LEVEL, no request in flight.
         let status = core(unsafe { unload(0) });
         self.unloaded = true;
@@ -510,21 +593,15 @@ impl LoadedDriver {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn finish(
     pre: PreResult,
-    status: NtStatus,
-    information: usize,
+    (status, information): (NtStatus, usize),
     system_buffer: &[u8],
-    output_len: usize,
-    mark: usize,
-    pre_mark: usize,
-    dirty: bool,
-    input_rewritten: bool,
+    (mark, pre_mark): (usize, usize),
+    (dirty, parameters_changed, input_rewritten): (bool, bool, bool),
     below: Option<NtStatus>,
 ) -> FsControlResult {
     let shown = information.min(system_buffer.len());
-    let _ = output_len;
     let (calls, pre_calls) = kernel::with(|k| {
         (
             k.calls.get(mark..).unwrap_or_default().to_vec(),
@@ -540,6 +617,7 @@ fn finish(
         calls,
         pre_calls,
         dirty,
+        parameters_changed,
         input_rewritten,
         below,
     }

@@ -17,4 +17,5 @@ pub mod below;
 pub mod diff;
 pub mod driver;
 pub mod kernel;
+pub mod layouts;
 pub mod pe;

@@ -67,6 +67,8 @@ fn a_non_offload_fsctl_gets_no_callback_and_costs_no_fact() {
         NtStatus::STATUS_SUCCESS
     );
     let request = FsControlRequest {
+        pre_irql: 0,
+        post_irql: 0,
         minor_function: 0,
         code: 0x0009_0073, // FSCTL_GET_RETRIEVAL_POINTERS
         input: vec![0; 16],
@@ -103,8 +105,12 @@ fn load_binds_every_import_and_registers_one_operation() {
         driver.image().preferred_base()
     );
     let registration = driver.registration();
-    assert_eq!(registration.version, 0x0202);
-    assert_eq!(registration.size, 104);
+    // Windows 8's registration version, with the whole structure (the table's size).
+    assert_eq!(registration.version, 0x0203);
+    assert_eq!(
+        usize::from(registration.size),
+        odx_pe_harness::layouts::shapes().registration.size
+    );
     let majors: Vec<u8> = registration
         .operations
         .iter()
@@ -131,16 +137,13 @@ fn a_missing_import_is_named() {
     struct Partial;
     impl odx_pe_harness::pe::Resolver for Partial {
         fn resolve(&self, library: &str, symbol: &str) -> Option<usize> {
-            (symbol != "FltSetCallbackDataDirty" && symbol != "ExFreePoolWithTag")
+            (symbol != "FltGetInstanceContext" && symbol != "ExFreePoolWithTag")
                 .then(|| odx_pe_harness::kernel::resolve(library, symbol))
                 .flatten()
         }
     }
     let error = odx_pe_harness::pe::Image::load(&image, &Partial).expect_err("must fail");
     let text = error.to_string();
-    assert!(
-        text.contains("fltmgr.sys!FltSetCallbackDataDirty"),
-        "{text}"
-    );
+    assert!(text.contains("fltmgr.sys!FltGetInstanceContext"), "{text}");
     assert!(text.contains("ntoskrnl.exe!ExFreePoolWithTag"), "{text}");
 }

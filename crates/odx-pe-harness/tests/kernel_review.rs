@@ -1,0 +1,409 @@
+//! The kernel review's defects (issue 10), each shown on the shipped image: the FSCTL fields at
+//! the kernel's offsets, requests above PASSIVE_LEVEL, two instances on one volume, teardown,
+//! share-access bits and kernel-mode requestors, a foreign or bogus FCB header, a failed file
+//! query, and no dirty marking for a buffer rewrite. Skips when the cross-built image is absent.
+
+#![cfg(all(target_os = "linux", target_arch = "x86_64"))]
+
+use odx_core::NtStatus;
+use odx_core::wire::{OffloadReadInput, OffloadReadOutput, WireStruct};
+use odx_pe_harness::diff;
+use odx_pe_harness::driver::{
+    FileObjectFacts, ForeignHeader, FsControlRequest, FsControlResult, LoadedDriver, PreResult,
+};
+use odx_pe_harness::kernel::{self, Call, FileInfo};
+use odx_pe_harness::layouts::shapes;
+use odx_sim::VolumeConfig;
+
+const MIB: i64 = 1 << 20;
+
+fn image() -> Option<Vec<u8>> {
+    let path = diff::default_image();
+    match std::fs::read(&path) {
+        Ok(bytes) => Some(bytes),
+        Err(_) => {
+            eprintln!("SKIPPED: {} is absent", path.display());
+            None
+        }
+    }
+}
+
+fn attached(image: &[u8]) -> LoadedDriver {
+    let volume = diff::volume_info(&VolumeConfig::default()).0;
+    let mut driver = LoadedDriver::load(image, volume).expect("loads");
+    assert_eq!(
+        driver.setup_instance().expect("setup"),
+        NtStatus::STATUS_SUCCESS
+    );
+    driver
+}
+
+/// A plain 1 MiB file, all data valid, opened for read and write.
+fn plain_file() -> FileObjectFacts {
+    FileObjectFacts {
+        read_access: true,
+        write_access: true,
+        valid_data_length: MIB,
+        info: FileInfo {
+            attributes: 0x20,
+            end_of_file: MIB,
+            allocation_size: MIB,
+            ..FileInfo::default()
+        },
+        ..FileObjectFacts::default()
+    }
+}
+
+fn read_request(offset: u64, length: u64, file: FileObjectFacts) -> FsControlRequest {
+    let mut input = vec![0u8; OffloadReadInput::SIZE];
+    OffloadReadInput::new(offset, length, 0)
+        .serialize_into(&mut input)
+        .unwrap();
+    FsControlRequest {
+        pre_irql: 0,
+        post_irql: 0,
+        minor_function: shapes().constants.irp_mn_user_fs_request,
+        code: odx_core::FSCTL_OFFLOAD_READ,
+        input,
+        output_len: OffloadReadOutput::SIZE,
+        kernel_requestor: false,
+        file,
+    }
+}
+
+/// NTFS below: answers every read it receives with a token of 0x5A bytes for the whole range.
+fn send(driver: &mut LoadedDriver, request: &FsControlRequest) -> (FsControlResult, bool) {
+    let mut reached_below = false;
+    let mut below = |buffer: &mut [u8], input_len: usize| {
+        reached_below = true;
+        let length = OffloadReadInput::parse(buffer.get(..input_len).unwrap_or_default())
+            .map_or(0, |i| i.copy_length.get());
+        let output = OffloadReadOutput::new(
+            odx_core::flags::OffloadReadFlags::empty(),
+            length,
+            odx_core::wire::StorageOffloadToken::zero_data(),
+        );
+        output.serialize_into(buffer).unwrap();
+        (NtStatus::STATUS_SUCCESS, OffloadReadOutput::SIZE)
+    };
+    let result = driver.fs_control(request, &mut below).expect("runs");
+    (result, reached_below)
+}
+
+fn queries(result: &FsControlResult) -> usize {
+    result
+        .calls
+        .iter()
+        .filter(|c| matches!(c, Call::QueryInformationFile(_)))
+        .count()
+}
+
+fn finish(driver: LoadedDriver) {
+    let errors = driver.errors();
+    assert!(errors.is_empty(), "kernel misuse: {errors:?}");
+    let leaks = driver.unload().expect("unloads");
+    assert!(leaks.is_empty(), "{leaks:?}");
+}
+
+/// The defect itself: the control code is at FLT_PARAMETERS+16 and the system buffer at +24.
+/// A real offload read (InputBufferLength 32) is taken; a non-offload FSCTL whose
+/// InputBufferLength happens to equal FSCTL_OFFLOAD_READ's code is not.
+#[test]
+fn the_fsctl_fields_are_read_at_the_kernels_offsets() {
+    let Some(image) = image() else { return };
+    let mut driver = attached(&image);
+    let (result, _) = send(&mut driver, &read_request(0, 65536, plain_file()));
+    assert_eq!(
+        result.pre,
+        PreResult::WithCallback,
+        "an FSCTL_OFFLOAD_READ with InputBufferLength 32 must reach odxflt's decision"
+    );
+    assert_eq!(result.status, NtStatus::STATUS_SUCCESS);
+
+    let lookalike = FsControlRequest {
+        code: 0x0009_0073, // FSCTL_GET_RETRIEVAL_POINTERS
+        input: vec![0u8; usize::try_from(odx_core::FSCTL_OFFLOAD_READ).unwrap()],
+        ..read_request(0, 65536, plain_file())
+    };
+    let (result, reached) = send(&mut driver, &lookalike);
+    assert_eq!(result.pre, PreResult::NoCallback, "{result:?}");
+    assert!(result.pre_calls.is_empty(), "{:?}", result.pre_calls);
+    assert!(reached);
+    finish(driver);
+}
+
+/// 4f: above PASSIVE_LEVEL the image never calls FltQueryInformationFile; a request it can
+/// decide without file facts is still decided, one that needs them passes through untouched.
+#[test]
+fn at_apc_level_no_file_is_queried() {
+    let Some(image) = image() else { return };
+    let mut driver = attached(&image);
+    let apc = shapes().constants.apc_level;
+    let good = FsControlRequest {
+        pre_irql: apc,
+        ..read_request(0, 65536, plain_file())
+    };
+    let (result, reached) = send(&mut driver, &good);
+    assert_eq!(queries(&result), 0, "{:?}", result.calls);
+    assert!(result.calls.contains(&Call::ReadIrql), "{:?}", result.calls);
+    assert_eq!(result.pre, PreResult::NoCallback);
+    assert!(
+        reached,
+        "the file system decides a request odxflt cannot check"
+    );
+    assert_eq!(result.status, NtStatus::STATUS_SUCCESS);
+
+    let misaligned = FsControlRequest {
+        pre_irql: apc,
+        ..read_request(100, 65536, plain_file())
+    };
+    let (result, reached) = send(&mut driver, &misaligned);
+    assert_eq!(result.pre, PreResult::Complete);
+    assert_eq!(result.status, NtStatus::STATUS_INVALID_PARAMETER);
+    assert!(!reached);
+
+    // At PASSIVE_LEVEL the same good request is checked with its file facts.
+    let (result, _) = send(&mut driver, &read_request(0, 65536, plain_file()));
+    assert_eq!(queries(&result), 2, "{:?}", result.calls);
+    finish(driver);
+}
+
+/// Post-operation at DISPATCH_LEVEL: nothing it calls is above that level.
+#[test]
+fn post_operation_at_dispatch_level_is_clean() {
+    let Some(image) = image() else { return };
+    let mut driver = attached(&image);
+    let request = FsControlRequest {
+        post_irql: shapes().constants.dispatch_level,
+        ..read_request(0, 65536, plain_file())
+    };
+    let (result, _) = send(&mut driver, &request);
+    assert_eq!(result.pre, PreResult::WithCallback);
+    assert_eq!(result.status, NtStatus::STATUS_SUCCESS);
+    finish(driver);
+}
+
+/// 4d: two instances on one volume each keep their own context; tearing one down leaves the
+/// other governing, and after teardown starts the torn-down one passes requests through.
+#[test]
+fn two_instances_on_one_volume_are_independent() {
+    let Some(image) = image() else { return };
+    let mut driver = attached(&image);
+    assert_eq!(
+        driver.setup_instance().expect("second setup"),
+        NtStatus::STATUS_SUCCESS
+    );
+    let manual = shapes().constants.fltfl_instance_teardown_manual;
+    driver.teardown_start_on(1, manual).expect("teardown start");
+    // The torn-down instance: untouched, NTFS answers (a misaligned read it would refuse).
+    let mut below_called = false;
+    let mut below = |_: &mut [u8], _: usize| {
+        below_called = true;
+        (NtStatus::STATUS_INVALID_PARAMETER, 0)
+    };
+    let result = driver
+        .fs_control_on(1, &read_request(100, 65536, plain_file()), &mut below)
+        .expect("runs");
+    assert_eq!(result.pre, PreResult::NoCallback);
+    assert!(below_called);
+    assert!(
+        result.status != NtStatus::STATUS_VOLUME_DISMOUNTED,
+        "a detached instance must not invent a dismount"
+    );
+    driver
+        .teardown_complete_on(1, manual)
+        .expect("teardown complete");
+    // The survivor still governs: a misaligned read is refused by odxflt itself.
+    let (result, reached) = send(&mut driver, &read_request(100, 65536, plain_file()));
+    assert_eq!(result.pre, PreResult::Complete);
+    assert_eq!(result.status, NtStatus::STATUS_INVALID_PARAMETER);
+    assert!(!reached);
+    // And a good one is still forwarded and counted in its own slot.
+    let (result, _) = send(&mut driver, &read_request(0, 65536, plain_file()));
+    assert_eq!(result.pre, PreResult::WithCallback);
+    // One context lookup per request.
+    let lookups = result
+        .pre_calls
+        .iter()
+        .filter(|c| **c == Call::GetInstanceContext)
+        .count();
+    assert_eq!(lookups, 1, "{:?}", result.pre_calls);
+    finish(driver);
+}
+
+/// 4c: share-access bits are not the handle's granted access, and a kernel-mode requestor is
+/// trusted: neither is refused by odxflt.
+#[test]
+fn share_access_bits_and_kernel_requestors_are_not_access_checks() {
+    let Some(image) = image() else { return };
+    let mut driver = attached(&image);
+    let no_share_bits = FileObjectFacts {
+        read_access: false,
+        write_access: false,
+        ..plain_file()
+    };
+    for kernel_requestor in [false, true] {
+        let request = FsControlRequest {
+            kernel_requestor,
+            minor_function: if kernel_requestor {
+                shapes().constants.irp_mn_kernel_call
+            } else {
+                shapes().constants.irp_mn_user_fs_request
+            },
+            ..read_request(0, 65536, no_share_bits)
+        };
+        let (result, reached) = send(&mut driver, &request);
+        assert_ne!(result.status, NtStatus::STATUS_ACCESS_DENIED, "{result:?}");
+        assert_eq!(result.pre, PreResult::WithCallback);
+        assert!(reached);
+    }
+    finish(driver);
+}
+
+/// 4b: valid data length from a header odxflt does not own may only trim; a read at or beyond
+/// it goes down for the file system to answer.
+#[test]
+fn a_bogus_low_vdl_never_answers_a_read() {
+    let Some(image) = image() else { return };
+    let mut driver = attached(&image);
+    let bogus = FileObjectFacts {
+        foreign_header: Some(ForeignHeader::Advanced(0)),
+        ..plain_file()
+    };
+    let (result, reached) = send(&mut driver, &read_request(65536, 65536, bogus));
+    assert_eq!(result.pre, PreResult::WithCallback, "{result:?}");
+    assert!(
+        reached,
+        "NTFS must see a read odxflt's VDL says is beyond valid data"
+    );
+    let output = OffloadReadOutput::parse(&result.output).unwrap();
+    assert_eq!(output.transfer_length.get(), 65536);
+
+    let not_advanced = FileObjectFacts {
+        foreign_header: Some(ForeignHeader::NotAdvanced),
+        valid_data_length: 0,
+        ..plain_file()
+    };
+    let (result, reached) = send(&mut driver, &read_request(0, 65536, not_advanced));
+    assert_eq!(result.pre, PreResult::WithCallback);
+    assert!(reached);
+    finish(driver);
+}
+
+/// 4e: a failed file query passes the request through untouched (NTFS decides), it does not
+/// complete the request with the query's status.
+#[test]
+fn a_failed_file_query_passes_the_request_through() {
+    let Some(image) = image() else { return };
+    let mut driver = attached(&image);
+    for status in [
+        NtStatus::STATUS_FILE_DELETED,
+        NtStatus::STATUS_INSUFFICIENT_RESOURCES,
+        NtStatus::STATUS_INVALID_PARAMETER,
+        NtStatus::STATUS_VOLUME_DISMOUNTED,
+    ] {
+        kernel::with(|k| k.fail_next_file_query = Some(status));
+        let (result, reached) = send(&mut driver, &read_request(0, 65536, plain_file()));
+        assert_eq!(result.pre, PreResult::NoCallback, "{status}: {result:?}");
+        assert!(reached, "{status}");
+        assert_eq!(result.status, NtStatus::STATUS_SUCCESS, "{status}");
+    }
+    finish(driver);
+}
+
+/// 4h: trimming CopyLength rewrites the system buffer, not the parameter block: no dirty mark.
+#[test]
+fn a_trimmed_request_is_not_marked_dirty() {
+    let Some(image) = image() else { return };
+    let mut driver = attached(&image);
+    // A read that runs past end of file is trimmed at EOF rounded up to a sector.
+    let (result, _) = send(&mut driver, &read_request(0, 4 * MIB as u64, plain_file()));
+    assert_eq!(result.pre, PreResult::WithCallback);
+    assert!(result.input_rewritten, "the read should have been trimmed");
+    assert!(!result.dirty);
+    assert!(!result.parameters_changed);
+    assert!(!result.calls.contains(&Call::SetCallbackDataDirty));
+    finish(driver);
+}
+
+/// Instance setup is offered for every file system type in the table's FLT_FILESYSTEM_TYPE:
+/// odxflt attaches to NTFS and ReFS only.
+#[test]
+fn only_ntfs_and_refs_are_attached() {
+    let Some(image) = image() else { return };
+    let volume = diff::volume_info(&VolumeConfig::default()).0;
+    let mut driver = LoadedDriver::load(&image, volume).expect("loads");
+    let table = odx_pe_harness::layouts::table().unwrap();
+    let types: Vec<(String, u64)> = table
+        .constants_with_prefix("FLT_FSTYPE_")
+        .map(|(name, value, _)| (name.to_owned(), value))
+        .collect();
+    assert!(types.len() >= 20, "{types:?}");
+    for (name, value) in types {
+        let status = driver
+            .setup_instance_for(i32::try_from(value).unwrap())
+            .expect("setup runs");
+        let wanted = matches!(name.as_str(), "FLT_FSTYPE_NTFS" | "FLT_FSTYPE_REFS");
+        assert_eq!(status.is_success(), wanted, "{name} ({value}): {status}");
+    }
+    finish(driver);
+}
+
+/// Rewrites the image's load of `FsControlCode` so it reads `FLT_PARAMETERS+8` (where
+/// windows-sys 0.61.2 puts the control code and Windows puts `InputBufferLength`) instead of
+/// +16: the bug of the last review, re-created in the shipped image. Finds
+/// `mov r32, [r64 + disp8]` shortly before `cmp r32, FSCTL_OFFLOAD_READ` and lowers its
+/// displacement by 8. Returns how many loads were rewritten.
+fn with_windows_sys_fsctl_layout(image: &mut [u8]) -> usize {
+    let code = odx_core::FSCTL_OFFLOAD_READ.to_le_bytes();
+    let mut patched = 0;
+    let mut at = 0;
+    while at + 6 <= image.len() {
+        let cmp =
+            image[at] == 0x81 && image[at + 1] & 0xF8 == 0xF8 && image[at + 2..at + 6] == code;
+        if cmp {
+            for back in 3..=8 {
+                let Some(load) = at.checked_sub(back) else {
+                    break;
+                };
+                let (opcode, modrm) = (image[load], image[load + 1]);
+                if opcode == 0x8B && modrm & 0xC0 == 0x40 && image[load + 2] >= 8 {
+                    image[load + 2] -= 8;
+                    patched += 1;
+                    break;
+                }
+            }
+        }
+        at += 1;
+    }
+    patched
+}
+
+/// The harness catches the class of bug the last review found: an image that reads the FSCTL
+/// fields at windows-sys' offsets fails the differential run, naming the requests.
+#[test]
+fn an_image_with_the_windows_sys_fsctl_layout_fails_the_harness() {
+    let Some(mut image) = image() else { return };
+    let patched = with_windows_sys_fsctl_layout(&mut image);
+    assert!(
+        patched >= 1,
+        "no `mov r32, [r64+disp8]; cmp r32, 0x94264` sequence found: update the pattern"
+    );
+    let summary = diff::run_all(&image, &diff::default_scenarios()).expect("harness runs");
+    assert!(!summary.ok(), "the old layout passed: {}", summary.line());
+    let problems: Vec<String> = summary
+        .reports
+        .iter()
+        .flat_map(|r| r.describe_problems())
+        .collect();
+    let named = problems
+        .iter()
+        .find(|p| p.contains(".toml step"))
+        .expect("a problem naming a scenario step");
+    println!("{}\n{named}", summary.line());
+    // And a real offload read never reaches odxflt's decision.
+    let mut driver = attached(&image);
+    let (result, _) = send(&mut driver, &read_request(0, 65536, plain_file()));
+    assert_eq!(result.pre, PreResult::NoCallback);
+    finish(driver);
+}
