@@ -1,7 +1,7 @@
 //! Linker settings of the driver image.
 //!
 //! - WDK build (feature `wdk`, Windows host): `wdk_build::configure_wdk_binary_build()` emits
-//!   windows-drivers-rs' KMDF settings (library paths, `/ENTRY:FxDriverEntry`, WDK libraries).
+//!   windows-drivers-rs' WDM settings (library paths, `/ENTRY:DriverEntry`, WDK libraries).
 //! - Linux cross build (`scripts/cross-build-driver.sh`, target `x86_64-pc-windows-msvc`,
 //!   lld-link): the same kernel-driver flags, minus what needs the WDK, are emitted here.
 //!   [`KERNEL_LINK_ARGS`] lists them next to the wdk-build flag each one mirrors; docs/driver.md
@@ -11,7 +11,7 @@
 //! Both Windows builds also compile the C shim `shim/seh_copy.c` (the port's guarded copies of
 //! caller buffers, [`seh_shim`]) with the `cc` crate into the static library `odx_seh`.
 
-/// The flags wdk-build 0.6 (`Config::configure_binary_build`, KMDF) passes to `link.exe`,
+/// The flags wdk-build 0.6 (`Config::configure_binary_build`, WDM) passes to `link.exe`,
 /// as given to lld-link for the Linux-built image.
 const KERNEL_LINK_ARGS: &[&str] = &[
     // wdk-build: /DRIVER /NODEFAULTLIB /SUBSYSTEM:NATIVE /KERNEL (WindowsDriver.KernelMode.props).
@@ -22,8 +22,8 @@ const KERNEL_LINK_ARGS: &[&str] = &[
     "/SUBSYSTEM:NATIVE",
     "/KERNEL",
     "/IGNORE:4257",
-    // wdk-build: /ENTRY:FxDriverEntry (KMDF stub from WdfDriverEntry.lib, absent on Linux):
-    // the Linux image enters DriverEntry directly (docs/driver.md, "KMDF and the Linux build").
+    // wdk-build (WDM): /ENTRY:DriverEntry; both builds enter at DriverEntry (docs/driver.md,
+    // "WDM: one entry path").
     "/ENTRY:DriverEntry",
     // wdk-build: /NXCOMPAT /DYNAMICBASE (Microsoft.Link.Common.props)
     "/NXCOMPAT",
