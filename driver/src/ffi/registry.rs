@@ -88,7 +88,14 @@ impl Key {
         // SAFETY: PASSIVE_LEVEL (DriverEntry); `attributes` and the name it points to outlive
         // the call; `key` is a valid out pointer.
         let status = unsafe { ZwOpenKey(&mut key, KEY_READ, &attributes) };
-        (nt_success(status) && !key.is_null()).then_some(Self(key))
+        // Lazily: a `Key` built for a failed open would close a handle that was never opened
+        // on drop (ObCloseHandle of an invalid kernel handle bugchecks with
+        // INVALID_KERNEL_HANDLE). Found by the PE harness's fault injection (ZwOpenKey failing).
+        if nt_success(status) && !key.is_null() {
+            Some(Self(key))
+        } else {
+            None
+        }
     }
 }
 
