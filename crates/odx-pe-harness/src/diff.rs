@@ -178,7 +178,45 @@ pub struct StepReport {
     pub known: Option<KnownDifference>,
     /// What did not agree.
     pub problems: Vec<String>,
+    /// The kernel calls the request cost the image (when it reached the binary).
+    pub cost: Option<Cost>,
 }
+
+/// What one request cost in kernel calls (issue 11: at most 2 file-system queries, 1 context
+/// lookup and 1 allocation per forwarded request; a refused request allocates nothing).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Cost {
+    /// The pre-operation's verdict.
+    pub pre: Option<PreResult>,
+    /// `FltQueryInformationFile` calls.
+    pub file_queries: usize,
+    /// `FltGetInstanceContext` calls.
+    pub context_lookups: usize,
+    /// `ExAllocatePoolWithTag` calls.
+    pub allocations: usize,
+}
+
+impl Cost {
+    /// The calls of one request.
+    #[must_use]
+    pub fn of(result: &crate::driver::FsControlResult) -> Self {
+        let count = |f: fn(&kernel::Call) -> bool| result.calls.iter().filter(|c| f(c)).count();
+        Self {
+            pre: Some(result.pre),
+            file_queries: count(|c| matches!(c, kernel::Call::QueryInformationFile(_))),
+            context_lookups: count(|c| matches!(c, kernel::Call::GetInstanceContext)),
+            allocations: count(|c| matches!(c, kernel::Call::AllocatePool(..))),
+        }
+    }
+}
+
+/// The budget of issue 11 for a forwarded request.
+pub const COST_BUDGET: Cost = Cost {
+    pre: None,
+    file_queries: 2,
+    context_lookups: 1,
+    allocations: 1,
+};
 
 /// One scenario.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -266,10 +304,70 @@ pub struct Summary {
 }
 
 impl Summary {
-    /// Everything agreed (up to the listed differences), nothing leaked, nothing stale.
+    /// Everything agreed (up to the listed differences), nothing leaked, nothing stale, and
+    /// every request within the kernel-call budget.
     #[must_use]
     pub fn ok(&self) -> bool {
-        self.stale.is_empty() && self.reports.iter().all(ScenarioReport::ok)
+        self.stale.is_empty()
+            && self.reports.iter().all(ScenarioReport::ok)
+            && self.costs_within_budget()
+    }
+
+    /// The most each forwarded request cost, and the most a refused one allocated.
+    #[must_use]
+    pub fn max_costs(&self) -> (Cost, usize) {
+        let costs = self
+            .reports
+            .iter()
+            .flat_map(|r| r.steps.iter())
+            .filter_map(|s| s.cost);
+        let mut forwarded = Cost::default();
+        let mut refused_allocations = 0;
+        for cost in costs {
+            match cost.pre {
+                Some(PreResult::WithCallback) => {
+                    forwarded.file_queries = forwarded.file_queries.max(cost.file_queries);
+                    forwarded.context_lookups =
+                        forwarded.context_lookups.max(cost.context_lookups);
+                    forwarded.allocations = forwarded.allocations.max(cost.allocations);
+                }
+                Some(PreResult::Complete) => {
+                    refused_allocations = refused_allocations.max(cost.allocations);
+                }
+                _ => {}
+            }
+        }
+        (forwarded, refused_allocations)
+    }
+
+    /// Issue 11's budget holds.
+    #[must_use]
+    pub fn costs_within_budget(&self) -> bool {
+        let (forwarded, refused) = self.max_costs();
+        forwarded.file_queries <= COST_BUDGET.file_queries
+            && forwarded.context_lookups <= COST_BUDGET.context_lookups
+            && forwarded.allocations <= COST_BUDGET.allocations
+            && refused == 0
+    }
+
+    /// The kernel-call line: the maxima against the budget.
+    #[must_use]
+    pub fn costs_line(&self) -> String {
+        let (forwarded, refused) = self.max_costs();
+        format!(
+            "kernel calls per forwarded request: at most {} file-system queries, {} context lookups, {} allocations (budget {}/{}/{}); a refused request: at most {refused} allocations (budget 0){}",
+            forwarded.file_queries,
+            forwarded.context_lookups,
+            forwarded.allocations,
+            COST_BUDGET.file_queries,
+            COST_BUDGET.context_lookups,
+            COST_BUDGET.allocations,
+            if self.costs_within_budget() {
+                ""
+            } else {
+                " — OVER BUDGET"
+            }
+        )
     }
 
     /// Leaked objects over all scenarios.
@@ -387,7 +485,7 @@ fn splitmix(state: &mut u64) -> u64 {
     z ^ (z >> 31)
 }
 
-fn pseudo_random(seed: u64, len: usize) -> Vec<u8> {
+pub(crate) fn pseudo_random(seed: u64, len: usize) -> Vec<u8> {
     let mut state = seed;
     let mut bytes = Vec::with_capacity(len + 8);
     while bytes.len() < len {
@@ -399,7 +497,7 @@ fn pseudo_random(seed: u64, len: usize) -> Vec<u8> {
 
 /// A token no storage issued, with the simulated array's header: only the key lookup catches it.
 /// The same bytes go to both sides.
-fn forged_token(seed: u64) -> StorageOffloadToken {
+pub(crate) fn forged_token(seed: u64) -> StorageOffloadToken {
     let mut key: TokenKey = [0; TOKEN_KEY_LEN];
     key.copy_from_slice(&pseudo_random(seed, TOKEN_KEY_LEN));
     let token = token_for_key(&key);
@@ -444,14 +542,14 @@ impl Renamer {
 }
 
 /// One side's state across a scenario.
-struct Side {
-    stack: Stack<MemStore>,
+pub(crate) struct Side {
+    pub(crate) stack: Stack<MemStore>,
     tokens: HashMap<String, StorageOffloadToken>,
     renamer: Renamer,
 }
 
 impl Side {
-    fn new(scenario: &Scenario) -> Result<Self> {
+    pub(crate) fn new(scenario: &Scenario) -> Result<Self> {
         Ok(Self {
             stack: scenario
                 .build(MemStore::new())
@@ -461,7 +559,7 @@ impl Side {
         })
     }
 
-    fn file(&self, name: Option<&String>) -> Result<FileId> {
+    pub(crate) fn file(&self, name: Option<&String>) -> Result<FileId> {
         let name = name.ok_or_else(|| anyhow!("step without file"))?;
         self.stack
             .volume()
@@ -469,7 +567,7 @@ impl Side {
             .ok_or_else(|| anyhow!("no file {name:?}"))
     }
 
-    fn open(&mut self, spec: &StepSpec) -> Result<HandleId> {
+    pub(crate) fn open(&mut self, spec: &StepSpec) -> Result<HandleId> {
         let id = self.file(spec.file.as_ref())?;
         let handle = self.stack.open(id, access_mask(spec.access.as_ref()))?;
         if spec.closed {
@@ -491,7 +589,11 @@ impl Side {
         }
     }
 
-    fn input(&self, spec: &StepSpec, forged: StorageOffloadToken) -> (OffloadOp, Vec<u8>, usize) {
+    pub(crate) fn input(
+        &self,
+        spec: &StepSpec,
+        forged: StorageOffloadToken,
+    ) -> (OffloadOp, Vec<u8>, usize) {
         if spec.op == Op::Read {
             let mut input = OffloadReadInput::new(spec.offset, spec.length, spec.ttl_ms);
             if let Some(size) = spec.size_field {
@@ -513,7 +615,7 @@ impl Side {
 
     /// Keeps the token a read returned (an all-zero token when it failed), as the scenario
     /// runner does.
-    fn keep_token(&mut self, spec: &StepSpec, status: NtStatus, raw_output: &[u8]) {
+    pub(crate) fn keep_token(&mut self, spec: &StepSpec, status: NtStatus, raw_output: &[u8]) {
         if spec.op != Op::Read {
             return;
         }
@@ -527,14 +629,14 @@ impl Side {
     }
 }
 
-const fn code_of(op: OffloadOp) -> u32 {
+pub(crate) const fn code_of(op: OffloadOp) -> u32 {
     match op {
         OffloadOp::Read => FSCTL_OFFLOAD_READ,
         OffloadOp::Write => FSCTL_OFFLOAD_WRITE,
     }
 }
 
-fn seed(scenario: &str, index: usize) -> u64 {
+pub(crate) fn seed(scenario: &str, index: usize) -> u64 {
     scenario
         .bytes()
         .chain(index.to_le_bytes())
@@ -543,10 +645,36 @@ fn seed(scenario: &str, index: usize) -> u64 {
         })
 }
 
+/// How a run varies what Windows hands the image, beyond the scenario itself (the fault and
+/// stress runs; the differential run uses [`Variant::AS_WRITTEN`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Variant {
+    /// IRQL of every pre-operation.
+    pub pre_irql: u8,
+    /// IRQL of every post-operation.
+    pub post_irql: u8,
+    /// Every request comes from kernel mode, with this minor function
+    /// (`IRP_MN_KERNEL_CALL`, or `IRP_MN_USER_FS_REQUEST` as the SMB server sends them).
+    pub kernel_requests: Option<u8>,
+    /// Every file's `FsContext` belongs to another driver.
+    pub foreign_header: Option<crate::driver::ForeignHeader>,
+}
+
+impl Variant {
+    /// The scenario as written, at PASSIVE_LEVEL.
+    pub const AS_WRITTEN: Self = Self {
+        pre_irql: 0,
+        post_irql: 0,
+        kernel_requests: None,
+        foreign_header: None,
+    };
+}
+
 /// Sends one offload FSCTL through the I/O manager model and the binary, over `side`'s volume.
 #[allow(clippy::too_many_arguments)]
-fn through_binary(
+pub(crate) fn through_binary(
     driver: &mut LoadedDriver,
+    variant: &Variant,
     side: &mut Side,
     handle: HandleId,
     op: OffloadOp,
@@ -563,6 +691,11 @@ fn through_binary(
         .stack
         .handle(handle)
         .ok_or_else(|| anyhow!("no handle"))?;
+    let requestor = if variant.kernel_requests.is_some() {
+        RequestorMode::Kernel
+    } else {
+        requestor
+    };
     // The I/O manager runs before any filter: same model as the simulator's stack.
     if let Err(status) = io_manager_precheck(
         op,
@@ -585,7 +718,7 @@ fn through_binary(
         cleanup_complete: state.closed,
         transacted: entry.markers.contains(StreamMarkers::TRANSACTED),
         valid_data_length: i64::try_from(entry.valid_data_length).unwrap_or(i64::MAX),
-        foreign_header: None,
+        foreign_header: variant.foreign_header,
         info: FileInfo {
             attributes: entry.attributes.bits(),
             end_of_file: eof,
@@ -595,13 +728,15 @@ fn through_binary(
         },
     };
     let request = FsControlRequest {
-        pre_irql: 0,
-        post_irql: 0,
-        minor_function: shapes().constants.irp_mn_user_fs_request,
+        pre_irql: variant.pre_irql,
+        post_irql: variant.post_irql,
+        minor_function: variant
+            .kernel_requests
+            .unwrap_or(shapes().constants.irp_mn_user_fs_request),
         code: code_of(op),
         input,
         output_len,
-        kernel_requestor: requestor == RequestorMode::Kernel,
+        kernel_requestor: requestor == RequestorMode::Kernel || variant.kernel_requests.is_some(),
         file,
     };
     let volume = side.stack.volume_mut();
@@ -715,7 +850,7 @@ fn compare_volumes(scenario: &Scenario, sim: &Side, bin: &Side) -> Result<Vec<St
     Ok(problems)
 }
 
-fn file_name(path: &str) -> String {
+pub(crate) fn file_name(path: &str) -> String {
     Path::new(path)
         .file_name()
         .map_or_else(|| path.to_owned(), |n| n.to_string_lossy().into_owned())
@@ -776,6 +911,7 @@ pub fn run_scenario(
             pre: None,
             known: None,
             problems: Vec::new(),
+            cost: None,
         };
         match spec.op {
             Op::Read | Op::Write => {
@@ -794,6 +930,7 @@ pub fn run_scenario(
                 sim.keep_token(spec, outcome.status, &outcome.output);
                 let (status, information, output, result) = through_binary(
                     &mut driver,
+                    &Variant::AS_WRITTEN,
                     &mut bin,
                     bin_handle,
                     op,
@@ -872,6 +1009,7 @@ pub fn run_scenario(
                 }
                 if let Some(result) = &result {
                     report.pre = Some(result.pre);
+                    report.cost = Some(Cost::of(result));
                     check_request(result, &mut report);
                 }
                 report.simulator = Some(simulator);

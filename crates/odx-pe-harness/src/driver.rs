@@ -8,6 +8,7 @@ use anyhow::{Context, Result, anyhow, bail, ensure};
 use odx_core::NtStatus;
 
 use crate::kernel::registry::OwnedUnicode;
+use crate::kernel::fault::Fault;
 use crate::kernel::{
     self, Call, FileInfo, INSTANCE_HANDLE, InstanceState, KernelResolver, Leaks, PostFn, PreFn,
     Registration, SetupFn, TeardownFn, UnloadFn, VolumeInfo, core, irql, nt,
@@ -128,6 +129,22 @@ impl FsControlResult {
     }
 }
 
+/// What `DriverEntry` did.
+#[derive(Debug)]
+pub enum Load {
+    /// Registered and started.
+    Started(LoadedDriver),
+    /// `DriverEntry` failed (as it may when a kernel routine fails).
+    Refused {
+        /// Its status.
+        status: NtStatus,
+        /// What it left behind.
+        leaks: Leaks,
+        /// Misuse recorded.
+        errors: Vec<String>,
+    },
+}
+
 /// A loaded and started odxflt.sys with its mock kernel (thread-local: one per thread).
 pub struct LoadedDriver {
     image: Image,
@@ -178,8 +195,26 @@ impl LoadedDriver {
         volume: VolumeInfo,
         default_policy: Option<u32>,
     ) -> Result<Self> {
+        match Self::load_with_fault(image_bytes, volume, default_policy, None)? {
+            Load::Started(driver) => Ok(driver),
+            Load::Refused { status, .. } => bail!("DriverEntry failed with {status}"),
+        }
+    }
+
+    /// [`Self::load_with_policy`] with one kernel routine made to fail (`kernel::fault`). A
+    /// `DriverEntry` that fails is not an error here: what it left behind is returned.
+    ///
+    /// # Errors
+    /// Loading fails, or `DriverEntry` succeeded without registering and starting the filter.
+    pub fn load_with_fault(
+        image_bytes: &[u8],
+        volume: VolumeInfo,
+        default_policy: Option<u32>,
+        fault: Option<Fault>,
+    ) -> Result<Load> {
         let image = Image::load(image_bytes, &KernelResolver)?;
         kernel::install(volume, default_policy)?;
+        kernel::with(|k| k.faults.plan = fault);
         let d = shapes().driver_object;
         let mut driver_object = Blob::new(d.size);
         driver_object.put::<i16>(d.type_field, 4); // IO_TYPE_DRIVER
@@ -202,7 +237,30 @@ impl LoadedDriver {
         // are bound to this module's kernel.
         let status =
             core(unsafe { entry(driver.driver_object.as_ptr(), registry.string.as_ptr()) });
-        ensure!(status.is_success(), "DriverEntry failed with {status}");
+        if !status.is_success() {
+            // Filter Manager never calls a driver whose DriverEntry failed; the image is
+            // unmapped. Whatever it left registered, allocated or open is a leak.
+            let (leaks, errors, registered) = kernel::with(|k| {
+                (
+                    k.leaks(),
+                    k.errors.clone(),
+                    k.registration.is_some() && !k.unregistered,
+                )
+            })
+            .ok_or_else(|| anyhow!("mock kernel missing"))?;
+            let mut errors = errors;
+            if registered {
+                errors.push(format!(
+                    "DriverEntry failed with {status} but left the filter registered"
+                ));
+            }
+            driver.unloaded = true;
+            return Ok(Load::Refused {
+                status,
+                leaks,
+                errors,
+            });
+        }
         let (registration, started) = kernel::with(|k| (k.registration.clone(), k.started))
             .ok_or_else(|| anyhow!("mock kernel missing"))?;
         driver.registration =
@@ -214,7 +272,7 @@ impl LoadedDriver {
                 "registered callback {address:#x} is outside the image"
             );
         }
-        Ok(driver)
+        Ok(Load::Started(driver))
     }
 
     /// The image.
@@ -392,12 +450,30 @@ impl LoadedDriver {
     ///
     /// # Errors
     /// The image returned an unknown callback status, or the mock kernel is gone.
-    #[allow(clippy::too_many_lines)]
     pub fn fs_control_on(
         &mut self,
         index: usize,
         request: &FsControlRequest,
         below: Below<'_>,
+    ) -> Result<FsControlResult> {
+        self.fs_control_between(index, request, below, &mut |_| Ok(false))
+    }
+
+    /// [`Self::fs_control_on`], with `between` run while a forwarded request is outstanding
+    /// (after pre-operation and the layers below, before post-operation): it may tear the
+    /// instance down or unload; when it returns `true`, post-operation is delivered with
+    /// `FLTFL_POST_OPERATION_DRAINING`, as Filter Manager drains outstanding operations during
+    /// teardown.
+    ///
+    /// # Errors
+    /// As [`Self::fs_control_on`], or what `between` returns.
+    #[allow(clippy::too_many_lines)]
+    pub fn fs_control_between(
+        &mut self,
+        index: usize,
+        request: &FsControlRequest,
+        below: Below<'_>,
+        between: &mut dyn FnMut(&mut Self) -> Result<bool>,
     ) -> Result<FsControlResult> {
         let s = shapes();
         let c = s.constants;
@@ -535,12 +611,18 @@ impl LoadedDriver {
             data.put::<i32>(d.status, nt(status));
             data.put::<usize>(d.information, information);
             let post = post.ok_or_else(|| anyhow!("WITH_CALLBACK without a post-operation"))?;
+            let draining = between(self)?;
+            let flags = if draining {
+                c.fltfl_post_operation_draining
+            } else {
+                0
+            };
             irql::set(request.post_irql);
             let reads = irql::cr8_reads();
             // SAFETY: the image's post-operation callback, with the same callback data and
-            // the completion context its pre-operation set, not draining.
+            // the completion context its pre-operation set (draining or not), once.
             let post_status =
-                unsafe { post(data.as_ptr(), objects.as_ptr(), completion_context, 0) };
+                unsafe { post(data.as_ptr(), objects.as_ptr(), completion_context, flags) };
             irql::note_reads(reads);
             irql::set(0);
             ensure!(

@@ -16,6 +16,7 @@
 pub mod below;
 pub mod diff;
 pub mod driver;
+pub mod faults;
 pub mod kernel;
 pub mod layouts;
 pub mod pe;

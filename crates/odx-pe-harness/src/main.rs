@@ -34,6 +34,8 @@ mod harness {
         let mut image = diff::default_image();
         let mut scenarios = diff::default_scenarios();
         let mut verbose = false;
+        let mut faults = false;
+        let mut fault_scenarios: Option<usize> = None;
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
             match arg.as_str() {
@@ -42,8 +44,15 @@ mod harness {
                     scenarios = PathBuf::from(args.next().context("--scenarios needs a path")?);
                 }
                 "-v" | "--verbose" => verbose = true,
+                "--faults" => faults = true,
+                "--fault-scenarios" => {
+                    let n = args.next().context("--fault-scenarios needs a count")?;
+                    fault_scenarios = Some(n.parse().context("--fault-scenarios: not a count")?);
+                }
                 "-h" | "--help" => {
-                    println!("usage: odx-pe-harness [--image PATH] [--scenarios DIR] [--verbose]");
+                    println!(
+                        "usage: odx-pe-harness [--image PATH] [--scenarios DIR] [--verbose] [--faults [--fault-scenarios N]]"
+                    );
                     return Ok(ExitCode::SUCCESS);
                 }
                 other => bail!("unknown argument {other:?} (try --help)"),
@@ -59,6 +68,22 @@ mod harness {
         let bytes =
             std::fs::read(&image).with_context(|| format!("reading {}", image.display()))?;
         let started = Instant::now();
+        if faults {
+            let summary = odx_pe_harness::faults::run_all(&bytes, &scenarios, fault_scenarios)?;
+            for problem in &summary.problems {
+                println!("odx-pe-harness: FAULT {problem}");
+            }
+            println!(
+                "odx-pe-harness: {} ({:.1} s)",
+                summary.line(),
+                started.elapsed().as_secs_f64()
+            );
+            return Ok(if summary.ok() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            });
+        }
         {
             let volume = diff::volume_info(&odx_sim::VolumeConfig::default()).0;
             let driver = LoadedDriver::load(&bytes, volume)?;
@@ -136,6 +161,7 @@ mod harness {
             );
         }
         let _ = KNOWN_DIFFERENCES;
+        println!("odx-pe-harness: {}", summary.costs_line());
         println!(
             "odx-pe-harness: {} ({:.1} s)",
             summary.line(),

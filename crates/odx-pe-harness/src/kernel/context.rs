@@ -10,6 +10,7 @@ use std::ffi::c_void;
 
 use odx_core::NtStatus;
 
+use super::fault::Point;
 use super::filter::check_filter;
 use super::{
     Call, ContextBlock, Kernel, STATUS_FLT_CONTEXT_ALREADY_DEFINED, STATUS_INVALID_PARAMETER,
@@ -90,6 +91,9 @@ unsafe extern "win64" fn flt_allocate_context(
     let result = with(|k| {
         k.calls.push(Call::AllocateContext(context_type));
         k.require_irql("FltAllocateContext", APC_LEVEL);
+        if let Some(status) = k.faults.hit(Point::AllocateContext) {
+            return Err(status);
+        }
         if !check_filter(k, "FltAllocateContext", filter) || returned.is_null() {
             return Err(STATUS_INVALID_PARAMETER);
         }
@@ -145,6 +149,9 @@ unsafe extern "win64" fn flt_set_instance_context(
     let result = with(|k| {
         k.calls.push(Call::SetInstanceContext(operation));
         k.require_irql("FltSetInstanceContext", APC_LEVEL);
+        if let Some(status) = k.faults.hit(Point::SetInstanceContext) {
+            return (Err(status), None);
+        }
         let address = new_context as usize;
         let type_ok = k
             .contexts
@@ -213,6 +220,9 @@ unsafe extern "win64" fn flt_get_instance_context(
     let result = with(|k| {
         k.calls.push(Call::GetInstanceContext);
         k.require_irql("FltGetInstanceContext", APC_LEVEL);
+        if let Some(status) = k.faults.hit(Point::GetInstanceContext) {
+            return Err(status);
+        }
         if context.is_null() {
             k.error("FltGetInstanceContext: NULL out pointer".to_owned());
             return Err(STATUS_INVALID_PARAMETER);

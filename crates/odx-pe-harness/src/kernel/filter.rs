@@ -7,6 +7,7 @@ use std::ffi::c_void;
 
 use odx_core::NtStatus;
 
+use super::fault::Point;
 use super::{Call, InstanceState, Kernel, STATUS_INVALID_PARAMETER, with};
 use super::{FILTER_HANDLE, VOLUME_HANDLE, nt};
 use crate::layouts::{Blob, read, shapes};
@@ -216,6 +217,9 @@ unsafe extern "win64" fn flt_register_filter(
     let status = with(|k| {
         k.calls.push(Call::RegisterFilter);
         k.require_irql("FltRegisterFilter", PASSIVE_LEVEL);
+        if let Some(status) = k.faults.hit(Point::RegisterFilter) {
+            return status;
+        }
         if driver.is_null() || filter.is_null() {
             k.error("FltRegisterFilter: NULL driver object or out pointer".to_owned());
             return STATUS_INVALID_PARAMETER;
@@ -257,6 +261,9 @@ unsafe extern "win64" fn flt_start_filtering(filter: isize) -> i32 {
     nt(with(|k| {
         k.calls.push(Call::StartFiltering);
         k.require_irql("FltStartFiltering", PASSIVE_LEVEL);
+        if let Some(status) = k.faults.hit(Point::StartFiltering) {
+            return status;
+        }
         if !check_filter(k, "FltStartFiltering", filter) {
             return STATUS_INVALID_PARAMETER;
         }

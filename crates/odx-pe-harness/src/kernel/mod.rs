@@ -14,6 +14,7 @@
 //! [`Kernel::errors`] and answered with a failure status, as a checked build of the kernel would.
 
 pub mod context;
+pub mod fault;
 pub mod filter;
 pub mod irql;
 pub mod pool;
@@ -249,6 +250,8 @@ pub struct Kernel {
     /// The next `FltQueryInformationFile` fails with this status (a fault the documentation
     /// allows: e.g. STATUS_FILE_DELETED, STATUS_INSUFFICIENT_RESOURCES).
     pub fail_next_file_query: Option<NtStatus>,
+    /// The one fault to inject in this run, and how often each failable routine was called.
+    pub faults: fault::Faults,
     pool: BTreeMap<usize, Block>,
     contexts: BTreeMap<usize, ContextBlock>,
     files: HashMap<usize, FileInfo>,
@@ -298,6 +301,7 @@ pub fn install(volume: VolumeInfo, default_policy: Option<u32>) -> anyhow::Resul
             volume,
             irql: 0,
             fail_next_file_query: None,
+            faults: fault::Faults::default(),
             pool: BTreeMap::new(),
             contexts: BTreeMap::new(),
             files: HashMap::new(),

@@ -2,6 +2,7 @@
 
 use std::ffi::c_void;
 
+use super::fault::Point;
 use super::{Block, Call, allocate, with};
 
 /// `DISPATCH_LEVEL`: the most either pool routine allows for non-paged pool.
@@ -24,6 +25,9 @@ unsafe extern "win64" fn ex_allocate_pool_with_tag(
     with(|k| {
         k.calls.push(Call::AllocatePool(bytes, tag));
         k.require_irql("ExAllocatePoolWithTag", DISPATCH_LEVEL);
+        if k.faults.hit(Point::AllocatePool).is_some() {
+            return std::ptr::null_mut();
+        }
         let Some((address, layout)) = allocate(bytes) else {
             return std::ptr::null_mut();
         };

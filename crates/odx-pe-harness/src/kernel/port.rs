@@ -6,6 +6,7 @@ use std::ffi::c_void;
 
 use odx_core::NtStatus;
 
+use super::fault::Point;
 use super::filter::check_filter;
 use super::{Call, STATUS_INVALID_PARAMETER, allocate, nt, with};
 
@@ -34,6 +35,9 @@ unsafe extern "win64" fn flt_build_default_security_descriptor(
     let built = with(|k| {
         k.calls.push(Call::SecurityDescriptor);
         k.require_irql("FltBuildDefaultSecurityDescriptor", PASSIVE_LEVEL);
+        if k.faults.hit(Point::BuildDefaultSecurityDescriptor).is_some() {
+            return None;
+        }
         let (address, layout) = allocate(64)?;
         k.descriptors.insert(address, layout);
         Some(address)
@@ -77,6 +81,9 @@ unsafe extern "win64" fn flt_create_communication_port(
     let status = with(|k| {
         k.calls.push(Call::CreateCommunicationPort);
         k.require_irql("FltCreateCommunicationPort", PASSIVE_LEVEL);
+        if let Some(status) = k.faults.hit(Point::CreateCommunicationPort) {
+            return status;
+        }
         if !check_filter(k, "FltCreateCommunicationPort", filter) || port.is_null() {
             return STATUS_INVALID_PARAMETER;
         }

@@ -8,6 +8,7 @@ use std::ffi::c_void;
 
 use odx_core::NtStatus;
 
+use super::fault::Point;
 use super::{
     Call, Kernel, STATUS_INVALID_INFO_CLASS, STATUS_INVALID_PARAMETER, VOLUME_HANDLE, nt, with,
     write_out,
@@ -41,17 +42,22 @@ unsafe extern "win64" fn flt_query_volume_information(
     let volume = with(|k| {
         k.calls.push(Call::QueryVolumeInformation(class));
         k.require_irql("FltQueryVolumeInformation", PASSIVE_LEVEL);
+        if let Some(status) = k.faults.hit(Point::QueryVolumeInformation) {
+            return Some(Err(status));
+        }
         if !known_instance(k, instance) {
             k.error(format!(
                 "FltQueryVolumeInformation: bad instance {instance:#x}"
             ));
             return None;
         }
-        Some(k.volume)
+        Some(Ok(k.volume))
     })
     .flatten();
-    let Some(volume) = volume else {
-        return nt(STATUS_INVALID_PARAMETER);
+    let volume = match volume {
+        Some(Ok(volume)) => volume,
+        Some(Err(status)) => return nt(status),
+        None => return nt(STATUS_INVALID_PARAMETER),
     };
     let s = shapes();
     let c = s.constants;
@@ -103,16 +109,20 @@ unsafe extern "win64" fn flt_is_volume_writable(object: *const c_void, writable:
     let answer = with(|k| {
         k.calls.push(Call::IsVolumeWritable);
         k.require_irql("FltIsVolumeWritable", APC_LEVEL);
+        if let Some(status) = k.faults.hit(Point::IsVolumeWritable) {
+            return Some(Err(status));
+        }
         let handle = object as isize;
         if !(handle == VOLUME_HANDLE || known_instance(k, handle)) || writable.is_null() {
             k.error(format!("FltIsVolumeWritable: bad object {handle:#x}"));
             return None;
         }
-        Some(k.volume.writable)
+        Some(Ok(k.volume.writable))
     })
     .flatten();
     match answer {
-        Some(value) => {
+        Some(Err(status)) => nt(status),
+        Some(Ok(value)) => {
             // SAFETY: `writable` is the caller's non-NULL out pointer (checked above).
             unsafe { writable.write(value) };
             nt(NtStatus::STATUS_SUCCESS)
@@ -142,6 +152,9 @@ unsafe extern "win64" fn flt_query_information_file(
             return None;
         }
         if let Some(status) = k.fail_next_file_query.take() {
+            return Some(Err(status));
+        }
+        if let Some(status) = k.faults.hit(Point::QueryInformationFile) {
             return Some(Err(status));
         }
         let file = k.files.get(&(file_object as usize)).copied();

@@ -7,6 +7,7 @@ use std::ffi::c_void;
 
 use odx_core::NtStatus;
 
+use super::fault::Point;
 use super::{Call, STATUS_INVALID_INFO_CLASS, STATUS_INVALID_PARAMETER, nt, with};
 use crate::layouts::{Blob, read, shapes};
 
@@ -95,6 +96,9 @@ unsafe extern "win64" fn zw_open_key(
     let opened = with(|k| {
         k.calls.push(Call::OpenKey);
         k.require_irql("ZwOpenKey", PASSIVE_LEVEL);
+        if let Some(status) = k.faults.hit(Point::OpenKey) {
+            return Err(status);
+        }
         if usize::try_from(declared).ok() != Some(l.size) {
             k.error(format!(
                 "ZwOpenKey: OBJECT_ATTRIBUTES.Length {declared}, not sizeof(OBJECT_ATTRIBUTES) = {}",
@@ -146,6 +150,9 @@ unsafe extern "win64" fn zw_query_value_key(
     let value = with(|k| {
         k.calls.push(Call::QueryValueKey);
         k.require_irql("ZwQueryValueKey", PASSIVE_LEVEL);
+        if let Some(status) = k.faults.hit(Point::QueryValueKey) {
+            return Err(status);
+        }
         let Some(path) = k.keys.get(&(key as usize)).cloned() else {
             k.error(format!("ZwQueryValueKey: unknown key {:#x}", key as usize));
             return Err(STATUS_INVALID_PARAMETER);
