@@ -144,6 +144,22 @@ pub const KNOWN_DIFFERENCES: &[KnownDifference] = &[
     },
 ];
 
+/// Scenarios whose statistics, read through the image's port, legitimately differ from the
+/// simulator's (same answers, decided at another layer). The run fails if a listed scenario's
+/// counters agree (the entry is stale) or if any other scenario's differ.
+pub const KNOWN_STATS_DIFFERENCES: &[(&str, &str)] = &[
+    ("lock_edges.toml", STATS_LOCKS),
+    ("lock_other_exclusive.toml", STATS_LOCKS),
+    ("lock_other_shared.toml", STATS_LOCKS),
+    ("lock_self.toml", STATS_LOCKS),
+    ("lock_self_other_key.toml", STATS_LOCKS),
+    ("order_write.toml", STATS_LOCKS),
+    ("dismounted.toml", STATS_TEARDOWN),
+];
+
+const STATS_LOCKS: &str = "odxflt does not shadow byte-range locks: a locked range is forwarded and refused by NTFS (counted as forwarded / failed below), where the simulator's filter sees the lock and completes the request itself (counted as completed)";
+const STATS_TEARDOWN: &str = "after instance teardown starts odxflt passes requests through untouched and uncounted; the simulator's filter answers them for the dismounted volume and counts them";
+
 /// Why a scenario with a policy other than `enforce` cannot be reproduced by the image.
 pub const POLICY_NOT_IN_IMAGE: &str = "this image does not read Parameters\\DefaultPolicy (no \
 ZwQueryValueKey import) and has no other way to receive a policy, so it always enforces";
@@ -236,6 +252,8 @@ pub struct ScenarioReport {
     pub policy_unavailable: Option<String>,
     /// Volume differences of a `policy_unavailable` scenario (reported, excused).
     pub notes: Vec<String>,
+    /// Messages sent through the image's communication port after the steps.
+    pub port_messages: usize,
 }
 
 impl ScenarioReport {
@@ -327,8 +345,7 @@ impl Summary {
             match cost.pre {
                 Some(PreResult::WithCallback) => {
                     forwarded.file_queries = forwarded.file_queries.max(cost.file_queries);
-                    forwarded.context_lookups =
-                        forwarded.context_lookups.max(cost.context_lookups);
+                    forwarded.context_lookups = forwarded.context_lookups.max(cost.context_lookups);
                     forwarded.allocations = forwarded.allocations.max(cost.allocations);
                 }
                 Some(PreResult::Complete) => {
@@ -421,8 +438,10 @@ impl Summary {
                 self.stale.len()
             ));
         }
+        let port: usize = self.reports.iter().map(|r| r.port_messages).sum();
+        let port_scenarios = self.reports.iter().filter(|r| r.port_messages > 0).count();
         line.push_str(&format!(
-            ", {} leaks ({} scenarios, {steps} requests through odxflt.sys)",
+            ", {} leaks ({} scenarios, {steps} requests through odxflt.sys; {port} port messages in {port_scenarios} scenarios)",
             self.leaks(),
             self.reports.len()
         ));
@@ -1058,8 +1077,7 @@ pub fn run_scenario(
         }
         steps.push(report);
     }
-    let policy_unavailable =
-        (policy != PolicyMode::Enforce && !reads_registry).then(|| scenario.volume.policy.clone());
+    let policy_unavailable = policy_unavailable_for(&scenario.volume.policy, reads_registry);
     let volumes = compare_volumes(scenario, &sim, &bin)?;
     let notes = if policy_unavailable.is_some() {
         volumes
@@ -1067,6 +1085,34 @@ pub fn run_scenario(
         problems.extend(volumes);
         Vec::new()
     };
+    // The communication port, end to end: after identical steps the image's counters and policy
+    // must be the simulator's, asked through the port the image created.
+    let mut port_messages = 0;
+    let identical_steps = steps
+        .iter()
+        .all(|s: &StepReport| s.problems.is_empty() && s.known.is_none());
+    if attach.is_success()
+        && identical_steps
+        && policy_unavailable_for(&scenario.volume.policy, reads_registry).is_none()
+    {
+        let (port, sent) = crate::port::round_trip(&mut driver, &mut sim.stack, policy)?;
+        port_messages = sent;
+        let listed = KNOWN_STATS_DIFFERENCES.iter().any(|(n, _)| *n == name);
+        if listed {
+            let (stats, other): (Vec<String>, Vec<String>) = port
+                .into_iter()
+                .partition(|p| p.starts_with("port: QueryStats"));
+            if stats.is_empty() {
+                problems.push(
+                    "listed statistics difference did not occur (KNOWN_STATS_DIFFERENCES)"
+                        .to_owned(),
+                );
+            }
+            problems.extend(other);
+        } else {
+            problems.extend(port);
+        }
+    }
     let errors = driver.errors();
     problems.extend(errors.into_iter().map(|e| format!("kernel misuse: {e}")));
     let leaks = driver.unload()?;
@@ -1078,7 +1124,14 @@ pub fn run_scenario(
         leaks,
         policy_unavailable,
         notes,
+        port_messages,
     })
+}
+
+/// A policy the image cannot receive (an image without the registry read).
+fn policy_unavailable_for(policy: &str, reads_registry: bool) -> Option<String> {
+    let mode = PolicyMode::from_name(policy).unwrap_or_default();
+    (mode != PolicyMode::Enforce && !reads_registry).then(|| policy.to_owned())
 }
 
 /// The scenario's `expect` and `expect_length` applied to the binary's answer.

@@ -7,14 +7,21 @@ use std::ffi::c_void;
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use odx_core::NtStatus;
 
-use crate::kernel::registry::OwnedUnicode;
 use crate::kernel::fault::Fault;
+use crate::kernel::registry::OwnedUnicode;
 use crate::kernel::{
     self, Call, FileInfo, INSTANCE_HANDLE, InstanceState, KernelResolver, Leaks, PostFn, PreFn,
     Registration, SetupFn, TeardownFn, UnloadFn, VolumeInfo, core, irql, nt,
 };
 use crate::layouts::{Blob, shapes};
 use crate::pe::Image;
+
+/// `PFLT_CONNECT_NOTIFY`.
+type PortConnectFn =
+    unsafe extern "win64" fn(isize, *const c_void, *const c_void, u32, *mut *mut c_void) -> i32;
+/// `PFLT_MESSAGE_NOTIFY`.
+type PortMessageFn =
+    unsafe extern "win64" fn(*const c_void, *const c_void, u32, *mut c_void, u32, *mut u32) -> i32;
 
 /// `DriverEntry`.
 type DriverEntryFn = unsafe extern "win64" fn(*mut c_void, *const c_void) -> i32;
@@ -651,6 +658,124 @@ impl LoadedDriver {
             (dirty, parameters_changed, input_rewritten),
             below_status,
         ))
+    }
+
+    /// A client connects to the image's communication port (`FilterConnectCommunicationPort`):
+    /// Filter Manager refuses it itself when `MaxConnections` clients are connected
+    /// (`STATUS_CONNECTION_COUNT_LIMIT`), else calls the image's connect callback.
+    ///
+    /// # Errors
+    /// The image created no port, or its callback is outside the image.
+    pub fn port_connect(&mut self) -> Result<NtStatus> {
+        let (callbacks, connected) = kernel::with(|k| (k.port_callbacks, k.connection))
+            .ok_or_else(|| anyhow!("no kernel"))?;
+        let callbacks = callbacks.ok_or_else(|| anyhow!("the image created no port"))?;
+        let connections = i32::from(connected.is_some_and(|c| !c.closed));
+        if connections >= callbacks.max_connections {
+            return Ok(NtStatus(0xC000_0246)); // STATUS_CONNECTION_COUNT_LIMIT
+        }
+        let connect: PortConnectFn = checked(&self.image, callbacks.connect)?;
+        let mut cookie: *mut c_void = std::ptr::null_mut();
+        irql::set(0);
+        // SAFETY: the image's PFLT_CONNECT_NOTIFY at PASSIVE_LEVEL, with the client port handle,
+        // the server cookie it registered, no connection context, and a valid cookie slot.
+        let status = core(unsafe {
+            connect(
+                kernel::port::CLIENT_HANDLE,
+                callbacks.cookie as *const c_void,
+                std::ptr::null(),
+                0,
+                &raw mut cookie,
+            )
+        });
+        if status.is_success() {
+            kernel::with(|k| {
+                k.connection = Some(kernel::port::Connection {
+                    cookie: cookie as usize,
+                    closed: false,
+                });
+            });
+        }
+        Ok(status)
+    }
+
+    /// `FilterSendMessage`: `input` (or NULL) and an output buffer of `output_len` bytes to the
+    /// image's message callback; its status and the reply bytes it reported.
+    ///
+    /// # Errors
+    /// No client is connected.
+    pub fn port_message(
+        &mut self,
+        input: Option<&[u8]>,
+        output_len: usize,
+    ) -> Result<(NtStatus, Vec<u8>)> {
+        let (callbacks, connection) = kernel::with(|k| (k.port_callbacks, k.connection))
+            .ok_or_else(|| anyhow!("no kernel"))?;
+        let callbacks = callbacks.ok_or_else(|| anyhow!("the image created no port"))?;
+        let connection = connection
+            .filter(|c| !c.closed)
+            .ok_or_else(|| anyhow!("no client is connected"))?;
+        let message: PortMessageFn = checked(&self.image, callbacks.message)?;
+        let mut output = vec![0u8; output_len];
+        let mut returned = 0u32;
+        let (input_ptr, input_len) = input.map_or((std::ptr::null(), 0), |i| {
+            (i.as_ptr().cast::<c_void>(), i.len())
+        });
+        let output_ptr = if output_len == 0 {
+            std::ptr::null_mut()
+        } else {
+            output.as_mut_ptr().cast::<c_void>()
+        };
+        irql::set(0);
+        // SAFETY: the image's PFLT_MESSAGE_NOTIFY at PASSIVE_LEVEL with the connection's cookie
+        // and buffers of the stated lengths (valid for the call), as FilterSendMessage passes
+        // them.
+        let status = core(unsafe {
+            message(
+                connection.cookie as *const c_void,
+                input_ptr,
+                u32::try_from(input_len)?,
+                output_ptr,
+                u32::try_from(output_len)?,
+                &raw mut returned,
+            )
+        });
+        let returned = usize::try_from(returned)?;
+        ensure!(
+            returned <= output_len,
+            "the message callback reported {returned} reply bytes for a {output_len}-byte buffer"
+        );
+        output.truncate(if status.is_success() { returned } else { 0 });
+        Ok((status, output))
+    }
+
+    /// The client disconnects (`CloseHandle` on its port): the image's disconnect callback,
+    /// which must close the client port.
+    ///
+    /// # Errors
+    /// No client is connected, or the image did not close the client port.
+    pub fn port_disconnect(&mut self) -> Result<()> {
+        let (callbacks, connection) = kernel::with(|k| (k.port_callbacks, k.connection))
+            .ok_or_else(|| anyhow!("no kernel"))?;
+        let callbacks = callbacks.ok_or_else(|| anyhow!("the image created no port"))?;
+        let connection = connection
+            .filter(|c| !c.closed)
+            .ok_or_else(|| anyhow!("no client is connected"))?;
+        let disconnect: kernel::port::DisconnectFn = checked(&self.image, callbacks.disconnect)?;
+        irql::set(0);
+        // SAFETY: the image's PFLT_DISCONNECT_NOTIFY at PASSIVE_LEVEL, once for the connection.
+        unsafe { disconnect(connection.cookie as *const c_void) };
+        let closed = kernel::with(|k| {
+            let closed = k.connection.is_some_and(|c| c.closed);
+            k.connection = None;
+            closed
+        })
+        .unwrap_or(false);
+        ensure!(
+            closed,
+            "the disconnect callback did not close the client port"
+        );
+        Ok(())
     }
 
     /// Unload: the filter unload callback (which unregisters), then the leak check.

@@ -27,8 +27,8 @@ use odx_sim::scenario::{Op, Requestor, Scenario};
 
 use crate::diff::{Side, Variant, file_name, forged_token, pseudo_random, seed, through_binary};
 use crate::driver::{ForeignHeader, Load, LoadedDriver, PreResult};
-use crate::kernel::fault::{Fault, Point};
 use crate::kernel;
+use crate::kernel::fault::{Fault, Point};
 use crate::layouts::shapes;
 
 /// What the fault runs found.
@@ -113,30 +113,32 @@ fn run_once(
     let (volume, _) = crate::diff::volume_info(&config);
     let policy = PolicyMode::from_name(&scenario.volume.policy).unwrap_or_default();
     let mut report = RunReport::default();
-    let mut driver = match LoadedDriver::load_with_fault(image, volume, Some(policy.as_u32()), fault)?
-    {
-        Load::Started(driver) => driver,
-        Load::Refused {
-            status,
-            leaks,
-            errors,
-        } => {
-            // DriverEntry may fail when a routine it needs fails; it must unwind completely.
-            // Any failure status is DriverEntry's to return; it must have unwound completely.
-            report.fired = fault.is_some();
-            if !leaks.is_empty() {
-                report.leaks += 1;
-                report
-                    .problems
-                    .push(format!("{name} [{what}]: DriverEntry failed with {status} and leaked {leaks:?}"));
+    let mut driver =
+        match LoadedDriver::load_with_fault(image, volume, Some(policy.as_u32()), fault)? {
+            Load::Started(driver) => driver,
+            Load::Refused {
+                status,
+                leaks,
+                errors,
+            } => {
+                // DriverEntry may fail when a routine it needs fails; it must unwind completely.
+                // Any failure status is DriverEntry's to return; it must have unwound completely.
+                report.fired = fault.is_some();
+                if !leaks.is_empty() {
+                    report.leaks += 1;
+                    report.problems.push(format!(
+                        "{name} [{what}]: DriverEntry failed with {status} and leaked {leaks:?}"
+                    ));
+                }
+                for e in errors {
+                    report.misuse += 1;
+                    report
+                        .problems
+                        .push(format!("{name} [{what}]: misuse: {e}"));
+                }
+                return Ok(report);
             }
-            for e in errors {
-                report.misuse += 1;
-                report.problems.push(format!("{name} [{what}]: misuse: {e}"));
-            }
-            return Ok(report);
-        }
-    };
+        };
     let attach = driver.setup_instance()?;
     if attach.is_success() && config.dismounted {
         driver.teardown_start(shapes().constants.fltfl_instance_teardown_volume_dismount)?;
@@ -178,9 +180,10 @@ fn run_once(
                 let at = format!("{name} step {index} (line {}) [{what}]", step.line);
                 if !documented(status) {
                     report.undocumented += 1;
-                    report
-                        .problems
-                        .push(format!("{at}: undocumented status {status} ({:?})", result.pre));
+                    report.problems.push(format!(
+                        "{at}: undocumented status {status} ({:?})",
+                        result.pre
+                    ));
                 }
                 if let (Some(ForeignHeader::Advanced(vdl)), Some(offset)) =
                     (variant.foreign_header, offset)
@@ -209,9 +212,7 @@ fn run_once(
                     usize::try_from(spec.length).unwrap_or(0),
                 );
                 let id = bin.file(spec.file.as_ref())?;
-                bin.stack
-                    .volume_mut()
-                    .write_data(id, spec.offset, &bytes)?;
+                bin.stack.volume_mut().write_data(id, spec.offset, &bytes)?;
             }
             Op::AdvanceMs => bin.stack.advance_ms(spec.ms.unwrap_or(0)),
             Op::Compare => {}
@@ -223,7 +224,9 @@ fn run_once(
     report.fired = fired;
     for e in driver.errors() {
         report.misuse += 1;
-        report.problems.push(format!("{name} [{what}]: misuse: {e}"));
+        report
+            .problems
+            .push(format!("{name} [{what}]: misuse: {e}"));
     }
     let leaks = driver.unload()?;
     if !leaks.is_empty() {

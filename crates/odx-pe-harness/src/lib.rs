@@ -20,3 +20,4 @@ pub mod faults;
 pub mod kernel;
 pub mod layouts;
 pub mod pe;
+pub mod port;

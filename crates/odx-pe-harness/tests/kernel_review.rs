@@ -431,12 +431,22 @@ fn a_detach_while_a_request_is_in_flight_drains_cleanly() {
         Ok(true)
     };
     let result = driver
-        .fs_control_between(0, &read_request(0, 65536, plain_file()), &mut below, &mut detach)
+        .fs_control_between(
+            0,
+            &read_request(0, 65536, plain_file()),
+            &mut below,
+            &mut detach,
+        )
         .expect("runs");
     assert_eq!(result.pre, PreResult::WithCallback);
     let outstanding = kernel::with(|k| k.pool_outstanding()).unwrap();
-    assert_eq!(outstanding, 0, "the draining post-operation must free the completion context");
-    driver.teardown_complete_on(0, manual).expect("teardown complete");
+    assert_eq!(
+        outstanding, 0,
+        "the draining post-operation must free the completion context"
+    );
+    driver
+        .teardown_complete_on(0, manual)
+        .expect("teardown complete");
     finish(driver);
 }
 
@@ -474,7 +484,54 @@ fn a_few_scenarios_survive_every_fault() {
     let Some(image) = image() else { return };
     let summary =
         odx_pe_harness::faults::run_all(&image, &diff::default_scenarios(), Some(4)).unwrap();
-    assert!(summary.ok(), "{}\n{}", summary.line(), summary.problems.join("\n"));
+    assert!(
+        summary.ok(),
+        "{}\n{}",
+        summary.line(),
+        summary.problems.join("\n")
+    );
     assert!(summary.injected > 20, "{}", summary.line());
     println!("{}", summary.line());
+}
+
+/// Issue 11 item 6: the communication port, end to end against the image. One client at a time
+/// (a second one is refused by Filter Manager because the image asked for one connection), the
+/// disconnect callback closes the client port, a malformed message is refused, and the
+/// configuration reply carries the default policy the image read from the registry.
+#[test]
+fn the_port_serves_one_client_and_closes_it() {
+    let Some(image) = image() else { return };
+    let mut driver = attached(&image);
+    assert_eq!(driver.port_connect().unwrap(), NtStatus::STATUS_SUCCESS);
+    assert_eq!(driver.port_connect().unwrap(), NtStatus(0xC000_0246));
+    let mut query = vec![0u8; odx_core::port::MessageHeader::SIZE];
+    odx_core::port::MessageHeader::new(
+        odx_core::port::MessageKind::QueryConfig,
+        query.len(),
+        odx_core::port::ALL_VOLUMES,
+    )
+    .serialize_into(&mut query)
+    .unwrap();
+    let (status, reply) = driver
+        .port_message(Some(&query), odx_core::port::ConfigReply::SIZE)
+        .unwrap();
+    assert_eq!(status, NtStatus::STATUS_SUCCESS);
+    let config = odx_core::port::ConfigReply::parse(&reply).unwrap();
+    assert_eq!(
+        config.registry(),
+        Some(odx_core::port::RegistrySource::Absent)
+    );
+    let mut bad = query.clone();
+    bad[0] ^= 0xFF;
+    let (status, reply) = driver.port_message(Some(&bad), 64).unwrap();
+    assert_eq!(status, NtStatus::STATUS_INVALID_PARAMETER);
+    assert!(reply.is_empty());
+    let (status, _) = driver.port_message(None, 64).unwrap();
+    assert_eq!(status, NtStatus::STATUS_BUFFER_TOO_SMALL);
+    driver
+        .port_disconnect()
+        .expect("the image closes the client port");
+    assert_eq!(driver.port_connect().unwrap(), NtStatus::STATUS_SUCCESS);
+    // Unload with a client connected: Filter Manager disconnects it through the image.
+    finish(driver);
 }

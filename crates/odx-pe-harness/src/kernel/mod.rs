@@ -264,6 +264,10 @@ pub struct Kernel {
     descriptors: BTreeMap<usize, Layout>,
     /// The server port (`FltCreateCommunicationPort`) while open.
     pub server_port: Option<isize>,
+    /// Its callbacks.
+    pub port_callbacks: Option<port::PortCallbacks>,
+    /// The connected client, if any.
+    pub connection: Option<port::Connection>,
     /// Ports ever created.
     pub ports_created: usize,
     /// Pool allocations made (ever).
@@ -310,6 +314,8 @@ pub fn install(volume: VolumeInfo, default_policy: Option<u32>) -> anyhow::Resul
             next_key: 0x0DF1_1000,
             descriptors: BTreeMap::new(),
             server_port: None,
+            port_callbacks: None,
+            connection: None,
             ports_created: 0,
             pool_allocations: 0,
             context_references: 0,

@@ -1,6 +1,9 @@
 //! The communication port: `FltBuildDefaultSecurityDescriptor` / `FltFreeSecurityDescriptor`,
-//! `FltCreateCommunicationPort`, `FltCloseCommunicationPort`, `FltCloseClientPort` (all
-//! PASSIVE_LEVEL). No client connects yet; the port's name is read by the table's offsets.
+//! `FltCreateCommunicationPort` (the connect / disconnect / message callbacks and the maximum
+//! number of connections are kept, so the harness can be the port's client: `LoadedDriver::
+//! port_connect` and friends), `FltCloseCommunicationPort` (a connected client is disconnected
+//! first, through the image's disconnect callback, as Filter Manager does), `FltCloseClientPort`.
+//! All PASSIVE_LEVEL.
 
 use std::ffi::c_void;
 
@@ -12,6 +15,32 @@ use super::{Call, STATUS_INVALID_PARAMETER, allocate, nt, with};
 
 /// The server port handle.
 pub const PORT_HANDLE: isize = 0x0DF1_0020;
+/// The client port handle Filter Manager hands the connect callback.
+pub const CLIENT_HANDLE: isize = 0x0DF1_0021;
+
+/// What `FltCreateCommunicationPort` registered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PortCallbacks {
+    /// `ServerPortCookie`.
+    pub cookie: usize,
+    /// `ConnectNotifyCallback`.
+    pub connect: usize,
+    /// `DisconnectNotifyCallback`.
+    pub disconnect: usize,
+    /// `MessageNotifyCallback`.
+    pub message: usize,
+    /// `MaxConnections`.
+    pub max_connections: i32,
+}
+
+/// The one client's connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Connection {
+    /// The `ConnectionPortCookie` the connect callback returned.
+    pub cookie: usize,
+    /// The image closed the client port (`FltCloseClientPort`).
+    pub closed: bool,
+}
 const PASSIVE_LEVEL: u8 = 0;
 
 pub(super) fn resolve(symbol: &str) -> Option<usize> {
@@ -35,7 +64,10 @@ unsafe extern "win64" fn flt_build_default_security_descriptor(
     let built = with(|k| {
         k.calls.push(Call::SecurityDescriptor);
         k.require_irql("FltBuildDefaultSecurityDescriptor", PASSIVE_LEVEL);
-        if k.faults.hit(Point::BuildDefaultSecurityDescriptor).is_some() {
+        if k.faults
+            .hit(Point::BuildDefaultSecurityDescriptor)
+            .is_some()
+        {
             return None;
         }
         let (address, layout) = allocate(64)?;
@@ -72,11 +104,11 @@ unsafe extern "win64" fn flt_create_communication_port(
     filter: isize,
     port: *mut isize,
     _attributes: *const c_void,
-    _cookie: *const c_void,
-    _connect: usize,
-    _disconnect: usize,
-    _message: usize,
-    _max_connections: i32,
+    cookie: *const c_void,
+    connect: usize,
+    disconnect: usize,
+    message: usize,
+    max_connections: i32,
 ) -> i32 {
     let status = with(|k| {
         k.calls.push(Call::CreateCommunicationPort);
@@ -92,6 +124,13 @@ unsafe extern "win64" fn flt_create_communication_port(
             return STATUS_INVALID_PARAMETER;
         }
         k.server_port = Some(PORT_HANDLE);
+        k.port_callbacks = Some(PortCallbacks {
+            cookie: cookie as usize,
+            connect,
+            disconnect,
+            message,
+            max_connections,
+        });
         k.ports_created += 1;
         NtStatus::STATUS_SUCCESS
     })
@@ -103,9 +142,13 @@ unsafe extern "win64" fn flt_create_communication_port(
     nt(status)
 }
 
-/// `FltCloseCommunicationPort`.
+/// `PFLT_DISCONNECT_NOTIFY` as the image implements it.
+pub type DisconnectFn = unsafe extern "win64" fn(*const c_void);
+
+/// `FltCloseCommunicationPort`: a connected client is disconnected first (the image's disconnect
+/// callback runs, as Filter Manager calls it when it closes the client's connection).
 unsafe extern "win64" fn flt_close_communication_port(port: isize) {
-    with(|k| {
+    let disconnect = with(|k| {
         k.calls.push(Call::ClosePort);
         k.require_irql("FltCloseCommunicationPort", PASSIVE_LEVEL);
         if k.server_port == Some(port) {
@@ -113,14 +156,46 @@ unsafe extern "win64" fn flt_close_communication_port(port: isize) {
         } else {
             k.error(format!("FltCloseCommunicationPort: unknown port {port:#x}"));
         }
+        let connection = k.connection.filter(|c| !c.closed)?;
+        let callbacks = k.port_callbacks?;
+        Some((callbacks.disconnect, connection.cookie))
+    })
+    .flatten();
+    if let Some((callback, cookie)) = disconnect.filter(|(callback, _)| *callback != 0) {
+        // SAFETY: the image's PFLT_DISCONNECT_NOTIFY (registered with the port), called once
+        // for the one connection with the cookie its connect callback returned.
+        let callback = unsafe { std::mem::transmute::<usize, DisconnectFn>(callback) };
+        // SAFETY: as above, PASSIVE_LEVEL.
+        unsafe { callback(cookie as *const c_void) };
+    }
+    with(|k| {
+        if let Some(connection) = k.connection.take() {
+            if !connection.closed {
+                k.error("FltCloseCommunicationPort: the client port was never closed by the image (FltCloseClientPort)".to_owned());
+            }
+        }
     });
 }
 
-/// `FltCloseClientPort`: no client connects in the harness, so only NULL slots are expected.
-unsafe extern "win64" fn flt_close_client_port(_filter: isize, client: *mut isize) {
+/// `FltCloseClientPort`: closes the connected client's port, NULLs the caller's slot.
+unsafe extern "win64" fn flt_close_client_port(filter: isize, client: *mut isize) {
+    let handle = if client.is_null() {
+        0
+    } else {
+        // SAFETY: the image's slot (checked non-NULL).
+        unsafe { client.read() }
+    };
     with(|k| {
         k.calls.push(Call::ClosePort);
         k.require_irql("FltCloseClientPort", PASSIVE_LEVEL);
+        check_filter(k, "FltCloseClientPort", filter);
+        match (handle, k.connection.as_mut()) {
+            (0, _) => {}
+            (CLIENT_HANDLE, Some(connection)) if !connection.closed => connection.closed = true,
+            (other, _) => k.error(format!(
+                "FltCloseClientPort: {other:#x} is not an open client port"
+            )),
+        }
     });
     if !client.is_null() {
         // SAFETY: the image's slot (checked non-NULL); Filter Manager NULLs it on close.
