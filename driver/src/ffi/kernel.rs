@@ -133,3 +133,22 @@ impl<T: Copy> Drop for PoolBox<T> {
         unsafe { ExFreePoolWithTag(self.pointer.as_ptr().cast::<c_void>(), POOL_TAG) };
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_backstop_bugchecks_with_a_code_of_odxflts_own() {
+        // Not MANUALLY_INITIATED_CRASH1 (bugcodes.h), which means "a person asked for this".
+        assert_ne!(BUGCHECK_CODE, 0xDEAD_DEAD);
+        assert_eq!(BUGCHECK_CODE, 0x204F_4458);
+        assert_ne!(BUGCHECK_CODE & 0x2000_0000, 0, "the customer bit");
+        assert_eq!(&BUGCHECK_CODE.to_be_bytes()[1..], b"ODX");
+    }
+
+    #[test]
+    fn host_builds_run_at_passive_level() {
+        assert_eq!(current_irql(), PASSIVE_LEVEL);
+    }
+}
