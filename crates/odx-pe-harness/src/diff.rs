@@ -677,6 +677,10 @@ pub struct Variant {
     pub kernel_requests: Option<u8>,
     /// Every file's `FsContext` belongs to another driver.
     pub foreign_header: Option<crate::driver::ForeignHeader>,
+    /// `FILE_OBJECT.ReadAccess`/`WriteAccess` are share-access bookkeeping of the I/O manager,
+    /// independent of the handle's granted access: `Some(bit)` sets both to `bit` whatever the
+    /// handle may do (`None`: from the granted access).
+    pub share_access_bits: Option<bool>,
 }
 
 impl Variant {
@@ -686,6 +690,7 @@ impl Variant {
         post_irql: 0,
         kernel_requests: None,
         foreign_header: None,
+        share_access_bits: None,
     };
 }
 
@@ -732,8 +737,12 @@ pub(crate) fn through_binary(
     let cluster = 4096_i64;
     let eof = i64::try_from(entry.end_of_file).unwrap_or(i64::MAX);
     let file = FileObjectFacts {
-        read_access: state.granted.contains(AccessMask::READ_DATA),
-        write_access: state.granted.contains(AccessMask::WRITE_DATA),
+        read_access: variant
+            .share_access_bits
+            .unwrap_or_else(|| state.granted.contains(AccessMask::READ_DATA)),
+        write_access: variant
+            .share_access_bits
+            .unwrap_or_else(|| state.granted.contains(AccessMask::WRITE_DATA)),
         cleanup_complete: state.closed,
         transacted: entry.markers.contains(StreamMarkers::TRANSACTED),
         valid_data_length: i64::try_from(entry.valid_data_length).unwrap_or(i64::MAX),
@@ -947,9 +956,20 @@ pub fn run_scenario(
                     sim.stack
                         .fsctl(sim_handle, code_of(op), &sim_input, out_len, requestor);
                 sim.keep_token(spec, outcome.status, &outcome.output);
+                // Post-operation may run at DISPATCH_LEVEL (completion in an arbitrary thread
+                // context): every other request's does, which must change nothing.
+                let variant = Variant {
+                    post_irql: if index % 2 == 1 {
+                        shapes().constants.dispatch_level
+                    } else {
+                        0
+                    },
+                    share_access_bits: Some(seed(&name, index) & 1 == 0),
+                    ..Variant::AS_WRITTEN
+                };
                 let (status, information, output, result) = through_binary(
                     &mut driver,
-                    &Variant::AS_WRITTEN,
+                    &variant,
                     &mut bin,
                     bin_handle,
                     op,
