@@ -10,6 +10,11 @@ pub const FLT_FSTYPE_NTFS: i32 = 2;
 /// `FLT_FSTYPE_REFS`.
 pub const FLT_FSTYPE_REFS: i32 = 28;
 
+crate::pin_constant!(
+    FLT_FSTYPE_NTFS => "FLT_FSTYPE_NTFS",
+    FLT_FSTYPE_REFS => "FLT_FSTYPE_REFS",
+);
+
 /// What instance setup reads from the kernel, before interpretation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct RawVolume {
@@ -158,14 +163,58 @@ mod tests {
             ..ntfs()
         };
         assert_eq!(refs.facts().unwrap().file_system, FileSystemKind::Refs);
-        // FLT_FSTYPE_FAT (3), FLT_FSTYPE_EXFAT (27), FLT_FSTYPE_RAW (1).
-        for fs in [3, 27, 1] {
+        // The whole FLT_FILESYSTEM_TYPE enum, from the layout table (Wine's and mingw-w64's
+        // headers and the documented enum): only NTFS and ReFS are attached. exFAT is 22,
+        // CSVFS 27 (docs/driver.md, "File systems").
+        let names = [
+            "UNKNOWN",
+            "RAW",
+            "NTFS",
+            "FAT",
+            "CDFS",
+            "UDFS",
+            "LANMAN",
+            "WEBDAV",
+            "RDPDR",
+            "NFS",
+            "MS_NETWARE",
+            "NETWARE",
+            "BSUDF",
+            "MUP",
+            "RSFX",
+            "ROXIO_UDF1",
+            "ROXIO_UDF2",
+            "ROXIO_UDF3",
+            "TACIT",
+            "FS_REC",
+            "INCD",
+            "INCD_FAT",
+            "EXFAT",
+            "PSFS",
+            "GPFS",
+            "NPFS",
+            "MSFS",
+            "CSVFS",
+            "REFS",
+            "OPENAFS",
+            "CIMFS",
+        ];
+        for name in names {
+            let full = std::format!("FLT_FSTYPE_{name}");
+            let value = crate::ffi::layouts::constant(&full).unwrap_or_else(|| panic!("{full}"));
             let other = RawVolume {
-                filesystem_type: fs,
+                filesystem_type: i32::try_from(value).unwrap(),
                 ..ntfs()
             };
-            assert_eq!(other.facts(), Err(Decline::FileSystem));
+            let attached = other.facts() != Err(Decline::FileSystem);
+            assert_eq!(
+                attached,
+                matches!(name, "NTFS" | "REFS"),
+                "{full} = {value}"
+            );
         }
+        assert_eq!(crate::ffi::layouts::constant("FLT_FSTYPE_EXFAT"), Some(22));
+        assert_eq!(crate::ffi::layouts::constant("FLT_FSTYPE_CSVFS"), Some(27));
     }
 
     #[test]
