@@ -162,9 +162,11 @@ fn copy_on_host(
         out,
         &args.src,
         &args.dst,
-        "host-files",
+        DataPath::Store {
+            kind: "host-files",
+            stats: &stats,
+        },
         &report,
-        &stats,
         verified,
         json,
     )?;
@@ -197,26 +199,94 @@ fn copy_in_scenario(
         out,
         &args.src,
         &args.dst,
-        "memory",
+        DataPath::Store {
+            kind: "memory",
+            stats: &stats,
+        },
         &report,
-        &stats,
         Some(verified),
         json,
     )?;
     Ok(if verified { 0 } else { 1 })
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Where a copy's bytes went, as the backend that ran it can tell.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum DataPath<'a> {
+    /// The simulated stack: the store's own offload copy (`copy_file_range(2)` between host
+    /// files, a memory copy in memory) and its counters.
+    Store {
+        /// `memory` or `host-files`.
+        kind: &'a str,
+        /// The store's counters.
+        stats: &'a StoreStats,
+    },
+    /// Real Windows handles: offload writes are carried out below the file system (the token's
+    /// storage); every classic byte is read into odxctl's buffer (`ReadFile`) and written from
+    /// it (`WriteFile`).
+    #[cfg_attr(
+        not(windows),
+        allow(
+            dead_code,
+            reason = "built by the Windows backend; rendered by the tests here"
+        )
+    )]
+    Windows {
+        /// Bytes `WriteFile` wrote from odxctl's buffer.
+        through_buffer: u64,
+    },
+}
+
+impl DataPath<'_> {
+    fn backend(&self) -> &str {
+        match self {
+            Self::Store { kind, .. } => kind,
+            Self::Windows { .. } => "windows",
+        }
+    }
+
+    /// Bytes of the classic copy that passed through odxctl's buffer.
+    fn through_odxctl(&self, r: &CopyReport) -> u64 {
+        match self {
+            Self::Store { .. } => r.fallback_bytes,
+            Self::Windows { through_buffer } => *through_buffer,
+        }
+    }
+
+    fn offload_text(&self, r: &CopyReport) -> String {
+        match self {
+            Self::Store { kind, stats } if *kind == "host-files" => format!(
+                "offload writes {} inside the store (copy_file_range on host files) and {} through the store's buffer{}",
+                bytes(stats.copies.in_kernel),
+                bytes(stats.copies.through_user_buffer),
+                stats
+                    .kernel_copy_fallback
+                    .as_ref()
+                    .map_or_else(String::new, |w| format!(" ({w})"))
+            ),
+            Self::Store { stats, .. } => format!(
+                "offload writes {} inside the in-memory store",
+                bytes(stats.copies.in_kernel + stats.copies.through_user_buffer)
+            ),
+            Self::Windows { .. } => format!(
+                "offload writes {} moved below the file system by the token's storage, none of it through odxctl",
+                bytes(r.offloaded_bytes)
+            ),
+        }
+    }
+}
+
 pub(crate) fn emit(
     out: &mut dyn Write,
     src: &str,
     dst: &str,
-    backend: &str,
+    path: DataPath<'_>,
     r: &CopyReport,
-    stats: &StoreStats,
     verified: Option<bool>,
     json: bool,
 ) -> std::io::Result<()> {
+    let backend = path.backend();
+    let through_odxctl = path.through_odxctl(r);
     if json {
         let fallback = r.fallback.map_or(Value::Null, |f| {
             json!({
@@ -227,6 +297,14 @@ pub(crate) fn emit(
                 "at": r.fallback_at,
             })
         });
+        let (in_kernel, user_buffer, kernel_fallback) = match path {
+            DataPath::Store { stats, .. } => (
+                Value::from(stats.copies.in_kernel),
+                Value::from(stats.copies.through_user_buffer),
+                json!(stats.kernel_copy_fallback),
+            ),
+            DataPath::Windows { .. } => (Value::Null, Value::Null, Value::Null),
+        };
         let doc = json!({
             "src": src,
             "dst": dst,
@@ -243,9 +321,13 @@ pub(crate) fn emit(
             "truncated_writes": r.truncated_writes,
             "elapsed_ms": r.elapsed.as_secs_f64() * 1000.0,
             "throughput_bytes_per_s": r.throughput(),
-            "in_kernel_bytes": stats.copies.in_kernel,
-            "user_buffer_bytes": stats.copies.through_user_buffer,
-            "kernel_copy_fallback": stats.kernel_copy_fallback,
+            "data_path": {
+                "offload": path.offload_text(r),
+                "through_odxctl_buffer_bytes": through_odxctl,
+            },
+            "in_kernel_bytes": in_kernel,
+            "user_buffer_bytes": user_buffer,
+            "kernel_copy_fallback": kernel_fallback,
             "verified": verified,
         });
         return writeln!(out, "{doc}");
@@ -294,13 +376,14 @@ pub(crate) fn emit(
     }
     writeln!(
         out,
-        "  data movement  {} moved inside the store (copy_file_range on host files), {} through a user buffer{}",
-        bytes(stats.copies.in_kernel),
-        bytes(stats.copies.through_user_buffer),
-        stats
-            .kernel_copy_fallback
-            .as_ref()
-            .map_or_else(String::new, |w| format!(" ({w})"))
+        "  data movement  {}; classic copy {} read into odxctl's buffer and written from it{}",
+        path.offload_text(r),
+        bytes(through_odxctl),
+        if matches!(path, DataPath::Windows { .. }) {
+            " (ReadFile/WriteFile)"
+        } else {
+            ""
+        }
     )?;
     if let Some(v) = verified {
         writeln!(
@@ -310,4 +393,84 @@ pub(crate) fn emit(
         )?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use odx_core::NtStatus;
+    use odx_sim::copy_engine::FallbackCause;
+
+    use super::*;
+
+    /// A copy that fell back at offset 0 because the volume does not support offload, as
+    /// Windows answers on storage without ODX.
+    fn fell_back(total: u64) -> CopyReport {
+        CopyReport {
+            total_bytes: total,
+            fallback_bytes: total,
+            fallback_at: Some(0),
+            fallback: Some(FallbackCause::ReadFailed(NtStatus::STATUS_NOT_SUPPORTED)),
+            ..CopyReport::default()
+        }
+    }
+
+    fn render(path: DataPath<'_>, r: &CopyReport, json: bool) -> String {
+        let mut out = Vec::new();
+        emit(&mut out, "a", "b", path, r, Some(true), json).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn the_windows_summary_says_every_classic_byte_went_through_odxctls_buffer() {
+        let r = fell_back(64 << 20);
+        let text = render(
+            DataPath::Windows {
+                through_buffer: 64 << 20,
+            },
+            &r,
+            false,
+        );
+        assert!(text.contains("on the windows stack"), "{text}");
+        assert!(
+            text.contains("classic copy 64.0 MiB read into odxctl's buffer and written from it (ReadFile/WriteFile)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("offload writes 0 B moved below the file system"),
+            "{text}"
+        );
+        assert!(!text.contains("copy_file_range"), "{text}");
+        let v: Value = serde_json::from_str(&render(
+            DataPath::Windows {
+                through_buffer: 64 << 20,
+            },
+            &r,
+            true,
+        ))
+        .unwrap();
+        assert_eq!(v["data_path"]["through_odxctl_buffer_bytes"], 64 << 20);
+        assert_eq!(v["in_kernel_bytes"], Value::Null);
+        assert_eq!(v["backend"], "windows");
+    }
+
+    #[test]
+    fn the_host_files_summary_names_copy_file_range() {
+        let stats = StoreStats::default();
+        let text = render(
+            DataPath::Store {
+                kind: "host-files",
+                stats: &stats,
+            },
+            &fell_back(4096),
+            false,
+        );
+        assert!(
+            text.contains("inside the store (copy_file_range on host files)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("classic copy 4.0 KiB read into odxctl's buffer"),
+            "{text}"
+        );
+    }
 }

@@ -329,10 +329,17 @@ fn filter_findings(
             status: Some(status),
             fix: format!(
                 "update {} to a version that declares SupportedFeatures 0x3, or detach it (fltmc detach {} {})",
-                f.name, f.name, volume.name
+                f.name,
+                f.name,
+                fltmc_volume(&volume.name)
             ),
         });
     }
+}
+
+/// The volume as `fltmc` takes it: a name shown as `D: (\\?\Volume{…}\)` is `D:`.
+fn fltmc_volume(name: &str) -> &str {
+    name.split_once(" (").map_or(name, |(mount, _)| mount)
 }
 
 const fn op_name(op: OffloadOp) -> &'static str {
@@ -732,4 +739,18 @@ pub fn run<P: Probe + ?Sized>(
         write!(out, "{}", render(&d))?;
     }
     Ok(u8::from(d.culprit().is_some()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fltmc_volume;
+
+    #[test]
+    fn fixes_name_the_volume_as_fltmc_takes_it() {
+        assert_eq!(
+            fltmc_volume("D: (\\\\?\\Volume{00000000-0000-0000-0000-000000000044}\\)"),
+            "D:"
+        );
+        assert_eq!(fltmc_volume("sim:0"), "sim:0");
+    }
 }

@@ -1,7 +1,9 @@
 //! The copy engine (`odx_sim::copy_engine::copy`, the same code the simulated backend runs) over
 //! two Windows file handles: `FSCTL_OFFLOAD_READ` / `FSCTL_OFFLOAD_WRITE` through
 //! `DeviceIoControl`, `SetFileInformationByHandle(FileEndOfFileInfo)`, `ReadFile` / `WriteFile`
-//! at explicit offsets, the logical sector size from `FileStorageInfo`.
+//! at explicit offsets, the logical sector size from `FileStorageInfo`. The summary counts the
+//! bytes `WriteFile` wrote from odxctl's buffer (every classic byte); offload writes move their
+//! data below the file system and are counted by the copy engine.
 
 use std::io::{self, Write};
 use std::mem::size_of;
@@ -14,7 +16,6 @@ use odx_core::wire::{
 };
 use odx_core::{FSCTL_OFFLOAD_READ, FSCTL_OFFLOAD_WRITE, NtStatus};
 use odx_sim::copy_engine::{CopyOps, CopyOptions, TokenAnswer, copy};
-use odx_sim::store::StoreStats;
 use windows_sys::Win32::Foundation::{GENERIC_READ, GENERIC_WRITE};
 use windows_sys::Win32::Storage::FileSystem::{
     CREATE_ALWAYS, CreateFileW, FILE_ATTRIBUTE_NORMAL, FILE_END_OF_FILE_INFO, FILE_SHARE_READ,
@@ -25,7 +26,7 @@ use windows_sys::Win32::System::IO::{DeviceIoControl, OVERLAPPED};
 
 use super::{Handle, last_status, wide};
 use crate::CmdResult;
-use crate::copy_cmd::{CopyArgs, emit};
+use crate::copy_cmd::{CopyArgs, DataPath, emit};
 
 /// [`CopyOps`] over a source and a destination handle.
 #[derive(Debug)]
@@ -33,6 +34,8 @@ pub struct WinCopy {
     src: Handle,
     dst: Handle,
     sector: u64,
+    /// Bytes `WriteFile` wrote from odxctl's buffer.
+    through_buffer: u64,
 }
 
 fn open(path: &str, access: u32, share: u32, disposition: u32) -> io::Result<Handle> {
@@ -89,7 +92,57 @@ impl WinCopy {
             src,
             dst,
             sector: u64::from(sector),
+            through_buffer: 0,
         })
+    }
+
+    /// Reads up to `buf.len()` bytes at `offset` of `handle` (0 at end of file).
+    fn read_at(handle: &Handle, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        let mut overlapped = overlapped_at(offset);
+        let mut done = 0u32;
+        let len = u32::try_from(buf.len()).unwrap_or(u32::MAX);
+        // SAFETY: the handle is open for synchronous reads; `buf` is valid for `len` bytes;
+        // OVERLAPPED only carries the offset and lives for the call.
+        let ok = unsafe { ReadFile(handle.0, buf.as_mut_ptr(), len, &mut done, &mut overlapped) };
+        if ok == 0 {
+            let err = io::Error::last_os_error();
+            // ERROR_HANDLE_EOF: a read at end of file.
+            if err.raw_os_error() == Some(38) {
+                return Ok(0);
+            }
+            return Err(err);
+        }
+        Ok(usize::try_from(done).unwrap_or(0))
+    }
+
+    /// Whether the first `len` bytes of the destination equal the source's (both read back
+    /// through `ReadFile`, 1 MiB at a time).
+    ///
+    /// # Errors
+    /// A read fails.
+    pub fn same_bytes(&self, len: u64) -> io::Result<bool> {
+        const CHUNK: usize = 1 << 20;
+        let (mut a, mut b) = (vec![0u8; CHUNK], vec![0u8; CHUNK]);
+        let mut at = 0u64;
+        while at < len {
+            let want = usize::try_from((len - at).min(CHUNK as u64)).unwrap_or(CHUNK);
+            let (a, b) = (&mut a[..want], &mut b[..want]);
+            for (handle, buf) in [(&self.src, &mut *a), (&self.dst, &mut *b)] {
+                let mut got = 0;
+                while got < want {
+                    let n = Self::read_at(handle, at + got as u64, &mut buf[got..])?;
+                    if n == 0 {
+                        return Ok(false);
+                    }
+                    got += n;
+                }
+            }
+            if a != b {
+                return Ok(false);
+            }
+            at += want as u64;
+        }
+        Ok(true)
     }
 
     fn fsctl(
@@ -197,29 +250,7 @@ impl CopyOps for WinCopy {
     }
 
     fn read(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
-        let mut overlapped = overlapped_at(offset);
-        let mut done = 0u32;
-        let len = u32::try_from(buf.len()).unwrap_or(u32::MAX);
-        // SAFETY: the handle is open for synchronous reads; `buf` is valid for `len` bytes;
-        // OVERLAPPED only carries the offset and lives for the call.
-        let ok = unsafe {
-            ReadFile(
-                self.src.0,
-                buf.as_mut_ptr(),
-                len,
-                &mut done,
-                &mut overlapped,
-            )
-        };
-        if ok == 0 {
-            let err = io::Error::last_os_error();
-            // ERROR_HANDLE_EOF: a read at end of file.
-            if err.raw_os_error() == Some(38) {
-                return Ok(0);
-            }
-            return Err(err);
-        }
-        Ok(usize::try_from(done).unwrap_or(0))
+        Self::read_at(&self.src, offset, buf)
     }
 
     fn write(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
@@ -243,6 +274,7 @@ impl CopyOps for WinCopy {
                 ));
             }
             at += usize::try_from(done).unwrap_or(rest.len());
+            self.through_buffer += u64::from(done);
         }
         Ok(())
     }
@@ -258,15 +290,21 @@ pub fn run(out: &mut dyn Write, args: &CopyArgs, options: &CopyOptions, json: bo
         code: 1,
         message: format!("copy failed: {e}"),
     })?;
+    let verified = if args.verify {
+        Some(ops.same_bytes(report.total_bytes)?)
+    } else {
+        None
+    };
     emit(
         out,
         &args.src,
         &args.dst,
-        "windows",
+        DataPath::Windows {
+            through_buffer: ops.through_buffer,
+        },
         &report,
-        &StoreStats::default(),
-        None,
+        verified,
         json,
     )?;
-    Ok(0)
+    Ok(if verified == Some(false) { 1 } else { 0 })
 }
