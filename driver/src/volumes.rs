@@ -199,6 +199,24 @@ impl PortTarget for PortView<'_> {
 /// `REG_DWORD`.
 pub const REG_DWORD: u32 = 4;
 
+crate::pin_constant!(REG_DWORD => "REG_DWORD");
+
+/// `KEY_VALUE_PARTIAL_INFORMATION` field offsets, from the layout table.
+const fn partial_offset(field: &str) -> usize {
+    match crate::ffi::layouts::offset("KEY_VALUE_PARTIAL_INFORMATION", field) {
+        Some(offset) => offset,
+        // A missing row fails the build (assert below); never reached at run time.
+        None => usize::MAX,
+    }
+}
+const PARTIAL_TYPE: usize = partial_offset("Type");
+const PARTIAL_DATA_LENGTH: usize = partial_offset("DataLength");
+const PARTIAL_DATA: usize = partial_offset("Data");
+const _: () = assert!(
+    PARTIAL_TYPE != usize::MAX && PARTIAL_DATA_LENGTH != usize::MAX && PARTIAL_DATA != usize::MAX,
+    "kernel-layouts.json: KEY_VALUE_PARTIAL_INFORMATION fields missing"
+);
+
 /// Interprets a `KEY_VALUE_PARTIAL_INFORMATION` (`TitleIndex`, `Type`, `DataLength`, `Data`)
 /// returned by `ZwQueryValueKey` for `DefaultPolicy`; `None` bytes = the value (or the key) is
 /// absent or unreadable.
@@ -211,7 +229,7 @@ pub fn registry_source(partial: Option<&[u8]>) -> RegistrySource {
         let raw: [u8; 4] = bytes.get(at..at.checked_add(4)?)?.try_into().ok()?;
         Some(u32::from_le_bytes(raw))
     };
-    let dword = match (word(4), word(8), word(12)) {
+    let dword = match (word(PARTIAL_TYPE), word(PARTIAL_DATA_LENGTH), word(PARTIAL_DATA)) {
         (Some(REG_DWORD), Some(4), Some(value)) => Ok(value),
         _ => Err(()),
     };

@@ -24,6 +24,12 @@ use crate::volume::InstanceContext;
 /// `STATUS_NOT_FOUND`.
 const STATUS_NOT_FOUND: NtStatus = NtStatus(0xC000_0225);
 
+crate::pin_constant!(
+    STATUS_NOT_FOUND.0 => "STATUS_NOT_FOUND",
+    NonPagedPoolNx => "NonPagedPoolNx",
+    windows_sys::Wdk::Storage::FileSystem::Minifilters::FLT_SET_CONTEXT_KEEP_IF_EXISTS => "FLT_SET_CONTEXT_KEEP_IF_EXISTS",
+);
+
 /// One reference to an instance context; released when dropped.
 #[derive(Debug)]
 pub struct InstanceContextRef {

@@ -11,6 +11,14 @@ use crate::registration::POOL_TAG;
 /// run at `DISPATCH_LEVEL`.
 const NON_PAGED_POOL_NX: i32 = 512;
 
+crate::pin_constant!(NON_PAGED_POOL_NX => "NonPagedPoolNx");
+
+// The IRQL is read from CR8, which only x64 has (ARM64 keeps it in the processor control
+// region). A Windows build for another architecture would silently run at "PASSIVE_LEVEL" and
+// query files at raised IRQL: refuse to build it until it has its own `current_irql`.
+#[cfg(all(target_os = "windows", not(target_arch = "x86_64")))]
+compile_error!("odxflt reads the IRQL from CR8 (x64 only): add current_irql for this architecture");
+
 /// odxflt's own bugcheck code, for the panic backstop: `0x204F_4458` ("ODX" with bit 29, the
 /// customer bit of NTSTATUS-style codes, set), so a dump names odxflt and the code can never be
 /// mistaken for one of Microsoft's (bugcodes.h; `MANUALLY_INITIATED_CRASH1`, 0xDEADDEAD, means

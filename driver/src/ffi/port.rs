@@ -42,6 +42,8 @@ use crate::volumes::VOLUMES;
 /// `FLT_PORT_ALL_ACCESS` = `FLT_PORT_CONNECT` (1) | `STANDARD_RIGHTS_ALL` (0x1F0000).
 pub const FLT_PORT_ALL_ACCESS: u32 = 0x001F_0001;
 
+crate::pin_constant!(FLT_PORT_ALL_ACCESS => "FLT_PORT_ALL_ACCESS");
+
 /// Longest request read from the caller (every request is 16 or 24 bytes).
 pub const REQUEST_MAX: usize = 64;
 

@@ -29,6 +29,16 @@ const FSRTL_FLAG_ADVANCED_HEADER: u8 = 0x40;
 
 crate::pin_constant!(FSRTL_FLAG_ADVANCED_HEADER => "FSRTL_FLAG_ADVANCED_HEADER");
 
+/// `FILE_STANDARD_INFORMATION` as bytes (its size and alignment; fields by pinned offset).
+#[derive(Clone, Copy, Default)]
+#[repr(C, align(8))]
+struct StandardBytes([u8; core::mem::size_of::<FILE_STANDARD_INFORMATION>()]);
+
+/// `FILE_STANDARD_INFORMATION.EndOfFile` (pinned in `views`).
+const END_OF_FILE: usize = core::mem::offset_of!(FILE_STANDARD_INFORMATION, EndOfFile);
+/// `FILE_STANDARD_INFORMATION.DeletePending` (pinned in `views`).
+const DELETE_PENDING: usize = core::mem::offset_of!(FILE_STANDARD_INFORMATION, DeletePending);
+
 /// `STATUS_INVALID_DEVICE_STATE`: what a file query answers when the request arrived above
 /// PASSIVE_LEVEL, where `FltQueryInformationFile` may not be called. The core then passes the
 /// request through untouched, like any failed fact query.
@@ -108,11 +118,19 @@ impl KernelSource for RequestSource<'_> {
     }
 
     fn standard(&mut self) -> Result<StandardInformation, NtStatus> {
-        self.query::<FILE_STANDARD_INFORMATION>(FileStandardInformation)
-            .map(|info| StandardInformation {
-                end_of_file: info.EndOfFile,
-                delete_pending: info.DeletePending,
-            })
+        // As bytes: `DeletePending` is a BOOLEAN, which the kernel may set to any non-zero
+        // value; windows-sys declares it `bool`, for which only 0 and 1 are valid.
+        let info = self.query::<StandardBytes>(FileStandardInformation)?;
+        let field = |offset: usize| info.0.get(offset).copied();
+        let end_of_file = info
+            .0
+            .get(END_OF_FILE..END_OF_FILE.saturating_add(8))
+            .and_then(|bytes| <[u8; 8]>::try_from(bytes).ok())
+            .map_or(0, i64::from_le_bytes);
+        Ok(StandardInformation {
+            end_of_file,
+            delete_pending: field(DELETE_PENDING).is_some_and(|b| b != 0),
+        })
     }
 
     fn valid_data_length(&mut self) -> Option<i64> {
@@ -147,11 +165,13 @@ pub fn raw_volume(objects: RelatedObjects<'_>, filesystem_type: i32) -> RawVolum
     let sector =
         query_volume::<FILE_FS_SECTOR_SIZE_INFORMATION>(objects, FileFsSectorSizeInformation);
     let size = query_volume::<FILE_FS_SIZE_INFORMATION>(objects, FileFsSizeInformation);
-    let mut writable = false;
+    // A BOOLEAN out parameter: a byte, read as one (any non-zero value is TRUE).
+    let mut writable = 0_u8;
     let volume = objects.volume() as *const c_void;
     // SAFETY: `volume` is the opaque volume pointer of the instance being set up (PASSIVE_LEVEL);
-    // `writable` is a valid out pointer.
-    let status = unsafe { FltIsVolumeWritable(volume, &mut writable) };
+    // `writable` is a valid one-byte out location for the BOOLEAN.
+    let status = unsafe { FltIsVolumeWritable(volume, (&raw mut writable).cast::<bool>()) };
+    let writable = writable != 0;
     RawVolume {
         filesystem_type,
         logical_bytes_per_sector: sector.map(|info| info.LogicalBytesPerSector),

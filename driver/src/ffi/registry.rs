@@ -40,6 +40,13 @@ const KERNEL_MODE: i8 = 0;
 const KEY_READ: u32 = 0x0002_0019;
 /// `KeyValuePartialInformation`.
 const KEY_VALUE_PARTIAL_INFORMATION: i32 = 2;
+
+// KEY_READ is not in either header set's table (it is STANDARD_RIGHTS_READ | KEY_QUERY_VALUE |
+// KEY_ENUMERATE_SUB_KEYS | KEY_NOTIFY, winnt.h); the rest is pinned.
+crate::pin_constant!(
+    KERNEL_MODE => "KernelMode",
+    KEY_VALUE_PARTIAL_INFORMATION => "KeyValuePartialInformation",
+);
 /// `STATUS_BUFFER_OVERFLOW` and `STATUS_BUFFER_TOO_SMALL`: a value larger than a DWORD.
 const TOO_LARGE: [u32; 2] = [0x8000_0005, 0xC000_0023];
 

@@ -296,6 +296,22 @@ pin_layout!(DRIVER_OBJECT = "DRIVER_OBJECT" {
     MajorFunction => "MajorFunction",
 });
 
+// The windows-sys constants odxflt uses (values checked against the table, not trusted).
+pin_constant!(
+    windows_sys::Wdk::Storage::FileSystem::Minifilters::FLT_PREOP_SUCCESS_WITH_CALLBACK => "FLT_PREOP_SUCCESS_WITH_CALLBACK",
+    windows_sys::Wdk::Storage::FileSystem::Minifilters::FLT_PREOP_SUCCESS_NO_CALLBACK => "FLT_PREOP_SUCCESS_NO_CALLBACK",
+    windows_sys::Wdk::Storage::FileSystem::Minifilters::FLT_PREOP_COMPLETE => "FLT_PREOP_COMPLETE",
+    windows_sys::Wdk::Storage::FileSystem::Minifilters::FLT_POSTOP_FINISHED_PROCESSING => "FLT_POSTOP_FINISHED_PROCESSING",
+    windows_sys::Wdk::Storage::FileSystem::Minifilters::FLTFL_POST_OPERATION_DRAINING => "FLTFL_POST_OPERATION_DRAINING",
+    windows_sys::Wdk::Storage::FileSystem::FileBasicInformation => "FileBasicInformation",
+    windows_sys::Wdk::Storage::FileSystem::FileStandardInformation => "FileStandardInformation",
+    windows_sys::Wdk::Storage::FileSystem::FileFsSizeInformation => "FileFsSizeInformation",
+    windows_sys::Wdk::Storage::FileSystem::FileFsSectorSizeInformation => "FileFsSectorSizeInformation",
+    windows_sys::Win32::Foundation::OBJ_CASE_INSENSITIVE => "OBJ_CASE_INSENSITIVE",
+    windows_sys::Win32::Foundation::OBJ_KERNEL_HANDLE => "OBJ_KERNEL_HANDLE",
+    windows_sys::Win32::Foundation::STATUS_FLT_DO_NOT_ATTACH as u32 => "STATUS_FLT_DO_NOT_ATTACH",
+);
+
 // The constants odxflt uses, wherever they are declared in the driver.
 pin_constant!(
     crate::registration::IRP_MJ_FILE_SYSTEM_CONTROL => "IRP_MJ_FILE_SYSTEM_CONTROL",

@@ -92,7 +92,10 @@ impl Point {
                 STATUS_INVALID_DEVICE_REQUEST,
                 NtStatus::STATUS_INSUFFICIENT_RESOURCES,
             ],
-            Self::IsVolumeWritable => &[NtStatus::STATUS_INVALID_PARAMETER],
+            Self::IsVolumeWritable => &[
+                NtStatus::STATUS_INSUFFICIENT_RESOURCES,
+                STATUS_INVALID_DEVICE_REQUEST,
+            ],
             Self::OpenKey => &[
                 STATUS_OBJECT_NAME_NOT_FOUND,
                 NtStatus::STATUS_INSUFFICIENT_RESOURCES,

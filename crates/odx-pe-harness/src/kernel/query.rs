@@ -1,8 +1,7 @@
 //! File and volume information: `FltQueryVolumeInformation`, `FltIsVolumeWritable`,
 //! `FltQueryInformationFile`, answered from the simulated volume and laid out by the table.
 //!
-//! IRQL: `FltQueryInformationFile` and `FltQueryVolumeInformation` PASSIVE_LEVEL,
-//! `FltIsVolumeWritable` at most APC_LEVEL (docs/pe-harness.md, "IRQL").
+//! IRQL: all three PASSIVE_LEVEL (docs/pe-harness.md, "IRQL").
 
 use std::ffi::c_void;
 
@@ -16,7 +15,6 @@ use super::{
 use crate::layouts::{Blob, shapes, write};
 
 const PASSIVE_LEVEL: u8 = 0;
-const APC_LEVEL: u8 = 1;
 
 pub(super) fn resolve(symbol: &str) -> Option<usize> {
     Some(match symbol {
@@ -108,7 +106,7 @@ unsafe extern "win64" fn flt_query_volume_information(
 unsafe extern "win64" fn flt_is_volume_writable(object: *const c_void, writable: *mut bool) -> i32 {
     let answer = with(|k| {
         k.calls.push(Call::IsVolumeWritable);
-        k.require_irql("FltIsVolumeWritable", APC_LEVEL);
+        k.require_irql("FltIsVolumeWritable", PASSIVE_LEVEL);
         if let Some(status) = k.faults.hit(Point::IsVolumeWritable) {
             return Some(Err(status));
         }
