@@ -87,7 +87,7 @@ if ($build -ge 18362) {
   if ($LASTEXITCODE -ne 0 -and $LASTEXITCODE -ne 3010) { throw "pnputil /add-driver $inf /install failed ($LASTEXITCODE)" }
   Say "installed through the driver store (pnputil, build $build)"
 } else {
-  rundll32.exe setupapi.dll,InstallHinfSection DefaultInstall 132 $inf
+  rundll32.exe "setupapi.dll,InstallHinfSection" DefaultInstall 132 $inf
   Start-Sleep -Seconds 3   # rundll32 returns before SetupAPI is done
   Say "installed with InstallHinfSection DefaultInstall (build $build)"
 }

@@ -1,6 +1,6 @@
 <#
 .SYNOPSIS
-  End-to-end ODX checks for odxflt on a test-signed Windows VM (run elevated, after deploy.ps1).
+  End-to-end ODX checks for odxflt on a test-signed Windows VM (run elevated, after install.ps1).
 .DESCRIPTION
   Creates and mounts a VHDX with a fresh NTFS volume, writes plain / compressed / sparse /
   encrypted files, makes sure odxflt is loaded and attached with SprtFtrs 0x3, then issues
@@ -156,6 +156,17 @@ try {
   $f = Open $plain Read
   Check "read  plain file" ([Odx]::Read($f.SafeFileHandle, 0, 65536, [ref]$out)) @(0, 50, 316)
   $f.Close()
+
+  # odxctl.exe of the package against the loaded driver: its port client and its probe.
+  $odxctl = Join-Path $PSScriptRoot "..\..\odxctl.exe"
+  if (Test-Path $odxctl) {
+    $stats = & $odxctl stats | Out-String
+    if ($LASTEXITCODE -eq 0 -and $stats -match "odxflt: default policy") { Write-Host "PASS  odxctl stats" }
+    else { Write-Host "FAIL  odxctl stats -> $LASTEXITCODE`n$stats"; $script:failures++ }
+    $diagnosis = & $odxctl diagnose $plain $dest | Out-String
+    if ($diagnosis -match "filter\s+odxflt\s+altitude 370031\s+SupportedFeatures 0x3") { Write-Host "PASS  odxctl diagnose lists odxflt at 0x3" }
+    else { Write-Host "FAIL  odxctl diagnose: no odxflt instance at 0x3`n$diagnosis"; $script:failures++ }
+  } else { Write-Host "SKIP  odxctl checks (no odxctl.exe two folders up)" }
 }
 finally {
   if (-not $Keep) {

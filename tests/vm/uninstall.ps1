@@ -51,7 +51,7 @@ if ($build -ge 18362) {
 } else {
   $inf = Join-Path $Package "odxflt.inf"
   if (Test-Path $inf) {
-    rundll32.exe setupapi.dll,InstallHinfSection DefaultUninstall 132 $inf
+    rundll32.exe "setupapi.dll,InstallHinfSection" DefaultUninstall 132 $inf
     Start-Sleep -Seconds 3
     Say "ran InstallHinfSection DefaultUninstall"
   }
