@@ -349,28 +349,36 @@ fn only_ntfs_and_refs_are_attached() {
     finish(driver);
 }
 
-/// Rewrites the image's load of `FsControlCode` so it reads `FLT_PARAMETERS+8` (where
+/// Rewrites the image's read of `FsControlCode` so it reads `FLT_PARAMETERS+8` (where
 /// windows-sys 0.61.2 puts the control code and Windows puts `InputBufferLength`) instead of
-/// +16: the bug of the last review, re-created in the shipped image. Finds
-/// `mov r32, [r64 + disp8]` shortly before `cmp r32, FSCTL_OFFLOAD_READ` and lowers its
-/// displacement by 8. Returns how many loads were rewritten.
+/// +16: the bug of the last review, re-created in the shipped image. The control code is the
+/// only field odxflt reads at `FLT_IO_PARAMETER_BLOCK+0x28` (Parameters at +24, the code at
+/// +16 in it): the instruction that compares it with an offload code (or their common bits,
+/// `0x90260`) either addresses `[reg+0x28]` itself or follows a load from it within a few
+/// bytes. Its displacement is lowered by 8. Returns how many were rewritten.
 fn with_windows_sys_fsctl_layout(image: &mut [u8]) -> usize {
-    let code = odx_core::FSCTL_OFFLOAD_READ.to_le_bytes();
+    let codes = [
+        odx_core::FSCTL_OFFLOAD_READ.to_le_bytes(),
+        0x0009_0260_u32.to_le_bytes(),
+    ];
     let mut patched = 0;
     let mut at = 0;
-    while at + 6 <= image.len() {
-        let cmp =
-            image[at] == 0x81 && image[at + 1] & 0xF8 == 0xF8 && image[at + 2..at + 6] == code;
-        if cmp {
-            for back in 3..=8 {
-                let Some(load) = at.checked_sub(back) else {
+    while at + 4 <= image.len() {
+        if codes.iter().any(|code| image[at..at + 4] == *code) {
+            // A ModRM with mod = 01 (disp8), no SIB (rm != 100), disp8 = 0x28, in the 8 bytes
+            // before the immediate: mov/xor/cmp r32, [r64+0x28] or op [r64+0x28], imm32.
+            for back in 2..=8 {
+                let Some(modrm) = at.checked_sub(back) else {
                     break;
                 };
-                let (opcode, modrm) = (image[load], image[load + 1]);
-                if opcode == 0x8B && modrm & 0xC0 == 0x40 && image[load + 2] >= 8 {
-                    image[load + 2] -= 8;
-                    patched += 1;
-                    break;
+                let m = image[modrm];
+                if m & 0xC0 == 0x40 && m & 0x07 != 0x04 && image[modrm + 1] == 0x28 {
+                    let opcode = image[modrm - 1];
+                    if matches!(opcode, 0x8B | 0x33 | 0x3B | 0x81 | 0x39 | 0x31) {
+                        image[modrm + 1] = 0x20;
+                        patched += 1;
+                        break;
+                    }
                 }
             }
         }
@@ -387,7 +395,7 @@ fn an_image_with_the_windows_sys_fsctl_layout_fails_the_harness() {
     let patched = with_windows_sys_fsctl_layout(&mut image);
     assert!(
         patched >= 1,
-        "no `mov r32, [r64+disp8]; cmp r32, 0x94264` sequence found: update the pattern"
+        "no read of [r64+0x28] next to the offload code found: update the pattern"
     );
     let summary = diff::run_all(&image, &diff::default_scenarios()).expect("harness runs");
     assert!(!summary.ok(), "the old layout passed: {}", summary.line());
