@@ -206,7 +206,7 @@ mod tests {
         assert_eq!(
             action,
             PreAction::Forward {
-                context: PostContext::Read(ReadContext::untouched(8192, 4096, SectorSize::DEFAULT)),
+                context: PostContext::Read(ReadContext::untouched(4096, SectorSize::DEFAULT)),
                 input_rewritten: false
             }
         );
@@ -341,7 +341,6 @@ mod tests {
 
     fn read_context(forwarded: u64, zero_beyond: bool) -> PostContext {
         PostContext::Read(ReadContext {
-            file_offset: 0,
             requested_length: 1 << 20,
             forwarded_length: forwarded,
             zero_beyond_forwarded: zero_beyond,
@@ -442,7 +441,6 @@ mod tests {
             .unwrap();
         let mut buffer = SystemBuffer::new(&mut bytes, 544, 16);
         let context = PostContext::Write(WriteContext {
-            file_offset: 0,
             requested_length: 4096,
             forwarded_length: 4096,
             sector_size: SectorSize::DEFAULT,

@@ -69,7 +69,9 @@ struct Input {
     write: bool,
     rules: RulesMirror,
     sector_log2: u8,
-    file_offset: Num,
+    /// No longer part of the completion context (post-operation never needed it); kept so the
+    /// seed corpus decodes as before.
+    _file_offset: Num,
     requested: Num,
     forwarded: Num,
     zero_beyond_forwarded: bool,
@@ -91,7 +93,6 @@ fuzz_target!(|x: Input| {
 
     if x.write {
         let ctx = WriteContext {
-            file_offset: x.file_offset.value(sector),
             requested_length: x.requested.value(sector),
             forwarded_length: forwarded,
             sector_size: sector,
@@ -105,13 +106,24 @@ fuzz_target!(|x: Input| {
         if !below.is_success() {
             assert_eq!(c.status, map_failure(OffloadOp::Write, below));
             assert!(!c.status.is_success());
-        } else if let Some(o) = c.output {
+        } else if let Some(answer) = c.output {
             let parsed = OffloadWriteOutput::parse(&out).expect("success from a short output");
+            // What the caller sees: the completion written in place over the answer.
+            let mut seen = out.clone();
+            assert_eq!(c.write_output(&mut seen), 16);
+            assert_eq!(seen[16..], out[16..], "nothing written past the output");
+            let o = OffloadWriteOutput::parse(&seen).unwrap();
             assert_eq!(o, OffloadWriteOutput::new(parsed.length_written.get()));
+            assert_eq!(answer.length_written, o.length_written.get());
             assert!(o.length_written.get() <= forwarded);
             assert!(sector.is_aligned(o.length_written.get()));
-            let mut buf = [0u8; 16];
-            assert_eq!(c.write_output(&mut buf), 16);
+            let mut short = [0u8; 15];
+            assert_eq!(
+                c.write_output(&mut short),
+                0,
+                "a short buffer is left alone"
+            );
+            assert_eq!(short, [0u8; 15]);
         } else {
             assert_eq!(c.status, rules.broken_lower_contract);
             let kept = OffloadWriteOutput::parse(&out).is_ok_and(|p| {
@@ -122,7 +134,6 @@ fuzz_target!(|x: Input| {
         }
     } else {
         let ctx = ReadContext {
-            file_offset: x.file_offset.value(sector),
             requested_length: x.requested.value(sector),
             forwarded_length: forwarded,
             zero_beyond_forwarded: x.zero_beyond_forwarded,
@@ -139,8 +150,15 @@ fuzz_target!(|x: Input| {
         if !below.is_success() {
             assert_eq!(c.status, map_failure(OffloadOp::Read, below));
             assert!(!c.status.is_success());
-        } else if let Some(o) = c.output {
+        } else if let Some(answer) = c.output {
             let parsed = OffloadReadOutput::parse(&out).expect("success from a short output");
+            // What the caller sees: the completion written in place over the answer.
+            let mut seen = out.clone();
+            assert_eq!(c.write_output(&mut seen), 528);
+            assert_eq!(seen[528..], out[528..], "nothing written past the output");
+            let o = OffloadReadOutput::parse(&seen).unwrap();
+            assert_eq!(answer.transfer_length, o.transfer_length.get());
+            assert_eq!(answer.flags.bits(), o.flags.get());
             let transfer = o.transfer_length.get();
             assert_eq!(transfer, parsed.transfer_length.get());
             assert!(transfer > 0 && transfer <= forwarded);
@@ -154,8 +172,6 @@ fuzz_target!(|x: Input| {
             } else {
                 assert_eq!(o.flags.get(), parsed.flags.get());
             }
-            let mut buf = vec![0u8; 528];
-            assert_eq!(c.write_output(&mut buf), 528);
         } else {
             assert_eq!(c.status, rules.broken_lower_contract);
             let kept = OffloadReadOutput::parse(&out).is_ok_and(|p| {

@@ -122,10 +122,19 @@ fuzz_target!(|x: Input| {
                 c.status == NtStatus::STATUS_SUCCESS,
                 "{d:?}"
             );
-            if let Some(out) = c.output {
+            if c.output.is_some() {
                 assert!(output_len >= OffloadReadOutput::SIZE);
-                let mut buf = vec![0u8; OffloadReadOutput::SIZE];
+                // Written straight into the output buffer, nothing past it.
+                let mut buf = vec![0xA5u8; OffloadReadOutput::SIZE + 8];
                 assert_eq!(c.write_output(&mut buf), OffloadReadOutput::SIZE);
+                assert!(buf[OffloadReadOutput::SIZE..].iter().all(|&b| b == 0xA5));
+                let mut short = vec![0xA5u8; OffloadReadOutput::SIZE - 1];
+                assert_eq!(c.write_output(&mut short), 0);
+                assert!(
+                    short.iter().all(|&b| b == 0xA5),
+                    "a short buffer is left alone"
+                );
+                let out = OffloadReadOutput::parse(&buf).unwrap();
                 assert_eq!(out.size.get(), 528);
                 assert!(
                     out.token.is_zero_data(),
@@ -215,6 +224,15 @@ fuzz_target!(|x: Input| {
             assert!(!handle.closed);
             assert!(input.len() >= 32 && output_len >= 528);
             let parsed = parsed.expect("forwarded an unparsable input");
+            // What the file system sees: the caller's bytes with the forward applied in place.
+            let mut sent = input.clone();
+            assert_eq!(f.rewrite(&mut sent), f.trimmed());
+            assert_eq!(sent.len(), input.len());
+            let forwarded = OffloadReadInput::parse(&sent).unwrap();
+            assert_eq!(forwarded.copy_length.get(), f.copy_length());
+            let mut other_bytes = sent.clone();
+            other_bytes[0x18..0x20].copy_from_slice(&input[0x18..0x20]);
+            assert_eq!(other_bytes, input, "only CopyLength may change, in place");
             assert_eq!(parsed.size.get(), 32);
             assert!(sector.is_aligned(offset));
             let end = offset
@@ -233,21 +251,20 @@ fuzz_target!(|x: Input| {
             if d.check == Check::BeyondValidData {
                 // MS-FSA read 14 is the file system's: the request goes down exactly as sent.
                 assert!(offset >= vdl);
-                assert_eq!(f.input, parsed);
-                assert_eq!(f.context, ReadContext::untouched(offset, length, sector));
+                assert_eq!(sent, input);
+                assert_eq!(f.context, ReadContext::untouched(length, sector));
                 return;
             }
             assert_eq!(d.check, Check::Forward);
             assert!(offset < vdl);
             // The forwarded request: same input, CopyLength trimmed (never grown, never to 0).
             let ctx = f.context;
-            assert_eq!(ctx.file_offset, offset);
             assert_eq!(ctx.requested_length, length);
             assert_eq!(ctx.sector_size, sector);
             assert!(ctx.forwarded_length > 0 && ctx.forwarded_length <= length);
-            assert_eq!(f.input.copy_length.get(), ctx.forwarded_length);
+            assert_eq!(forwarded.copy_length.get(), ctx.forwarded_length);
             assert_eq!(f.trimmed(), ctx.forwarded_length != length);
-            let mut same = f.input;
+            let mut same = forwarded;
             same.copy_length = parsed.copy_length;
             assert_eq!(same, parsed, "only CopyLength may change");
             if f.trimmed() {

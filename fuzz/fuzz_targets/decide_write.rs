@@ -147,13 +147,20 @@ fuzz_target!(|x: Input| {
                 c.status == NtStatus::STATUS_SUCCESS,
                 "{d:?}"
             );
-            if let Some(out) = c.output {
+            if c.output.is_some() {
                 assert!(output_len >= OffloadWriteOutput::SIZE);
-                let mut buf = [0u8; 16];
+                let mut buf = [0xA5u8; 24];
                 assert_eq!(c.write_output(&mut buf), 16);
+                assert!(
+                    buf[16..].iter().all(|&b| b == 0xA5),
+                    "nothing past the output"
+                );
                 assert_eq!(d.check, Check::ZeroLength);
                 assert_eq!(length, 0);
-                assert_eq!(out, OffloadWriteOutput::new(0));
+                assert_eq!(
+                    OffloadWriteOutput::parse(&buf).unwrap(),
+                    OffloadWriteOutput::new(0)
+                );
             }
             match d.check {
                 Check::FileSystemImplementsOffload => {
@@ -236,6 +243,15 @@ fuzz_target!(|x: Input| {
             assert!(!handle.closed);
             assert!(input.len() >= 544 && output_len >= 16);
             let parsed = parsed.expect("forwarded an unparsable input");
+            // What the file system sees: the caller's bytes with the forward applied in place.
+            let mut sent = input.clone();
+            assert_eq!(f.rewrite(&mut sent), f.trimmed());
+            assert_eq!(sent.len(), input.len());
+            let forwarded = OffloadWriteInput::parse(&sent).unwrap();
+            assert_eq!(forwarded.copy_length.get(), f.copy_length());
+            let mut other_bytes = sent.clone();
+            other_bytes[0x10..0x18].copy_from_slice(&input[0x10..0x18]);
+            assert_eq!(other_bytes, input, "only CopyLength may change, in place");
             assert_eq!(parsed.size.get(), 544);
             assert!(sector.is_aligned(offset) && sector.is_aligned(transfer_offset));
             let end = offset
@@ -255,20 +271,19 @@ fuzz_target!(|x: Input| {
             if d.check == Check::BeyondValidData {
                 // MS-FSA write 16 is the file system's: the write goes down exactly as sent.
                 assert!(offset > vdl);
-                assert_eq!(f.input, parsed);
-                assert_eq!(f.context, WriteContext::untouched(offset, length, sector));
+                assert_eq!(sent, input);
+                assert_eq!(f.context, WriteContext::untouched(length, sector));
                 return;
             }
             assert_eq!(d.check, Check::Forward);
             assert!(offset <= vdl);
             let ctx = f.context;
-            assert_eq!(ctx.file_offset, offset);
             assert_eq!(ctx.requested_length, length);
             assert_eq!(ctx.sector_size, sector);
             assert!(ctx.forwarded_length > 0 && ctx.forwarded_length <= length);
-            assert_eq!(f.input.copy_length.get(), ctx.forwarded_length);
+            assert_eq!(forwarded.copy_length.get(), ctx.forwarded_length);
             assert_eq!(f.trimmed(), ctx.forwarded_length != length);
-            let mut same = f.input;
+            let mut same = forwarded;
             same.copy_length = parsed.copy_length;
             assert_eq!(same, parsed, "only CopyLength may change");
             // Never extends the file beyond its last sector.

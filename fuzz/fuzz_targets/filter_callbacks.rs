@@ -144,6 +144,9 @@ fuzz_target!(|x: Input| {
                     if input_rewritten {
                         let fwd = OffloadReadInput::parse(&buffer).expect("rewrote garbage");
                         assert_eq!(fwd.copy_length.get(), ctx.forwarded_length);
+                        let mut restored = buffer.clone();
+                        restored[0x18..0x20].copy_from_slice(&original[0x18..0x20]);
+                        assert_eq!(restored, original, "only CopyLength is rewritten");
                         assert!(ctx.forwarded_length < ctx.requested_length);
                     }
                 }
@@ -152,6 +155,9 @@ fuzz_target!(|x: Input| {
                     if input_rewritten {
                         let fwd = OffloadWriteInput::parse(&buffer).expect("rewrote garbage");
                         assert_eq!(fwd.copy_length.get(), ctx.forwarded_length);
+                        let mut restored = buffer.clone();
+                        restored[0x10..0x18].copy_from_slice(&original[0x10..0x18]);
+                        assert_eq!(restored, original, "only CopyLength is rewritten");
                         assert!(ctx.forwarded_length < ctx.requested_length);
                     }
                 }

@@ -11,10 +11,17 @@ use odx_core::wire::{
     StorageOffloadToken, TokenKind,
 };
 use odx_core::{NtStatus, OffloadOp, Win32Error, WireStruct};
+use zerocopy::Unaligned;
 
-fn round_trip<T: WireStruct + PartialEq + core::fmt::Debug>(data: &[u8]) -> Option<T> {
+fn round_trip<T: WireStruct + Unaligned + PartialEq + core::fmt::Debug>(data: &[u8]) -> Option<T> {
     let parsed = T::parse(data);
     assert_eq!(parsed.is_ok(), data.len() >= T::SIZE, "{}", T::NAME);
+    // The in-place view agrees with the copy, and borrows the input's own bytes.
+    let view = T::view(data);
+    assert_eq!(view.ok(), parsed.as_ref().ok());
+    if let Ok(view) = view {
+        assert_eq!(core::ptr::from_ref(view).cast::<u8>(), data.as_ptr());
+    }
     let value = parsed.ok()?;
     // Serialise into a longer buffer: exactly SIZE bytes written, equal to the input's prefix.
     let mut out = vec![0xA5u8; T::SIZE + 7];
@@ -59,6 +66,10 @@ fuzz_target!(|data: &[u8]| {
     match OffloadOp::from_fsctl(word) {
         Some(op) => assert_eq!(op.fsctl(), word),
         None => assert!(word != 0x0009_4264 && word != 0x0009_8268),
+    }
+    // The masked test lets through only codes that share the offload codes' common bits.
+    if word & odx_core::ctl::OFFLOAD_COMMON_MASK != odx_core::ctl::OFFLOAD_COMMON_BITS {
+        assert_eq!(OffloadOp::from_fsctl(word), None);
     }
     let status = NtStatus(word);
     if let Some(info) = status.info() {

@@ -3,11 +3,13 @@
 //! the difference in N, which cancels start-up and set-up costs exactly.
 //!
 //! `decision_instructions <path> <n>`, path one of: copy, read, write, pre_read, pre_write,
-//! compare (one `==` on the control code, the baseline of from_fsctl), from_fsctl.
+//! compare (one `==` on the control code, the baseline of from_fsctl), mask (one masked compare
+//! of the control code's common bits, what from_fsctl does with a non-offload code), from_fsctl.
 
 use std::hint::black_box;
 use std::process::ExitCode;
 
+use odx_core::ctl::{OFFLOAD_COMMON_BITS, OFFLOAD_COMMON_MASK};
 use odx_core::filter::{BufferedRequest, pre_operation};
 use odx_core::policy::PolicyMode;
 use odx_core::{FSCTL_OFFLOAD_READ, OffloadOp, OffloadRequest, Rules, decide_read, decide_write};
@@ -29,7 +31,7 @@ fn main() -> ExitCode {
     else {
         // Under `cargo bench` (no arguments) there is nothing to measure: callgrind does that.
         eprintln!(
-            "usage: decision_instructions <copy|read|write|pre_read|pre_write|compare|from_fsctl> <n>"
+            "usage: decision_instructions <copy|read|write|pre_read|pre_write|compare|mask|from_fsctl> <n>"
         );
         return ExitCode::SUCCESS;
     };
@@ -104,6 +106,11 @@ fn main() -> ExitCode {
         "compare" => {
             for _ in 0..n {
                 black_box(black_box(FSCTL_SET_SPARSE) == FSCTL_OFFLOAD_READ);
+            }
+        }
+        "mask" => {
+            for _ in 0..n {
+                black_box(black_box(FSCTL_SET_SPARSE) & OFFLOAD_COMMON_MASK == OFFLOAD_COMMON_BITS);
             }
         }
         "from_fsctl" => {

@@ -6,7 +6,7 @@ use crate::ctl::OffloadOp;
 use crate::flags::OffloadReadFlags;
 use crate::rules::Rules;
 use crate::status::NtStatus;
-use crate::verdict::{Completion, ReadContext, WriteContext};
+use crate::verdict::{AnswerToken, Completion, ReadAnswer, ReadContext, WriteAnswer, WriteContext};
 use crate::wire::{OffloadReadOutput, OffloadWriteOutput, WireStruct};
 
 /// What the mapping does with a failure status from below.
@@ -104,18 +104,19 @@ pub fn map_failure(op: OffloadOp, below: NtStatus) -> NtStatus {
 }
 
 /// Completes a forwarded offload read. `output` is the buffer's first `IoStatus.Information`
-/// bytes (at most `OutputBufferLength`).
+/// bytes (at most `OutputBufferLength`), read in place. A success keeps the storage's token
+/// where it lies ([`AnswerToken::FromBelow`]) and sets `Size` and `Flags`.
 #[must_use]
 pub fn complete_read(
     context: &ReadContext,
     below: NtStatus,
     output: &[u8],
     rules: &Rules,
-) -> Completion<OffloadReadOutput> {
+) -> Completion<ReadAnswer> {
     if !below.is_success() {
         return Completion::status(map_failure(OffloadOp::Read, below));
     }
-    let Ok(mut answer) = OffloadReadOutput::parse(output) else {
+    let Ok(answer) = OffloadReadOutput::view(output) else {
         return Completion::status(rules.broken_lower_contract);
     };
     let transfer = answer.transfer_length.get();
@@ -126,36 +127,40 @@ pub fn complete_read(
     {
         return Completion::status(rules.broken_lower_contract);
     }
+    let mut flags = answer.read_flags();
     if context.zero_beyond_forwarded {
-        let mut flags = answer.read_flags();
         // MS-FSA read 16: the flag survives only if the answer covers the trimmed range.
         flags.set(
             OffloadReadFlags::ALL_ZERO_BEYOND_CURRENT_RANGE,
             transfer == context.forwarded_length,
         );
-        answer.flags.set(flags.bits());
     }
-    answer.size.set(528);
-    Completion::success(answer)
+    Completion::success(ReadAnswer {
+        flags,
+        transfer_length: transfer,
+        token: AnswerToken::FromBelow,
+    })
 }
 
-/// Completes a forwarded offload write.
+/// Completes a forwarded offload write. `output` as for [`complete_read`].
 #[must_use]
 pub fn complete_write(
     context: &WriteContext,
     below: NtStatus,
     output: &[u8],
     rules: &Rules,
-) -> Completion<OffloadWriteOutput> {
+) -> Completion<WriteAnswer> {
     if !below.is_success() {
         return Completion::status(map_failure(OffloadOp::Write, below));
     }
-    let Ok(answer) = OffloadWriteOutput::parse(output) else {
+    let Ok(answer) = OffloadWriteOutput::view(output) else {
         return Completion::status(rules.broken_lower_contract);
     };
     let written = answer.length_written.get();
     if written > context.forwarded_length || !context.sector_size.is_aligned(written) {
         return Completion::status(rules.broken_lower_contract);
     }
-    Completion::success(OffloadWriteOutput::new(written))
+    Completion::success(WriteAnswer {
+        length_written: written,
+    })
 }

@@ -2,11 +2,12 @@
 //! request in pre-operation and with the answer in post-operation. The driver calls these with the
 //! system buffer; the simulator with its model's buffer. Neither repeats this orchestration.
 //!
-//! Pre-operation: policy → (facts, asked lazily) → verdict → either the output is written into the
-//! buffer and the request completes, or the (possibly trimmed) input is written back and the request
-//! goes down with a [`PostContext`], or (a fact query failed) the request goes down untouched
-//! without a post-operation. Post-operation: the completion mapping, the output rewritten within
-//! `OutputBufferLength`, and the statistics.
+//! Pre-operation: policy → (facts, asked lazily) → verdict → either the answer is written into the
+//! output part of the buffer and the request completes, or (when trimmed) the input's `CopyLength`
+//! is rewritten in place and the request goes down with a [`PostContext`], or (a fact query failed)
+//! the request goes down untouched without a post-operation. Post-operation: the completion
+//! mapping, the answer's fields rewritten in place within `OutputBufferLength`, and the statistics.
+//! The buffer is only ever borrowed: nothing of it is copied onto the stack.
 
 use crate::complete::{complete_read, complete_write};
 use crate::ctl::OffloadOp;
@@ -16,8 +17,10 @@ use crate::rules::Rules;
 use crate::stats::VolumeStats;
 use crate::status::NtStatus;
 use crate::validate::{Check, OffloadRequest};
-use crate::verdict::{Completion, OffloadVerdict, ReadContext, Verdict, WriteContext};
-use crate::wire::{OffloadReadOutput, OffloadWriteOutput, WireStruct};
+use crate::verdict::{Answer, Completion, OffloadVerdict, ReadContext, Verdict, WriteContext};
+use crate::wire::{
+    OffloadReadInput, OffloadReadOutput, OffloadWriteInput, OffloadWriteOutput, WireStruct,
+};
 
 /// The METHOD_BUFFERED request as the filter sees it.
 #[derive(Debug)]
@@ -37,6 +40,11 @@ impl BufferedRequest<'_> {
     fn input(&self) -> &[u8] {
         let len = self.input_len.min(self.buffer.len());
         self.buffer.get(..len).unwrap_or_default()
+    }
+
+    fn input_mut(&mut self) -> &mut [u8] {
+        let len = self.input_len.min(self.buffer.len());
+        self.buffer.get_mut(..len).unwrap_or_default()
     }
 
     fn output(&mut self) -> &mut [u8] {
@@ -102,7 +110,7 @@ pub enum PreOp {
     },
 }
 
-fn complete_with<Out: WireStruct>(
+fn complete_with<Out: Answer>(
     completion: &Completion<Out>,
     request: &mut BufferedRequest<'_>,
     check: Check,
@@ -116,12 +124,8 @@ fn complete_with<Out: WireStruct>(
 
 fn requested_length(op: OffloadOp, input: &[u8]) -> u64 {
     match op {
-        OffloadOp::Read => {
-            crate::wire::OffloadReadInput::parse(input).map_or(0, |i| i.copy_length.get())
-        }
-        OffloadOp::Write => {
-            crate::wire::OffloadWriteInput::parse(input).map_or(0, |i| i.copy_length.get())
-        }
+        OffloadOp::Read => OffloadReadInput::view(input).map_or(0, |i| i.copy_length.get()),
+        OffloadOp::Write => OffloadWriteInput::view(input).map_or(0, |i| i.copy_length.get()),
     }
 }
 
@@ -171,20 +175,14 @@ pub fn pre_operation<F: OffloadFacts + ?Sized>(
             | OffloadVerdict::Write(Verdict::PassThrough) => PreOp::PassThrough {
                 check: decision.check,
             },
-            OffloadVerdict::Read(Verdict::Forward(fwd)) => {
-                let rewritten = fwd.trimmed() && fwd.input.serialize_into(request.buffer).is_ok();
-                PreOp::Forward {
-                    context: PostContext::Read(fwd.context),
-                    input_rewritten: rewritten,
-                }
-            }
-            OffloadVerdict::Write(Verdict::Forward(fwd)) => {
-                let rewritten = fwd.trimmed() && fwd.input.serialize_into(request.buffer).is_ok();
-                PreOp::Forward {
-                    context: PostContext::Write(fwd.context),
-                    input_rewritten: rewritten,
-                }
-            }
+            OffloadVerdict::Read(Verdict::Forward(fwd)) => PreOp::Forward {
+                context: PostContext::Read(fwd.context),
+                input_rewritten: fwd.rewrite(request.input_mut()),
+            },
+            OffloadVerdict::Write(Verdict::Forward(fwd)) => PreOp::Forward {
+                context: PostContext::Write(fwd.context),
+                input_rewritten: fwd.rewrite(request.input_mut()),
+            },
         },
     }
 }
@@ -220,10 +218,10 @@ pub fn post_operation(
             let bytes = answer.buffer.get(..returned).unwrap_or_default();
             let done = match op {
                 OffloadOp::Read => {
-                    OffloadReadOutput::parse(bytes).map_or(0, |o| o.transfer_length.get())
+                    OffloadReadOutput::view(bytes).map_or(0, |o| o.transfer_length.get())
                 }
                 OffloadOp::Write => {
-                    OffloadWriteOutput::parse(bytes).map_or(0, |o| o.length_written.get())
+                    OffloadWriteOutput::view(bytes).map_or(0, |o| o.length_written.get())
                 }
             };
             (answer.status, answer.information, *requested_length, done)
@@ -231,14 +229,14 @@ pub fn post_operation(
         PostContext::Read(ctx) => {
             let bytes = answer.buffer.get(..returned).unwrap_or_default();
             let c = complete_read(ctx, answer.status, bytes, rules);
-            let done = c.output.map_or(0, |o| o.transfer_length.get());
+            let done = c.output.map_or(0, |o| o.transfer_length);
             let out = answer.buffer.get_mut(..out_len).unwrap_or_default();
             (c.status, c.write_output(out), ctx.requested_length, done)
         }
         PostContext::Write(ctx) => {
             let bytes = answer.buffer.get(..returned).unwrap_or_default();
             let c = complete_write(ctx, answer.status, bytes, rules);
-            let done = c.output.map_or(0, |o| o.length_written.get());
+            let done = c.output.map_or(0, |o| o.length_written);
             let out = answer.buffer.get_mut(..out_len).unwrap_or_default();
             (c.status, c.write_output(out), ctx.requested_length, done)
         }

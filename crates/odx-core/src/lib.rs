@@ -64,7 +64,7 @@ pub use rules::Rules;
 pub use status::{NtStatus, StatusInfo, Win32Error};
 pub use validate::{Check, Decision, OffloadRequest, decide, decide_read, decide_write};
 pub use verdict::{
-    Completion, ForwardRead, ForwardWrite, OffloadVerdict, ReadContext, ReadVerdict, Verdict,
-    WriteContext, WriteVerdict,
+    Answer, AnswerToken, Completion, ForwardRead, ForwardWrite, OffloadVerdict, ReadAnswer,
+    ReadContext, ReadVerdict, Verdict, WriteAnswer, WriteContext, WriteVerdict,
 };
 pub use wire::WireStruct;

@@ -11,9 +11,9 @@
 //! [`Check::BeyondValidData`]), and a request whose facts it could not learn
 //! ([`Check::FactUnavailable`]: passed through untouched).
 
-// A completion carries its 528-byte output by value: the core does not allocate, and 540 bytes
-// on a kernel stack (12 KiB at least) is cheaper than a pool allocation per request.
-#![allow(clippy::result_large_err)]
+//! The input is read where it lies ([`WireStruct::view`]): a decision reads the 32-byte header
+//! and never the 512-byte token, and what it returns is a few words (an answer's fields or a
+//! forward's completion context), never a wire structure.
 
 use crate::ctl::OffloadOp;
 use crate::facts::{ByteRange, FactKind, LockIntent, OffloadFacts, SectorSize, StreamSizes};
@@ -21,12 +21,11 @@ use crate::flags::{OffloadReadFlags, VolumeFlags};
 use crate::rules::{LengthAlignment, PAGE_SIZE, Rules, TinyFile};
 use crate::status::NtStatus;
 use crate::verdict::{
-    Completion, ForwardRead, ForwardWrite, OffloadVerdict, ReadContext, ReadVerdict, Verdict,
-    WriteContext, WriteVerdict,
+    Answer, AnswerToken, Completion, ForwardRead, ForwardWrite, OffloadVerdict, ReadAnswer,
+    ReadContext, ReadVerdict, Verdict, WriteAnswer, WriteContext, WriteVerdict,
 };
 use crate::wire::{
-    OffloadReadInput, OffloadReadOutput, OffloadWriteInput, OffloadWriteOutput,
-    StorageOffloadToken, WireStruct,
+    OffloadReadInput, OffloadReadOutput, OffloadWriteInput, OffloadWriteOutput, WireStruct,
 };
 
 /// One check of the order; names the rule that decided a request.
@@ -161,17 +160,17 @@ enum Stop<Out> {
 
 type Step<T, Out> = Result<T, (Check, Stop<Out>)>;
 
-fn refuse<T, Out: WireStruct>(check: Check, status: NtStatus) -> Step<T, Out> {
+fn refuse<T, Out: Answer>(check: Check, status: NtStatus) -> Step<T, Out> {
     Err((check, Stop::Complete(Completion::status(status))))
 }
 
-fn answer<T, Out: WireStruct>(check: Check, output: Out) -> Step<T, Out> {
+fn answer<T, Out: Answer>(check: Check, output: Out) -> Step<T, Out> {
     Err((check, Stop::Complete(Completion::success(output))))
 }
 
 /// A failed query ends the decision with a pass-through: the query's status is not an answer
 /// odxflt may give on the file system's behalf.
-fn ask<T, Out: WireStruct>(kind: FactKind, fact: Result<T, NtStatus>) -> Step<T, Out> {
+fn ask<T, Out: Answer>(kind: FactKind, fact: Result<T, NtStatus>) -> Step<T, Out> {
     fact.map_err(|_| (Check::FactUnavailable(kind), Stop::PassThrough))
 }
 
@@ -236,7 +235,7 @@ pub fn decide_write<F: OffloadFacts + ?Sized>(
 }
 
 /// The checks both operations share up to (not including) the buffer checks.
-fn common_front<F: OffloadFacts + ?Sized, Out: WireStruct>(
+fn common_front<F: OffloadFacts + ?Sized, Out: Answer>(
     op: OffloadOp,
     facts: &mut F,
     rules: &Rules,
@@ -266,7 +265,7 @@ fn common_front<F: OffloadFacts + ?Sized, Out: WireStruct>(
 
 /// `CopyLength` alignment under [`Rules::copy_length_alignment`]: `Ok(true)` when the length is
 /// unaligned but may still be accepted once end of file is known.
-fn length_alignment<Out: WireStruct>(
+fn length_alignment<Out: Answer>(
     sector: SectorSize,
     copy_length: u64,
     rules: &Rules,
@@ -281,7 +280,7 @@ fn length_alignment<Out: WireStruct>(
 }
 
 /// The checks on sizes both operations share: deferred length alignment, end of file, tiny file.
-fn size_checks<Out: WireStruct>(
+fn size_checks<Out: Answer>(
     sizes: &StreamSizes,
     sector: SectorSize,
     range: ByteRange,
@@ -315,12 +314,12 @@ fn read_steps<F: OffloadFacts + ?Sized>(
     request: OffloadRequest<'_>,
     facts: &mut F,
     rules: &Rules,
-) -> Step<(Check, ForwardRead), OffloadReadOutput> {
+) -> Step<(Check, ForwardRead), ReadAnswer> {
     let volume = common_front(OffloadOp::Read, facts, rules)?;
     if !volume.flags.contains(VolumeFlags::OFFLOAD_READ_SUPPORTED) {
         return refuse(Check::OffloadSupported, NtStatus::STATUS_NOT_SUPPORTED);
     }
-    let Ok(input) = OffloadReadInput::parse(request.input) else {
+    let Ok(input) = OffloadReadInput::view(request.input) else {
         return refuse(Check::InputLength, rules.short_buffer);
     };
     if request.output_len < OffloadReadOutput::SIZE {
@@ -340,11 +339,11 @@ fn read_steps<F: OffloadFacts + ?Sized>(
         return refuse(Check::RangeOverflow, NtStatus::STATUS_INVALID_PARAMETER);
     };
     if length == 0 {
-        let output = OffloadReadOutput::new(
-            OffloadReadFlags::empty(),
-            0,
-            StorageOffloadToken::zero_data(),
-        );
+        let output = ReadAnswer {
+            flags: OffloadReadFlags::empty(),
+            transfer_length: 0,
+            token: AnswerToken::ZeroData,
+        };
         return answer(Check::ZeroLength, output);
     }
     let kind = ask(FactKind::StreamKind, facts.stream_kind())?;
@@ -374,8 +373,7 @@ fn read_steps<F: OffloadFacts + ?Sized>(
         return Ok((
             Check::BeyondValidData,
             ForwardRead {
-                input,
-                context: ReadContext::untouched(offset, length, sector),
+                context: ReadContext::untouched(length, sector),
             },
         ));
     }
@@ -385,14 +383,10 @@ fn read_steps<F: OffloadFacts + ?Sized>(
     let forwarded_end = end.min(sector_vdl);
     let forwarded_length = forwarded_end.saturating_sub(offset);
     let zero_beyond_forwarded = forwarded_end < end && vdl < eof;
-    let mut forwarded = input;
-    forwarded.copy_length.set(forwarded_length);
     Ok((
         Check::Forward,
         ForwardRead {
-            input: forwarded,
             context: ReadContext {
-                file_offset: offset,
                 requested_length: length,
                 forwarded_length,
                 zero_beyond_forwarded,
@@ -402,15 +396,11 @@ fn read_steps<F: OffloadFacts + ?Sized>(
     ))
 }
 
-// Inlined into its only caller, so the 544-byte input is built in place in the returned
-// `Decision` instead of being copied out of a `Step` (callgrind: decide_write 514 → 325
-// instructions; docs/performance.md). read_steps gains nothing from it (its input is 32 bytes).
-#[inline(always)]
 fn write_steps<F: OffloadFacts + ?Sized>(
     request: OffloadRequest<'_>,
     facts: &mut F,
     rules: &Rules,
-) -> Step<(Check, ForwardWrite), OffloadWriteOutput> {
+) -> Step<(Check, ForwardWrite), WriteAnswer> {
     let volume = common_front(OffloadOp::Write, facts, rules)?;
     if volume.flags.contains(VolumeFlags::READ_ONLY) {
         return refuse(
@@ -421,7 +411,7 @@ fn write_steps<F: OffloadFacts + ?Sized>(
     if !volume.flags.contains(VolumeFlags::OFFLOAD_WRITE_SUPPORTED) {
         return refuse(Check::OffloadSupported, NtStatus::STATUS_NOT_SUPPORTED);
     }
-    let Ok(input) = OffloadWriteInput::parse(request.input) else {
+    let Ok(input) = OffloadWriteInput::view(request.input) else {
         return refuse(Check::InputLength, rules.short_buffer);
     };
     if request.output_len < OffloadWriteOutput::SIZE {
@@ -441,7 +431,7 @@ fn write_steps<F: OffloadFacts + ?Sized>(
         return refuse(Check::RangeOverflow, NtStatus::STATUS_INVALID_PARAMETER);
     };
     if length == 0 {
-        return answer(Check::ZeroLength, OffloadWriteOutput::new(0));
+        return answer(Check::ZeroLength, WriteAnswer { length_written: 0 });
     }
     let kind = ask(FactKind::StreamKind, facts.stream_kind())?;
     if kind.refuses_offload() {
@@ -471,22 +461,17 @@ fn write_steps<F: OffloadFacts + ?Sized>(
         return Ok((
             Check::BeyondValidData,
             ForwardWrite {
-                input,
-                context: WriteContext::untouched(offset, length, sector),
+                context: WriteContext::untouched(length, sector),
             },
         ));
     }
     // An offload write never extends the file: trim at end of file rounded up to a sector.
     let forwarded_end = end.min(sector_end_of_file(sector, sizes.end_of_file));
     let forwarded_length = forwarded_end.saturating_sub(offset);
-    let mut forwarded = input;
-    forwarded.copy_length.set(forwarded_length);
     Ok((
         Check::Forward,
         ForwardWrite {
-            input: forwarded,
             context: WriteContext {
-                file_offset: offset,
                 requested_length: length,
                 forwarded_length,
                 sector_size: sector,

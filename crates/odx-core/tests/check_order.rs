@@ -145,13 +145,11 @@ fn outcome(d: &Decision<OffloadVerdict>, sent: &[u8]) -> Outcome {
         OffloadVerdict::Read(Verdict::Complete(c)) => Outcome::Completes(c.status),
         OffloadVerdict::Write(Verdict::Complete(c)) => Outcome::Completes(c.status),
         OffloadVerdict::Read(Verdict::Forward(f)) => {
-            if f.input.as_bytes() == sent
+            let mut forwarded = sent.to_vec();
+            f.rewrite(&mut forwarded);
+            if forwarded == sent
                 && f.context
-                    == ReadContext::untouched(
-                        f.context.file_offset,
-                        f.context.requested_length,
-                        f.context.sector_size,
-                    )
+                    == ReadContext::untouched(f.context.requested_length, f.context.sector_size)
             {
                 Outcome::ForwardedUntouched
             } else {
@@ -159,13 +157,11 @@ fn outcome(d: &Decision<OffloadVerdict>, sent: &[u8]) -> Outcome {
             }
         }
         OffloadVerdict::Write(Verdict::Forward(f)) => {
-            if f.input.as_bytes() == sent
+            let mut forwarded = sent.to_vec();
+            f.rewrite(&mut forwarded);
+            if forwarded == sent
                 && f.context
-                    == WriteContext::untouched(
-                        f.context.file_offset,
-                        f.context.requested_length,
-                        f.context.sector_size,
-                    )
+                    == WriteContext::untouched(f.context.requested_length, f.context.sector_size)
             {
                 Outcome::ForwardedUntouched
             } else {

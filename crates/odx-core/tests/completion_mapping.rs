@@ -133,12 +133,20 @@ fn mapping_table_row_by_row() {
 
 fn read_ctx(forwarded: u64, zero_beyond: bool) -> ReadContext {
     ReadContext {
-        file_offset: 0,
         requested_length: forwarded.max(65536),
         forwarded_length: forwarded,
         zero_beyond_forwarded: zero_beyond,
         sector_size: SectorSize::DEFAULT,
     }
+}
+
+/// What the caller sees: the answer from below in the buffer, with the completion written over
+/// it in place (as post-operation does).
+fn read_seen(c: &Completion<ReadAnswer>, below: &OffloadReadOutput) -> OffloadReadOutput {
+    let mut buffer = [0u8; 528];
+    buffer.copy_from_slice(below.as_bytes());
+    assert_eq!(c.write_output(&mut buffer), 528);
+    OffloadReadOutput::parse(&buffer).unwrap()
 }
 
 fn read_answer(flags: OffloadReadFlags, length: u64) -> OffloadReadOutput {
@@ -159,10 +167,22 @@ fn read_success_passes_the_token_through() {
         &Rules::DOCUMENTED,
     );
     assert_eq!(c.status, NtStatus::STATUS_SUCCESS);
-    assert_eq!(c.output, Some(answer));
-    let mut buffer = [0u8; 600];
+    assert_eq!(
+        c.output,
+        Some(ReadAnswer {
+            flags: OffloadReadFlags::empty(),
+            transfer_length: 8192,
+            token: AnswerToken::FromBelow
+        })
+    );
+    let mut buffer = [0xA5u8; 600];
+    buffer[..528].copy_from_slice(answer.as_bytes());
     assert_eq!(c.write_output(&mut buffer), 528);
     assert_eq!(&buffer[..528], answer.as_bytes());
+    assert!(
+        buffer[528..].iter().all(|&b| b == 0xA5),
+        "nothing past the answer"
+    );
 }
 
 #[test]
@@ -175,7 +195,11 @@ fn read_truncated_below_vdl_trim_clears_the_zero_flag() {
         answer.as_bytes(),
         &Rules::DOCUMENTED,
     );
-    assert_eq!(c.output.unwrap().read_flags(), OffloadReadFlags::empty());
+    assert_eq!(c.output.unwrap().flags, OffloadReadFlags::empty());
+    assert_eq!(
+        read_seen(&c, &answer).read_flags(),
+        OffloadReadFlags::empty()
+    );
 }
 
 #[test]
@@ -188,8 +212,17 @@ fn read_covering_the_vdl_trim_sets_the_zero_flag() {
         &Rules::DOCUMENTED,
     );
     assert_eq!(
-        c.output.unwrap().read_flags(),
+        c.output.unwrap().flags,
         OffloadReadFlags::ALL_ZERO_BEYOND_CURRENT_RANGE
+    );
+    let seen = read_seen(&c, &answer);
+    assert_eq!(
+        seen.read_flags(),
+        OffloadReadFlags::ALL_ZERO_BEYOND_CURRENT_RANGE
+    );
+    assert_eq!(
+        seen.token, answer.token,
+        "the token stays where the storage put it"
     );
 }
 
@@ -243,7 +276,6 @@ fn read_failure_has_no_output() {
 
 fn write_ctx(forwarded: u64) -> WriteContext {
     WriteContext {
-        file_offset: 0,
         requested_length: forwarded,
         forwarded_length: forwarded,
         sector_size: SectorSize::DEFAULT,
@@ -261,7 +293,7 @@ fn write_success_reports_length_written_including_zero_and_truncation() {
             &Rules::DOCUMENTED,
         );
         assert_eq!(c.status, NtStatus::STATUS_SUCCESS);
-        assert_eq!(c.output.unwrap().length_written.get(), written);
+        assert_eq!(c.output.unwrap().length_written, written);
     }
 }
 
@@ -301,6 +333,10 @@ fn write_output_normalises_size_and_flags() {
         answer.as_bytes(),
         &Rules::DOCUMENTED,
     );
-    let out = c.output.unwrap();
+    let mut buffer = [0u8; 16];
+    buffer.copy_from_slice(answer.as_bytes());
+    assert_eq!(c.write_output(&mut buffer), 16);
+    let out = OffloadWriteOutput::parse(&buffer).unwrap();
     assert_eq!((out.size.get(), out.flags.get()), (16, 0));
+    assert_eq!(out.length_written.get(), 4096);
 }

@@ -99,7 +99,7 @@ fn a_read_beyond_vdl_goes_down_untouched_and_the_file_systems_zero_token_passes_
     assert_eq!(buffer, before, "nothing rewritten");
     assert_eq!(
         context,
-        PostContext::Read(ReadContext::untouched(8192, 65536, SectorSize::DEFAULT))
+        PostContext::Read(ReadContext::untouched(65536, SectorSize::DEFAULT))
     );
     // NTFS answers MS-FSA read 14 (its own TransferLength: here 16 KiB).
     OffloadReadOutput::new(

@@ -73,11 +73,11 @@ pub fn validate_then_execute<S: DataStore>(
         OffloadVerdict::Read(Verdict::Complete(c)) => complete(c.status, c.write_output(out)),
         OffloadVerdict::Write(Verdict::Complete(c)) => complete(c.status, c.write_output(out)),
         OffloadVerdict::Read(Verdict::Forward(fwd)) => {
-            let _ = fwd.input.serialize_into(buffer);
+            fwd.rewrite(buffer);
             volume.fs_control(op, handle.file, buffer, OffloadReadInput::SIZE)
         }
         OffloadVerdict::Write(Verdict::Forward(fwd)) => {
-            let _ = fwd.input.serialize_into(buffer);
+            fwd.rewrite(buffer);
             volume.fs_control(op, handle.file, buffer, OffloadWriteInput::SIZE)
         }
         // The model's facts never fail (they are NTFS's own state); were one to, NTFS would

@@ -182,8 +182,6 @@ pub struct RawContext {
     pub sector_size: u32,
     /// Observe: 0 read, other write.
     pub observe_write: u32,
-    /// `FileOffset`.
-    pub file_offset: u64,
     /// Requested length.
     pub requested_length: u64,
     /// Forwarded length.
@@ -194,14 +192,12 @@ fn context(raw: &RawContext) -> PostContext {
     let sector_size = SectorSize::new(raw.sector_size).unwrap_or_default();
     match raw.kind {
         0 => PostContext::Read(ReadContext {
-            file_offset: raw.file_offset,
             requested_length: raw.requested_length,
             forwarded_length: raw.forwarded_length,
             zero_beyond_forwarded: raw.zero_beyond_forwarded != 0,
             sector_size,
         }),
         1 => PostContext::Write(WriteContext {
-            file_offset: raw.file_offset,
             requested_length: raw.requested_length,
             forwarded_length: raw.forwarded_length,
             sector_size,
@@ -338,7 +334,13 @@ pub unsafe extern "C" fn odx_probe_decide(
                 c.write_output(out);
                 c.status.0
             }
-            Verdict::Forward(f) => f.input.serialize_into(out).map_or(2, |_| 1),
+            Verdict::Forward(f) => {
+                if f.rewrite(out) {
+                    1
+                } else {
+                    2
+                }
+            }
             Verdict::PassThrough => 3,
         }
     } else {
@@ -347,7 +349,13 @@ pub unsafe extern "C" fn odx_probe_decide(
                 c.write_output(out);
                 c.status.0
             }
-            Verdict::Forward(f) => f.input.serialize_into(out).map_or(2, |_| 1),
+            Verdict::Forward(f) => {
+                if f.rewrite(out) {
+                    1
+                } else {
+                    2
+                }
+            }
             Verdict::PassThrough => 3,
         }
     }

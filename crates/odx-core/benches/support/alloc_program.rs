@@ -74,14 +74,12 @@ pub fn run() {
     let read_answer = read_answer.as_bytes().to_vec();
     let write_answer = OffloadWriteOutput::new(1 << 20).as_bytes().to_vec();
     let read_ctx = ReadContext {
-        file_offset: 4096,
         requested_length: 1 << 20,
         forwarded_length: 1 << 20,
         zero_beyond_forwarded: false,
         sector_size: SectorSize::DEFAULT,
     };
     let write_ctx = WriteContext {
-        file_offset: 4096,
         requested_length: 1 << 20,
         forwarded_length: 1 << 20,
         sector_size: SectorSize::DEFAULT,

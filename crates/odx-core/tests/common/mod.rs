@@ -164,3 +164,27 @@ pub fn status_of<O: Copy, F>(verdict: &Verdict<O, F>) -> Option<NtStatus> {
         Verdict::Forward(_) | Verdict::PassThrough => None,
     }
 }
+
+/// The input as the file system sees it: the caller's bytes with the forward applied in place.
+pub fn forwarded_read(input: &OffloadReadInput, forward: &ForwardRead) -> OffloadReadInput {
+    let mut bytes = input.as_bytes().to_vec();
+    assert_eq!(forward.rewrite(&mut bytes), forward.trimmed());
+    OffloadReadInput::parse(&bytes).unwrap()
+}
+
+/// The input as the file system sees it: the caller's bytes with the forward applied in place.
+pub fn forwarded_write(input: &OffloadWriteInput, forward: &ForwardWrite) -> OffloadWriteInput {
+    let mut bytes = input.as_bytes().to_vec();
+    assert_eq!(forward.rewrite(&mut bytes), forward.trimmed());
+    OffloadWriteInput::parse(&bytes).unwrap()
+}
+
+/// The answer as the caller sees it: written into a buffer of `fill` bytes.
+pub fn answered<Out: Answer>(completion: &Completion<Out>, size: usize) -> Vec<u8> {
+    let mut buffer = vec![0xA5_u8; size];
+    assert_eq!(
+        completion.write_output(&mut buffer),
+        completion.information()
+    );
+    buffer
+}
