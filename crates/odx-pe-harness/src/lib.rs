@@ -21,3 +21,4 @@ pub mod kernel;
 pub mod layouts;
 pub mod pe;
 pub mod port;
+pub mod stack;

@@ -84,7 +84,7 @@ mod harness {
                 ExitCode::FAILURE
             });
         }
-        {
+        let stack_ok = {
             let volume = diff::volume_info(&odx_sim::VolumeConfig::default()).0;
             let driver = LoadedDriver::load(&bytes, volume)?;
             println!(
@@ -106,11 +106,18 @@ mod harness {
                     .map(|c| (c.context_type, c.size))
                     .collect::<Vec<_>>()
             );
+            // Stack budget of the request path (static analysis of the image: stack.rs).
+            let stack = odx_pe_harness::stack::analyze_loaded(&bytes, &driver, Some(&image))?;
+            println!("odx-pe-harness: {}", stack.line());
+            if verbose || !stack.within_budget() {
+                print!("{}", stack.details());
+            }
             let leaks = driver.unload()?;
             if !leaks.is_empty() {
                 bail!("load/unload alone leaked {leaks:?}");
             }
-        }
+            stack.within_budget()
+        };
         let summary = diff::run_all(&bytes, &scenarios)?;
         for report in &summary.reports {
             if verbose {
@@ -167,7 +174,7 @@ mod harness {
             summary.line(),
             started.elapsed().as_secs_f64()
         );
-        Ok(if summary.ok() {
+        Ok(if summary.ok() && stack_ok {
             ExitCode::SUCCESS
         } else {
             ExitCode::FAILURE
