@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # cargo-make, the project's entry point, installed at the pinned version (scripts/cargo-make.sh:
-# `cargo install --locked` from crates.io into target/tools/cargo-make, about 4 minutes on 2 cores
-# on a fresh machine, nothing outside target/). Later steps (25, 27, 40) run their Linux tasks
+# `cargo install --locked` from crates.io into a per-user tool cache keyed by version, 4–8
+# minutes on 2 cores the first time on a machine). Later steps (25, 27, 40) run their Linux tasks
 # through it, so Makefile.toml is executed, not only parsed. This step lists the tasks it parsed.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
