@@ -67,7 +67,7 @@ fn the_request_path_keeps_to_its_stack_budget() {
 }
 
 #[test]
-fn the_old_image_would_have_failed_when_given() {
+fn an_image_named_by_odx_stack_over_fails_the_check() {
     // ODX_STACK_OVER=<image> runs the analysis on another build (e.g. one with a large array on
     // the request path) and expects it over budget; without the variable there is nothing to do.
     let Some(other) = std::env::var_os("ODX_STACK_OVER") else {
