@@ -366,19 +366,27 @@ fn with_windows_sys_fsctl_layout(image: &mut [u8]) -> usize {
     while at + 4 <= image.len() {
         if codes.iter().any(|code| image[at..at + 4] == *code) {
             // A ModRM with mod = 01 (disp8), no SIB (rm != 100), disp8 = 0x28, in the 8 bytes
-            // before the immediate: mov/xor/cmp r32, [r64+0x28] or op [r64+0x28], imm32.
-            for back in 2..=8 {
-                let Some(modrm) = at.checked_sub(back) else {
-                    break;
+            // before the immediate (mov/xor/cmp r32, [r64+0x28], or op [r64+0x28], imm32) or
+            // just after it (`mov $code, %r32; xor 0x28(%r64), %r32`).
+            let candidates = (2..=8)
+                .filter_map(|back| at.checked_sub(back))
+                .chain((5..=6).map(|forward| at + forward));
+            for modrm in candidates {
+                let (Some(&m), Some(&disp), Some(&opcode)) = (
+                    image.get(modrm),
+                    image.get(modrm + 1),
+                    modrm.checked_sub(1).and_then(|o| image.get(o)),
+                ) else {
+                    continue;
                 };
-                let m = image[modrm];
-                if m & 0xC0 == 0x40 && m & 0x07 != 0x04 && image[modrm + 1] == 0x28 {
-                    let opcode = image[modrm - 1];
-                    if matches!(opcode, 0x8B | 0x33 | 0x3B | 0x81 | 0x39 | 0x31) {
-                        image[modrm + 1] = 0x20;
-                        patched += 1;
-                        break;
-                    }
+                if m & 0xC0 == 0x40
+                    && m & 0x07 != 0x04
+                    && disp == 0x28
+                    && matches!(opcode, 0x8B | 0x33 | 0x3B | 0x81 | 0x39 | 0x31)
+                {
+                    image[modrm + 1] = 0x20;
+                    patched += 1;
+                    break;
                 }
             }
         }
