@@ -55,9 +55,6 @@ pub trait KernelSource {
     /// # Errors
     /// The query's status.
     fn standard(&mut self) -> Result<StandardInformation, NtStatus>;
-    /// `ValidDataLength` from the stream's `FSRTL_ADVANCED_FCB_HEADER`, when the file system
-    /// publishes one (docs/driver.md, "Valid data length").
-    fn valid_data_length(&mut self) -> Option<i64>;
 }
 
 /// How byte-range locks are learned. odxflt does not shadow lock state (docs/driver.md,
@@ -116,15 +113,17 @@ impl<S: KernelSource> OffloadFacts for KernelFacts<S> {
         // Negative sizes do not occur on a sane file system; read them as zero (an empty file
         // ends every request at STATUS_END_OF_FILE).
         let end_of_file = u64::try_from(standard.end_of_file).unwrap_or(0);
-        // Without a published valid data length, assume all data is valid: the request then goes
-        // to the file system, which knows the real value and trims or zero-fills itself.
-        let valid_data_length = self
-            .source
-            .valid_data_length()
-            .map_or(end_of_file, |vdl| u64::try_from(vdl).unwrap_or(0));
+        // Valid data length is not a fact odxflt can know: there is no query class for it, and
+        // the only place it could be read — the FCB header behind `FILE_OBJECT.FsContext` — may
+        // belong to another driver and is read without the file system's locks. A wrong value
+        // would not just move a trimming point: a read trimmed at it gets
+        // `ALL_ZERO_BEYOND_CURRENT_RANGE`, which tells the copy engine the rest of the file is
+        // zero (data loss at the destination). So the core sees VDL = EOF and never applies its
+        // valid-data-length rules in the filter; NTFS applies MS-FSA read 14/15 and write 16
+        // itself, under its own locks, and its answer (trim, zero token, flag) passes through.
         Ok(StreamSizes {
             end_of_file,
-            valid_data_length,
+            valid_data_length: end_of_file,
             delete_pending: standard.delete_pending,
         })
     }
@@ -152,7 +151,6 @@ mod tests {
         transacted: bool,
         attributes: u32,
         standard: StandardInformation,
-        vdl: Option<i64>,
         asked: std::vec::Vec<FactKind>,
     }
 
@@ -176,9 +174,6 @@ mod tests {
             self.asked.push(FactKind::StreamSizes);
             Ok(self.standard)
         }
-        fn valid_data_length(&mut self) -> Option<i64> {
-            self.vdl
-        }
     }
 
     fn plain_file() -> Script {
@@ -194,7 +189,6 @@ mod tests {
                 end_of_file: 1 << 20,
                 delete_pending: false,
             },
-            vdl: Some(1 << 20),
             ..Script::default()
         }
     }
@@ -294,13 +288,12 @@ mod tests {
     }
 
     #[test]
-    fn sizes_come_from_standard_information_and_the_fcb_header() {
+    fn sizes_come_from_standard_information_and_vdl_is_never_a_filter_fact() {
         let script = Script {
             standard: StandardInformation {
                 end_of_file: 8192,
                 delete_pending: true,
             },
-            vdl: Some(4096),
             ..plain_file()
         };
         let mut facts = KernelFacts::new(script, LockView::FileSystemDecides);
@@ -309,31 +302,43 @@ mod tests {
             sizes,
             StreamSizes {
                 end_of_file: 8192,
-                valid_data_length: 4096,
+                valid_data_length: 8192,
                 delete_pending: true
             }
         );
-    }
-
-    #[test]
-    fn without_a_published_vdl_all_data_counts_as_valid() {
-        let script = Script {
-            vdl: None,
-            ..plain_file()
-        };
-        let mut facts = KernelFacts::new(script, LockView::FileSystemDecides);
-        assert_eq!(facts.stream_sizes().unwrap().valid_data_length, 1 << 20);
         let negative = Script {
             standard: StandardInformation {
                 end_of_file: -1,
                 delete_pending: false,
             },
-            vdl: Some(-5),
             ..plain_file()
         };
         let mut facts = KernelFacts::new(negative, LockView::FileSystemDecides);
         let sizes = facts.stream_sizes().unwrap();
         assert_eq!((sizes.end_of_file, sizes.valid_data_length), (0, 0));
+    }
+
+    /// The data-loss case the review found: whatever the file's real valid data length, a read
+    /// that spans it is forwarded whole (NTFS trims it and sets the zero flag under its locks);
+    /// odxflt neither trims it nor claims that anything beyond is zero.
+    #[test]
+    fn a_read_spanning_any_vdl_is_forwarded_whole() {
+        use odx_core::verdict::{OffloadVerdict, Verdict};
+        let input = OffloadReadInput::new(0, 65536, 0);
+        let mut bytes = [0_u8; 32];
+        input.serialize_into(&mut bytes).unwrap();
+        let mut facts = KernelFacts::new(plain_file(), LockView::FileSystemDecides);
+        let request = OffloadRequest {
+            input: &bytes,
+            output_len: OffloadReadOutput::SIZE,
+        };
+        let decision = decide(OffloadOp::Read, request, &mut facts, &Rules::DOCUMENTED);
+        let OffloadVerdict::Read(Verdict::Forward(forward)) = decision.verdict else {
+            panic!("{decision:?}");
+        };
+        assert!(!forward.trimmed());
+        assert!(!forward.context.zero_beyond_forwarded);
+        assert_eq!(forward.copy_length(), 65536);
     }
 
     #[test]

@@ -229,7 +229,11 @@ pub fn registry_source(partial: Option<&[u8]>) -> RegistrySource {
         let raw: [u8; 4] = bytes.get(at..at.checked_add(4)?)?.try_into().ok()?;
         Some(u32::from_le_bytes(raw))
     };
-    let dword = match (word(PARTIAL_TYPE), word(PARTIAL_DATA_LENGTH), word(PARTIAL_DATA)) {
+    let dword = match (
+        word(PARTIAL_TYPE),
+        word(PARTIAL_DATA_LENGTH),
+        word(PARTIAL_DATA),
+    ) {
         (Some(REG_DWORD), Some(4), Some(value)) => Ok(value),
         _ => Err(()),
     };

@@ -19,9 +19,10 @@ use std::path::Path;
 
 use anyhow::{Context, Result, anyhow};
 use odx_core::NtStatus;
+use odx_core::flags::OffloadReadFlags;
 use odx_core::iomgr::RequestorMode;
 use odx_core::policy::PolicyMode;
-use odx_core::wire::OffloadReadInput;
+use odx_core::wire::{OffloadReadInput, OffloadReadOutput};
 use odx_core::{OffloadOp, WireStruct};
 use odx_sim::scenario::{Op, Requestor, Scenario};
 
@@ -74,7 +75,10 @@ impl FaultSummary {
             self.misuse,
             self.undocumented,
             if self.vdl_answers > 0 {
-                format!(", {} reads answered beyond a foreign VDL", self.vdl_answers)
+                format!(
+                    ", {} requests answered from a foreign VDL (read beyond it, or zeros claimed)",
+                    self.vdl_answers
+                )
             } else {
                 String::new()
             }
@@ -164,6 +168,11 @@ fn run_once(
                         .map(|i| i.file_offset.get()),
                     OffloadOp::Write => None,
                 };
+                let all_valid = bin
+                    .file(spec.file.as_ref())
+                    .ok()
+                    .and_then(|id| bin.stack.volume().entry(id))
+                    .is_some_and(|e| e.valid_data_length >= e.end_of_file);
                 let (status, _, output, result) = through_binary(
                     &mut driver,
                     variant,
@@ -195,6 +204,20 @@ fn run_once(
                             "{at}: the image answered a read at {offset} beyond the foreign header's valid data length {vdl} itself"
                         ));
                     }
+                }
+                // Zeros claimed where the file has none: a copy engine would write zeros at the
+                // destination (data loss).
+                let claims_zeros = op == OffloadOp::Read
+                    && status.is_success()
+                    && OffloadReadOutput::parse(&output).is_ok_and(|o| {
+                        o.read_flags()
+                            .contains(OffloadReadFlags::ALL_ZERO_BEYOND_CURRENT_RANGE)
+                    });
+                if claims_zeros && all_valid {
+                    report.vdl_answers += 1;
+                    report.problems.push(format!(
+                        "{at}: ALL_ZERO_BEYOND_CURRENT_RANGE on a file whose data is all valid"
+                    ));
                 }
                 let held = kernel::with(|k| (k.pool_outstanding(), k.context_references_held()));
                 if let Some((pool, references)) = held {
@@ -291,6 +314,13 @@ fn variants() -> Vec<(&'static str, Variant)> {
             "FsContext with a bogus valid data length of 0",
             Variant {
                 foreign_header: Some(ForeignHeader::Advanced(0)),
+                ..base
+            },
+        ),
+        (
+            "FsContext with a bogus valid data length of 4096",
+            Variant {
+                foreign_header: Some(ForeignHeader::Advanced(4096)),
                 ..base
             },
         ),

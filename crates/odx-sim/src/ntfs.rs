@@ -37,6 +37,7 @@ pub fn validate_then_execute<S: DataStore>(
         file,
         handle,
         counts: FactCounts::default(),
+        vdl_visible: true,
     };
     let input = buffer.get(..input_len).unwrap_or_default().to_vec();
     let decision = decide(
@@ -74,7 +75,21 @@ pub fn validate_then_execute<S: DataStore>(
         OffloadVerdict::Write(Verdict::Complete(c)) => complete(c.status, c.write_output(out)),
         OffloadVerdict::Read(Verdict::Forward(fwd)) => {
             fwd.rewrite(buffer);
-            volume.fs_control(op, handle.file, buffer, OffloadReadInput::SIZE)
+            let answer = volume.fs_control(op, handle.file, buffer, OffloadReadInput::SIZE);
+            // MS-FSA read 15/16, NTFS's own: a range it trimmed at valid data length below end
+            // of file is followed by zeros, which it says with ALL_ZERO_BEYOND_CURRENT_RANGE —
+            // only if the storage's token covers the whole trimmed range.
+            if fwd.context.zero_beyond_forwarded && answer.status.is_success() {
+                if let Some(output) = buffer.get_mut(..answer.information.min(output_len)) {
+                    if let Ok(out) = OffloadReadOutput::view_mut(output) {
+                        let covered = out.transfer_length.get() == fwd.context.forwarded_length;
+                        let mut flags = out.read_flags();
+                        flags.set(OffloadReadFlags::ALL_ZERO_BEYOND_CURRENT_RANGE, covered);
+                        out.flags.set(flags.bits());
+                    }
+                }
+            }
+            answer
         }
         OffloadVerdict::Write(Verdict::Forward(fwd)) => {
             fwd.rewrite(buffer);

@@ -99,6 +99,10 @@ pub struct ModelFacts<'a> {
     pub handle: HandleState,
     /// Query counts.
     pub counts: FactCounts,
+    /// Whether the asker sees the file's valid data length: NTFS does (its own state); odxflt
+    /// does not (the driver has no safe source for it, `odxflt::facts`), so to the filter model
+    /// valid data length is end of file, as it is to the driver.
+    pub vdl_visible: bool,
 }
 
 impl OffloadFacts for ModelFacts<'_> {
@@ -126,7 +130,11 @@ impl OffloadFacts for ModelFacts<'_> {
         self.counts.bump(FactKind::StreamSizes);
         Ok(StreamSizes {
             end_of_file: self.file.end_of_file,
-            valid_data_length: self.file.valid_data_length,
+            valid_data_length: if self.vdl_visible {
+                self.file.valid_data_length
+            } else {
+                self.file.end_of_file
+            },
             delete_pending: self.file.delete_pending,
         })
     }

@@ -292,6 +292,7 @@ impl<S: DataStore> Stack<S> {
             file,
             handle: state,
             counts: FactCounts::default(),
+            vdl_visible: false,
         };
         let request = BufferedRequest {
             op,

@@ -166,22 +166,6 @@ impl<'a> RelatedObjects<'a> {
         Some(flags.load(core::sync::atomic::Ordering::Relaxed))
     }
 
-    /// `FILE_OBJECT.FsContext` (the file system's stream control block), read on its own
-    /// through a raw pointer.
-    #[must_use]
-    pub fn fs_context(&self) -> Option<*const c_void> {
-        let file_object = self.objects.FileObject;
-        if file_object.is_null() {
-            return None;
-        }
-        // SAFETY: as in `file_object_flags`: the field's address only.
-        let fs_context = unsafe { &raw const (*file_object).FsContext };
-        // SAFETY: `FsContext` is an aligned pointer inside the live file object, set when the
-        // file was opened and not changed while a handle to it is in use.
-        let fs_context = unsafe { fs_context.read_volatile() };
-        (!fs_context.is_null()).then_some(fs_context.cast_const())
-    }
-
     /// The file object is enlisted in a (TxF) transaction.
     #[must_use]
     pub fn transacted(&self) -> bool {

@@ -1,9 +1,9 @@
 //! [`KernelSource`] for a live request: the facts cached in the instance context (looked up once
-//! per request by the caller), the `FILE_OBJECT`, the related transaction,
-//! `FltQueryInformationFile` (PASSIVE_LEVEL only) and the stream's FCB header.
+//! per request by the caller), the `FILE_OBJECT`, the related transaction and
+//! `FltQueryInformationFile` (PASSIVE_LEVEL only). Nothing is read through `FsContext`: the FCB
+//! header there may belong to another driver (`crate::facts`, valid data length).
 
 use core::ffi::c_void;
-use core::sync::atomic::{AtomicI64, Ordering};
 
 use odx_core::{NtStatus, VolumeFacts};
 use windows_sys::Wdk::Storage::FileSystem::Minifilters::{
@@ -11,7 +11,7 @@ use windows_sys::Wdk::Storage::FileSystem::Minifilters::{
 };
 use windows_sys::Wdk::Storage::FileSystem::{
     FILE_BASIC_INFORMATION, FILE_FS_SECTOR_SIZE_INFORMATION, FILE_INFORMATION_CLASS,
-    FILE_STANDARD_INFORMATION, FS_INFORMATION_CLASS, FSRTL_COMMON_FCB_HEADER, FileBasicInformation,
+    FILE_STANDARD_INFORMATION, FS_INFORMATION_CLASS, FileBasicInformation,
     FileFsSectorSizeInformation, FileFsSizeInformation, FileStandardInformation,
 };
 use windows_sys::Wdk::System::SystemServices::FILE_FS_SIZE_INFORMATION;
@@ -22,12 +22,6 @@ use super::kernel::{PASSIVE_LEVEL, current_irql};
 use super::{core_status, nt_success};
 use crate::facts::{FileObjectState, KernelSource, StandardInformation};
 use crate::volume::RawVolume;
-
-/// `FSRTL_FLAG_ADVANCED_HEADER` (ntifs.h): `FsContext` starts with an
-/// `FSRTL_ADVANCED_FCB_HEADER`, as NTFS and ReFS stream control blocks do.
-const FSRTL_FLAG_ADVANCED_HEADER: u8 = 0x40;
-
-crate::pin_constant!(FSRTL_FLAG_ADVANCED_HEADER => "FSRTL_FLAG_ADVANCED_HEADER");
 
 /// `FILE_STANDARD_INFORMATION` as bytes (its size and alignment; fields by pinned offset).
 #[derive(Clone, Copy, Default)]
@@ -131,30 +125,6 @@ impl KernelSource for RequestSource<'_> {
             end_of_file,
             delete_pending: field(DELETE_PENDING).is_some_and(|b| b != 0),
         })
-    }
-
-    fn valid_data_length(&mut self) -> Option<i64> {
-        let header = self.objects.fs_context()?.cast::<FSRTL_COMMON_FCB_HEADER>();
-        // SAFETY: odxflt attaches only to NTFS and ReFS, whose FsContext for an open stream is
-        // the stream control block, which begins with an FSRTL_ADVANCED_FCB_HEADER (its common
-        // part included); the file object keeps it alive for the callback.
-        let flags = unsafe { (*header).Flags };
-        if flags & FSRTL_FLAG_ADVANCED_HEADER == 0 {
-            return None;
-        }
-        let offset = core::mem::offset_of!(FSRTL_COMMON_FCB_HEADER, ValidDataLength);
-        let vdl = header
-            .cast::<u8>()
-            .wrapping_add(offset)
-            .cast::<i64>()
-            .cast_mut();
-        // SAFETY: the field is an aligned i64 inside the live header (pool memory, 8-byte
-        // aligned). The file system updates it under its own locks; an atomic load reads a
-        // whole value without taking them (the same unsynchronised read FsRtl's fast I/O
-        // checks make). A stale value only moves the trimming point; the file system below
-        // re-checks valid data length itself.
-        let atomic = unsafe { AtomicI64::from_ptr(vdl) };
-        Some(atomic.load(Ordering::Relaxed))
     }
 }
 

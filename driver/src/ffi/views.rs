@@ -18,7 +18,6 @@ use windows_sys::Wdk::Storage::FileSystem::Minifilters::{
 };
 use windows_sys::Wdk::Storage::FileSystem::{
     FILE_BASIC_INFORMATION, FILE_FS_SECTOR_SIZE_INFORMATION, FILE_STANDARD_INFORMATION,
-    FSRTL_COMMON_FCB_HEADER,
 };
 use windows_sys::Wdk::System::SystemServices::{
     FILE_FS_SIZE_INFORMATION, KEY_VALUE_PARTIAL_INFORMATION,
@@ -190,31 +189,11 @@ pin_layout!(FLT_CONTEXT_REGISTRATION = "FLT_CONTEXT_REGISTRATION" {
     Reserved1 => "Reserved1",
 });
 
+// odxflt reads one field of the file object: `Flags` (FO_CLEANUP_COMPLETE).
 pin_layout!(FILE_OBJECT = "FILE_OBJECT" {
     Type => "Type",
     Size => "Size",
-    DeviceObject => "DeviceObject",
-    Vpb => "Vpb",
-    FsContext => "FsContext",
-    FsContext2 => "FsContext2",
-    ReadAccess => "ReadAccess",
-    WriteAccess => "WriteAccess",
     Flags => "Flags",
-});
-
-pin_layout!(FSRTL_COMMON_FCB_HEADER = "FSRTL_COMMON_FCB_HEADER" {
-    NodeTypeCode => "NodeTypeCode",
-    NodeByteSize => "NodeByteSize",
-    Flags => "Flags",
-    IsFastIoPossible => "IsFastIoPossible",
-    Flags2 => "Flags2",
-    // `Reserved : 4` and `Version : 4` share byte 7 (windows-sys: `_bitfield`).
-    _bitfield => "Version",
-    Resource => "Resource",
-    PagingIoResource => "PagingIoResource",
-    AllocationSize => "AllocationSize",
-    FileSize => "FileSize",
-    ValidDataLength => "ValidDataLength",
 });
 
 pin_layout!(FILE_BASIC_INFORMATION = "FILE_BASIC_INFORMATION" {
