@@ -34,18 +34,8 @@ llvm_ar=/usr/bin/llvm-ar-16
 say() { printf 'cross-build-driver: %s\n' "$*"; }
 fail() { printf 'cross-build-driver: FAILED: %s\n' "$*" >&2; exit 1; }
 
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  [ -z "${ODXFLT_NO_APT:-}" ] || fail "missing Debian packages: ${missing[*]}"
-  say "installing ${missing[*]}"
-  sudo=()
-  [ "$(id -u)" -eq 0 ] || sudo=(sudo)
-  "${sudo[@]}" apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+. "$(dirname "${BASH_SOURCE[0]}")/lib/debian-packages.sh"
+ensure_debian_packages cross-build-driver "${packages[@]}"
 for tool in "$rustc_bin" "$cargo_bin" "$lld_link" "$readobj" "$clang" "$llvm_ar"; do
   [ -x "$tool" ] || fail "$tool not found"
 done

@@ -61,16 +61,8 @@ apt_update() {
 
 # --- toolchain and mingw-w64's headers ----------------------------------------------------
 packages=(gcc-mingw-w64-x86-64 mingw-w64-x86-64-dev)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  [ -z "${ODXFLT_NO_APT:-}" ] || fail "missing Debian packages: ${missing[*]}"
-  say "installing ${missing[*]}"
-  apt_update
-  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+. "$(dirname "${BASH_SOURCE[0]}")/lib/debian-packages.sh"
+ensure_debian_packages kernel-layouts "${packages[@]}"
 command -v "$cc" >/dev/null || fail "$cc not found"
 [ -f "$mingw_ddk/ntifs.h" ] || fail "$mingw_ddk/ntifs.h not found (mingw-w64-x86-64-dev)"
 mingw_version=$(dpkg-query -W -f='${Version}' mingw-w64-x86-64-dev)

@@ -31,18 +31,8 @@ say() { printf 'package: %s\n' "$*"; }
 fail() { printf 'package: FAILED: %s\n' "$*" >&2; exit 1; }
 start=$SECONDS
 
-missing=()
-for p in osslsigncode openssl; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  [ -z "${ODXFLT_NO_APT:-}" ] || fail "missing Debian packages: ${missing[*]}"
-  say "installing ${missing[*]}"
-  sudo=()
-  [ "$(id -u)" -eq 0 ] || sudo=(sudo)
-  "${sudo[@]}" apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+. "$(dirname "${BASH_SOURCE[0]}")/lib/debian-packages.sh"
+ensure_debian_packages package osslsigncode openssl
 say "$("$osslsigncode" --version 2>&1 | head -n1), $(openssl version)"
 
 # The inputs: the driver image and odxctl.exe (built when missing; `cargo make package` builds

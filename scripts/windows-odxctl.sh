@@ -20,18 +20,8 @@ say() { printf 'windows-odxctl: %s\n' "$*"; }
 fail() { printf 'windows-odxctl: FAILED: %s\n' "$*" >&2; exit 1; }
 
 packages=(rustc-web cargo-web rust-web-src gcc-mingw-w64-x86-64 binutils-mingw-w64-x86-64)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  [ -z "${ODXFLT_NO_APT:-}" ] || fail "missing Debian packages: ${missing[*]}"
-  say "installing ${missing[*]}"
-  sudo=()
-  [ "$(id -u)" -eq 0 ] || sudo=(sudo)
-  "${sudo[@]}" apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+. "$(dirname "${BASH_SOURCE[0]}")/lib/debian-packages.sh"
+ensure_debian_packages windows-odxctl "${packages[@]}"
 /usr/bin/rustc --print target-list | grep -qx "$target" || fail "/usr/bin/rustc has no $target target"
 say "$(/usr/bin/rustc --version), $(x86_64-w64-mingw32-gcc --version | head -n1)"
 

@@ -11,19 +11,8 @@ say() { printf '22-seh-shim-wine: %s\n' "$*"; }
 fail() { printf '22-seh-shim-wine: FAILED: %s\n' "$*" >&2; exit 1; }
 
 packages=(wine64 clang-16 lld-16 llvm-16)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  [ -z "${ODXFLT_NO_APT:-}" ] || fail "missing Debian packages: ${missing[*]}"
-  say "installing ${missing[*]}"
-  sudo=()
-  [ "$(id -u)" -eq 0 ] || sudo=(sudo)
-  "${sudo[@]}" apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  say "installed in $((SECONDS - start)) s"
-fi
+. "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib/debian-packages.sh"
+ensure_debian_packages 22-seh-shim-wine "${packages[@]}"
 say "$(/usr/lib/wine/wine64 --version), $(/usr/bin/clang-16 --version | head -n1)"
 
 bash tests/wine/seh-shim.sh

@@ -9,20 +9,7 @@ cd "$(dirname "$0")/../.."
 start=$SECONDS
 say() { printf '27-odxctl-wine: %s\n' "$*"; }
 packages=(wine64 gcc-mingw-w64-x86-64 binutils-mingw-w64-x86-64)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  if [ -n "${ODXFLT_NO_APT:-}" ]; then
-    printf '27-odxctl-wine: FAILED: missing Debian packages: %s\n' "${missing[*]}" >&2
-    exit 1
-  fi
-  say "installing ${missing[*]}"
-  sudo=()
-  [ "$(id -u)" -eq 0 ] || sudo=(sudo)
-  "${sudo[@]}" apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+. "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib/debian-packages.sh"
+ensure_debian_packages 27-odxctl-wine "${packages[@]}"
 bash scripts/cargo-make.sh odxctl-wine
 say "$((SECONDS - start)) s"
