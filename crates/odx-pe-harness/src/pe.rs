@@ -199,48 +199,17 @@ impl Image {
         // Imports: collect all, fail listing every missing one, then bind.
         let mut missing = Vec::new();
         let mut bindings = Vec::new();
-        if let Some(table) = pe.import_table().map_err(|e| anyhow!("imports: {e}"))? {
-            let mut descriptors = table.descriptors().map_err(|e| anyhow!("imports: {e}"))?;
-            while let Some(descriptor) = descriptors.next().map_err(|e| anyhow!("imports: {e}"))? {
-                let library = text(
-                    table
-                        .name(descriptor.name.get(LE))
-                        .map_err(|e| anyhow!("import name: {e}"))?,
-                );
-                let lookup = match descriptor.original_first_thunk.get(LE) {
-                    0 => descriptor.first_thunk.get(LE),
-                    rva => rva,
-                };
-                let mut thunks = table
-                    .thunks(lookup)
-                    .map_err(|e| anyhow!("import thunks: {e}"))?;
-                let mut slot = descriptor.first_thunk.get(LE);
-                while let Some(thunk) = thunks
-                    .next::<pe::ImageNtHeaders64>()
-                    .map_err(|e| anyhow!("import thunks: {e}"))?
-                {
-                    let symbol = match table
-                        .import::<pe::ImageNtHeaders64>(thunk)
-                        .map_err(|e| anyhow!("import: {e}"))?
-                    {
-                        Import::Name(_, name) => text(name),
-                        Import::Ordinal(ordinal) => format!("#{ordinal}"),
-                    };
-                    match resolver.resolve(&library, &symbol) {
-                        Some(address) => bindings.push((
-                            BoundImport {
-                                library: library.clone(),
-                                symbol,
-                                iat_rva: slot,
-                            },
-                            address,
-                        )),
-                        None => missing.push(format!("{library}!{symbol}")),
-                    }
-                    slot = slot
-                        .checked_add(8)
-                        .ok_or_else(|| anyhow!("IAT overflows"))?;
-                }
+        for (library, symbol, slot) in import_slots(&pe)? {
+            match resolver.resolve(&library, &symbol) {
+                Some(address) => bindings.push((
+                    BoundImport {
+                        library,
+                        symbol,
+                        iat_rva: slot,
+                    },
+                    address,
+                )),
+                None => missing.push(format!("{library}!{symbol}")),
             }
         }
         if !missing.is_empty() {
@@ -376,6 +345,50 @@ impl Image {
         }
         out
     }
+}
+
+/// Every import of `pe`: (library, symbol or `#ordinal`, RVA of its IAT slot), in table order.
+///
+/// # Errors
+/// The import table is malformed.
+pub fn import_slots(pe: &PeFile64<'_>) -> Result<Vec<(String, String, u32)>> {
+    let mut out = Vec::new();
+    let Some(table) = pe.import_table().map_err(|e| anyhow!("imports: {e}"))? else {
+        return Ok(out);
+    };
+    let mut descriptors = table.descriptors().map_err(|e| anyhow!("imports: {e}"))?;
+    while let Some(descriptor) = descriptors.next().map_err(|e| anyhow!("imports: {e}"))? {
+        let library = text(
+            table
+                .name(descriptor.name.get(LE))
+                .map_err(|e| anyhow!("import name: {e}"))?,
+        );
+        let lookup = match descriptor.original_first_thunk.get(LE) {
+            0 => descriptor.first_thunk.get(LE),
+            rva => rva,
+        };
+        let mut thunks = table
+            .thunks(lookup)
+            .map_err(|e| anyhow!("import thunks: {e}"))?;
+        let mut slot = descriptor.first_thunk.get(LE);
+        while let Some(thunk) = thunks
+            .next::<pe::ImageNtHeaders64>()
+            .map_err(|e| anyhow!("import thunks: {e}"))?
+        {
+            let symbol = match table
+                .import::<pe::ImageNtHeaders64>(thunk)
+                .map_err(|e| anyhow!("import: {e}"))?
+            {
+                Import::Name(_, name) => text(name),
+                Import::Ordinal(ordinal) => format!("#{ordinal}"),
+            };
+            out.push((library.clone(), symbol, slot));
+            slot = slot
+                .checked_add(8)
+                .ok_or_else(|| anyhow!("IAT overflows"))?;
+        }
+    }
+    Ok(out)
 }
 
 impl Drop for Image {

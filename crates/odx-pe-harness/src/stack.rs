@@ -39,7 +39,7 @@ use std::process::Command;
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use object::LittleEndian as LE;
 use object::pe;
-use object::read::pe::{ImageNtHeaders, ImageOptionalHeader, Import, PeFile64};
+use object::read::pe::{ImageNtHeaders, ImageOptionalHeader, PeFile64};
 
 use crate::driver::LoadedDriver;
 
@@ -367,42 +367,10 @@ impl ImageLayout {
         }
         functions.sort_by_key(|(f, _)| f.begin);
 
-        let mut iat = BTreeMap::new();
-        if let Some(table) = pe.import_table().map_err(|e| anyhow!("imports: {e}"))? {
-            let mut descriptors = table.descriptors().map_err(|e| anyhow!("imports: {e}"))?;
-            while let Some(descriptor) = descriptors.next().map_err(|e| anyhow!("imports: {e}"))? {
-                let library = String::from_utf8_lossy(
-                    table
-                        .name(descriptor.name.get(LE))
-                        .map_err(|e| anyhow!("import name: {e}"))?,
-                )
-                .into_owned();
-                let lookup = match descriptor.original_first_thunk.get(LE) {
-                    0 => descriptor.first_thunk.get(LE),
-                    rva => rva,
-                };
-                let mut thunks = table
-                    .thunks(lookup)
-                    .map_err(|e| anyhow!("import thunks: {e}"))?;
-                let mut slot = descriptor.first_thunk.get(LE);
-                while let Some(thunk) = thunks
-                    .next::<pe::ImageNtHeaders64>()
-                    .map_err(|e| anyhow!("import thunks: {e}"))?
-                {
-                    let symbol = match table
-                        .import::<pe::ImageNtHeaders64>(thunk)
-                        .map_err(|e| anyhow!("import: {e}"))?
-                    {
-                        Import::Name(_, name) => String::from_utf8_lossy(name).into_owned(),
-                        Import::Ordinal(ordinal) => format!("#{ordinal}"),
-                    };
-                    iat.insert(slot, format!("{library}!{symbol}"));
-                    slot = slot
-                        .checked_add(8)
-                        .ok_or_else(|| anyhow!("IAT overflows"))?;
-                }
-            }
-        }
+        let iat: BTreeMap<u32, String> = crate::pe::import_slots(&pe)?
+            .into_iter()
+            .map(|(library, symbol, slot)| (slot, format!("{library}!{symbol}")))
+            .collect();
         let mut entries: BTreeSet<u32> = functions.iter().filter_map(|(_, u)| u.handler).collect();
         if let Some(exports) = pe.export_table().map_err(|e| anyhow!("exports: {e}"))? {
             for export in exports.exports().map_err(|e| anyhow!("exports: {e}"))? {
