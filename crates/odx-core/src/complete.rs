@@ -62,6 +62,11 @@ pub static COMPLETION_MAP: &[MapRow] = &[
         why: "NTFS makes no access check for offload (MS-FSA) and the I/O manager's ran before odxflt, so ACCESS_DENIED from below is a filter vetoing ODX the way the scanner sample does; copy engines understand the veto code",
     },
     MapRow {
+        below: NtStatus::STATUS_DEVICE_FEATURE_NOT_SUPPORTED,
+        mapped: Mapped::To(NtStatus::STATUS_NOT_SUPPORTED),
+        why: "the storage has no copy offload: neither FSCTL's status table lists DEVICE_FEATURE_NOT_SUPPORTED, both name NOT_SUPPORTED for \"offload is not supported on this volume\"; the refusal also starts the volume's back-off (storage.rs)",
+    },
+    MapRow {
         below: NtStatus::STATUS_INVALID_OFFSET_ALIGNMENT,
         mapped: Mapped::To(NtStatus::STATUS_INVALID_PARAMETER),
         why: "storage alignment status, undocumented for the FSCTLs; INVALID_PARAMETER is the documented code for misalignment",

@@ -16,6 +16,7 @@ use crate::policy::{Governed, PolicyMode, govern};
 use crate::rules::Rules;
 use crate::stats::VolumeStats;
 use crate::status::NtStatus;
+use crate::storage::StorageState;
 use crate::validate::{Check, OffloadRequest};
 use crate::verdict::{Answer, Completion, OffloadVerdict, ReadContext, Verdict, WriteContext};
 use crate::wire::{
@@ -200,14 +201,30 @@ pub struct LowerAnswer<'a> {
     pub output_len: usize,
 }
 
+/// The volume's storage state and the interrupt time of the completion, for post-operation's
+/// learning ([`StorageState::learn`]).
+#[derive(Clone, Copy, Debug)]
+pub struct StorageAt<'a> {
+    /// The volume's storage state.
+    pub state: &'a StorageState,
+    /// Interrupt time now (100-ns ticks).
+    pub now: u64,
+}
+
 /// odxflt's post-operation: returns the final `(IoStatus.Status, IoStatus.Information)`; the
 /// output in the buffer is rewritten when odxflt changed it, never beyond `OutputBufferLength`.
+/// A refusal from the storage starts the volume's back-off ([`StorageState::learn`]) before the
+/// status is mapped.
 pub fn post_operation(
     context: &PostContext,
     answer: LowerAnswer<'_>,
     rules: &Rules,
     stats: Option<&VolumeStats>,
+    storage: Option<StorageAt<'_>>,
 ) -> (NtStatus, usize) {
+    if let Some(at) = storage {
+        at.state.learn(context.op(), answer.status, at.now);
+    }
     let out_len = answer.output_len.min(answer.buffer.len());
     let returned = answer.information.min(out_len);
     let (status, information, asked, done) = match context {

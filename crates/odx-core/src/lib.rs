@@ -50,6 +50,7 @@ pub mod rules;
 pub mod serve;
 pub mod stats;
 pub mod status;
+pub mod storage;
 pub mod validate;
 pub mod verdict;
 pub mod wire;

@@ -11,9 +11,11 @@ use static_assertions::const_assert_eq;
 use zerocopy::byteorder::little_endian::{U16, U32, U64};
 use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout, Unaligned};
 
+use crate::ctl::OffloadOp;
 use crate::policy::PolicyMode;
 use crate::stats::{OpCounts, STATUS_BUCKETS};
 use crate::status::NtStatus;
+use crate::storage::{CopyOffloadLimits, StorageCapability, StorageState};
 use crate::wire::WireStruct;
 
 /// The port's name in the object namespace.
@@ -21,9 +23,10 @@ pub const PORT_NAME: &str = "\\OdxfltPort";
 /// "ODXM", little-endian.
 pub const MESSAGE_MAGIC: u32 = 0x4D58_444F;
 /// The protocol version this build speaks. Version 2 added `OpCountsWire::fact_failed` (the
-/// stats reply grew from 1064 to 1080 bytes); a peer of another version is refused with
-/// `STATUS_REVISION_MISMATCH` rather than misread.
-pub const PROTOCOL_VERSION: u16 = 2;
+/// stats reply grew from 1064 to 1080 bytes); version 3 added [`StorageWire`] (1080 to 1152
+/// bytes). A peer of another version is refused with `STATUS_REVISION_MISMATCH` rather than
+/// misread.
+pub const PROTOCOL_VERSION: u16 = 3;
 /// `volume` value meaning "every volume" (stats: summed; policy: the default for new volumes).
 pub const ALL_VOLUMES: u32 = u32::MAX;
 
@@ -251,7 +254,140 @@ impl OpCounts {
     }
 }
 
-/// `StatsReply`: header, policy and volume count, read and write counters.
+/// A volume's storage on the wire (protocol version 3): 72 bytes. All zero in an `ALL_VOLUMES`
+/// reply.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned,
+)]
+#[repr(C)]
+pub struct StorageWire {
+    /// [`StorageCapability::code`]: 0 unknown, 1 supported, 2 not supported.
+    pub capability: U32,
+    /// The back-off period, seconds.
+    pub backoff_seconds: U32,
+    /// The filter's interrupt time when it wrote the reply (100-ns ticks).
+    pub now: U64,
+    /// Interrupt time until which offload reads are refused; 0 when no back-off is active.
+    pub read_backoff_until: U64,
+    /// Same, for offload writes.
+    pub write_backoff_until: U64,
+    /// `DEVICE_COPY_OFFLOAD_DESCRIPTOR.MaximumTokenLifetime` (0 unless supported).
+    pub maximum_token_lifetime: U32,
+    /// `DefaultTokenLifetime`.
+    pub default_token_lifetime: U32,
+    /// `MaximumTransferSize`.
+    pub maximum_transfer_size: U64,
+    /// `OptimalTransferCount`.
+    pub optimal_transfer_count: U64,
+    /// `MaximumDataDescriptors`.
+    pub maximum_data_descriptors: U32,
+    /// `MaximumTransferLengthPerDescriptor`.
+    pub maximum_transfer_length_per_descriptor: U32,
+    /// `OptimalTransferLengthPerDescriptor`.
+    pub optimal_transfer_length_per_descriptor: U32,
+    /// `OptimalTransferLengthGranularity`.
+    pub optimal_transfer_length_granularity: U16,
+    /// Zero.
+    pub reserved: [u8; 2],
+}
+const_assert_eq!(size_of::<StorageWire>(), 72);
+
+/// A [`StorageWire`] read back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StorageReport {
+    /// What the storage said at instance setup.
+    pub capability: StorageCapability,
+    /// The back-off period, seconds.
+    pub backoff_seconds: u32,
+    /// The filter's interrupt time at the reply.
+    pub now: u64,
+    /// End of the read back-off, if one was active.
+    pub read_backoff_until: Option<u64>,
+    /// End of the write back-off, if one was active.
+    pub write_backoff_until: Option<u64>,
+}
+
+impl StorageReport {
+    /// The end of `op`'s back-off, if active.
+    #[must_use]
+    pub const fn backoff_until(&self, op: OffloadOp) -> Option<u64> {
+        match op {
+            OffloadOp::Read => self.read_backoff_until,
+            OffloadOp::Write => self.write_backoff_until,
+        }
+    }
+}
+
+impl StorageWire {
+    /// The wire form of `state` at interrupt time `now`.
+    #[must_use]
+    pub fn new(state: &StorageState, now: u64) -> Self {
+        let capability = state.capability();
+        let limits = match capability {
+            StorageCapability::Supported(limits) => limits,
+            StorageCapability::Unknown | StorageCapability::NotSupported => {
+                CopyOffloadLimits::default()
+            }
+        };
+        let seconds = state.backoff_ticks() / crate::storage::TICKS_PER_SECOND;
+        Self {
+            capability: U32::new(capability.code()),
+            backoff_seconds: U32::new(u32::try_from(seconds).unwrap_or(u32::MAX)),
+            now: U64::new(now),
+            read_backoff_until: U64::new(state.backoff_until(OffloadOp::Read, now).unwrap_or(0)),
+            write_backoff_until: U64::new(state.backoff_until(OffloadOp::Write, now).unwrap_or(0)),
+            maximum_token_lifetime: U32::new(limits.maximum_token_lifetime),
+            default_token_lifetime: U32::new(limits.default_token_lifetime),
+            maximum_transfer_size: U64::new(limits.maximum_transfer_size),
+            optimal_transfer_count: U64::new(limits.optimal_transfer_count),
+            maximum_data_descriptors: U32::new(limits.maximum_data_descriptors),
+            maximum_transfer_length_per_descriptor: U32::new(
+                limits.maximum_transfer_length_per_descriptor,
+            ),
+            optimal_transfer_length_per_descriptor: U32::new(
+                limits.optimal_transfer_length_per_descriptor,
+            ),
+            optimal_transfer_length_granularity: U16::new(
+                limits.optimal_transfer_length_granularity,
+            ),
+            reserved: [0; 2],
+        }
+    }
+
+    /// Reads the section back; `None` for a capability code this build does not know.
+    #[must_use]
+    pub fn report(&self) -> Option<StorageReport> {
+        let capability = match self.capability.get() {
+            0 => StorageCapability::Unknown,
+            1 => StorageCapability::Supported(CopyOffloadLimits {
+                maximum_token_lifetime: self.maximum_token_lifetime.get(),
+                default_token_lifetime: self.default_token_lifetime.get(),
+                maximum_transfer_size: self.maximum_transfer_size.get(),
+                optimal_transfer_count: self.optimal_transfer_count.get(),
+                maximum_data_descriptors: self.maximum_data_descriptors.get(),
+                maximum_transfer_length_per_descriptor: self
+                    .maximum_transfer_length_per_descriptor
+                    .get(),
+                optimal_transfer_length_per_descriptor: self
+                    .optimal_transfer_length_per_descriptor
+                    .get(),
+                optimal_transfer_length_granularity: self.optimal_transfer_length_granularity.get(),
+            }),
+            2 => StorageCapability::NotSupported,
+            _ => return None,
+        };
+        let active = |until: u64| (until != 0).then_some(until);
+        Some(StorageReport {
+            capability,
+            backoff_seconds: self.backoff_seconds.get(),
+            now: self.now.get(),
+            read_backoff_until: active(self.read_backoff_until.get()),
+            write_backoff_until: active(self.write_backoff_until.get()),
+        })
+    }
+}
+
+/// `StatsReply`: header, policy and volume count, read and write counters, the storage.
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned,
 )]
@@ -267,8 +403,10 @@ pub struct StatsReply {
     pub read: OpCountsWire,
     /// `FSCTL_OFFLOAD_WRITE` counters.
     pub write: OpCountsWire,
+    /// The volume's storage (protocol version 3; zero for `ALL_VOLUMES`).
+    pub storage: StorageWire,
 }
-const_assert_eq!(size_of::<StatsReply>(), 1080);
+const_assert_eq!(size_of::<StatsReply>(), 1152);
 
 impl WireStruct for StatsReply {
     const NAME: &'static str = "ODXFLT_STATS_REPLY";
@@ -290,7 +428,15 @@ impl StatsReply {
             volume_count: U32::new(volume_count),
             read: read.into(),
             write: write.into(),
+            storage: FromZeros::new_zeroed(),
         }
+    }
+
+    /// The same reply with the volume's storage section filled in.
+    #[must_use]
+    pub fn with_storage(mut self, storage: StorageWire) -> Self {
+        self.storage = storage;
+        self
     }
 
     /// All zero (a buffer to receive a reply into).
@@ -526,7 +672,7 @@ mod tests {
             parse_request(bad_magic.as_bytes()),
             Err(N::STATUS_INVALID_PARAMETER)
         );
-        for other in [1, 3] {
+        for other in [1, 2, 4] {
             let mut old = header(1, 16);
             old.version.set(other);
             assert_eq!(

@@ -5,10 +5,12 @@
 
 use crate::policy::PolicyMode;
 use crate::port::{
-    ALL_VOLUMES, ConfigReply, PolicyReply, PortRequest, RegistrySource, StatsReply, parse_request,
+    ALL_VOLUMES, ConfigReply, PolicyReply, PortRequest, RegistrySource, StatsReply, StorageWire,
+    parse_request,
 };
 use crate::stats::{OpCounts, VolumeStats};
 use crate::status::NtStatus;
+use crate::storage::StorageState;
 use crate::wire::WireStruct;
 
 /// What the port exposes: attached volumes (by index), their policy and counters, the default.
@@ -27,6 +29,10 @@ pub trait PortTarget {
     fn set_default_policy(&mut self, mode: PolicyMode);
     /// Where the default came from at load.
     fn registry_source(&self) -> RegistrySource;
+    /// The storage state of the volume at `index`, `None` when no volume is attached there.
+    fn storage(&self, index: u32) -> Option<&StorageState>;
+    /// Interrupt time now (100-ns ticks), for the storage section's back-off ends.
+    fn now(&self) -> u64;
 }
 
 fn write_reply<R: WireStruct>(reply: &R, out: &mut [u8]) -> Result<usize, NtStatus> {
@@ -59,13 +65,17 @@ fn stats_reply<T: PortTarget + ?Sized>(target: &T, volume: u32) -> Result<StatsR
     let (mode, stats) = target
         .volume(volume)
         .ok_or(NtStatus::STATUS_FLT_VOLUME_NOT_FOUND)?;
-    Ok(StatsReply::new(
+    let reply = StatsReply::new(
         volume,
         mode,
         count,
         &stats.read.counts(),
         &stats.write.counts(),
-    ))
+    );
+    Ok(match target.storage(volume) {
+        Some(storage) => reply.with_storage(StorageWire::new(storage, target.now())),
+        None => reply,
+    })
 }
 
 fn policy_of<T: PortTarget + ?Sized>(target: &T, volume: u32) -> Result<PolicyMode, NtStatus> {
@@ -139,12 +149,25 @@ mod tests {
     use crate::ctl::OffloadOp;
     use crate::policy::Governed;
     use crate::port::{MessageHeader, MessageKind, SetPolicyMessage};
+    use crate::storage::{CopyOffloadLimits, StorageCapability};
     use zerocopy::IntoBytes;
+
+    const LIMITS: CopyOffloadLimits = CopyOffloadLimits {
+        maximum_token_lifetime: 300,
+        default_token_lifetime: 30,
+        maximum_transfer_size: 1 << 28,
+        optimal_transfer_count: 1 << 26,
+        maximum_data_descriptors: 64,
+        maximum_transfer_length_per_descriptor: 1 << 25,
+        optimal_transfer_length_per_descriptor: 1 << 23,
+        optimal_transfer_length_granularity: 8,
+    };
 
     /// Slots 0 and 2 attached, slot 1 free.
     struct Three {
         modes: [Option<PolicyMode>; 3],
         stats: [VolumeStats; 3],
+        storage: [StorageState; 3],
         default: PolicyMode,
     }
 
@@ -153,8 +176,14 @@ mod tests {
             let t = Self {
                 modes: [Some(PolicyMode::Enforce), None, Some(PolicyMode::Monitor)],
                 stats: [VolumeStats::new(), VolumeStats::new(), VolumeStats::new()],
+                storage: [
+                    StorageState::new(StorageCapability::NotSupported, 180),
+                    StorageState::default(),
+                    StorageState::new(StorageCapability::Supported(LIMITS), 60),
+                ],
                 default: PolicyMode::Enforce,
             };
+            t.storage[2].learn(OffloadOp::Write, NtStatus::STATUS_NOT_SUPPORTED, 400);
             let veto = Governed::Veto(NtStatus::STATUS_OFFLOAD_READ_FLT_NOT_SUPPORTED);
             t.stats[0].on_pre_operation(OffloadOp::Read, &veto);
             t.stats[2].on_pre_operation(OffloadOp::Read, &veto);
@@ -202,6 +231,14 @@ mod tests {
         fn registry_source(&self) -> RegistrySource {
             RegistrySource::Invalid(9)
         }
+        fn storage(&self, index: u32) -> Option<&StorageState> {
+            let i = usize::try_from(index).ok()?;
+            self.modes.get(i).copied().flatten()?;
+            self.storage.get(i)
+        }
+        fn now(&self) -> u64 {
+            1_000
+        }
     }
 
     fn query(kind: MessageKind, volume: u32) -> MessageHeader {
@@ -223,6 +260,16 @@ mod tests {
         assert_eq!(r.write.bytes_offloaded.get(), 8);
         assert_eq!(r.mode.get(), PolicyMode::Monitor.as_u32());
         assert_eq!(r.volume_count.get(), 2);
+        let storage = r.storage.report().unwrap();
+        assert_eq!(storage.capability, StorageCapability::Supported(LIMITS));
+        assert_eq!(storage.backoff_seconds, 60);
+        assert_eq!(storage.now, 1_000);
+        assert_eq!(storage.read_backoff_until, None);
+        assert_eq!(
+            storage.write_backoff_until,
+            Some(400 + 60 * crate::storage::TICKS_PER_SECOND),
+            "a write refused at t=400 backs off for 60 s"
+        );
         let n = handle_request(
             query(MessageKind::QueryStats, ALL_VOLUMES).as_bytes(),
             &mut out,

@@ -60,10 +60,12 @@ fn mapping_table_row_by_row() {
             N::STATUS_NOT_SUPPORTED,
             N::STATUS_NOT_SUPPORTED,
         ),
+        // storage without copy offload: both FSCTL status tables name NOT_SUPPORTED for it,
+        // neither lists DEVICE_FEATURE_NOT_SUPPORTED (issue 13)
         (
             N::STATUS_DEVICE_FEATURE_NOT_SUPPORTED,
-            N::STATUS_DEVICE_FEATURE_NOT_SUPPORTED,
-            N::STATUS_DEVICE_FEATURE_NOT_SUPPORTED,
+            N::STATUS_NOT_SUPPORTED,
+            N::STATUS_NOT_SUPPORTED,
         ),
         (
             N::STATUS_INVALID_DEVICE_REQUEST,

@@ -120,6 +120,7 @@ fn a_read_beyond_vdl_goes_down_untouched_and_the_file_systems_zero_token_passes_
         },
         &Rules::DOCUMENTED,
         Some(&stats),
+        None,
     );
     assert_eq!((status, info), (NtStatus::STATUS_SUCCESS, 528));
     assert_eq!(buffer, answered, "the file system's answer passes through");
@@ -175,6 +176,7 @@ fn a_write_beyond_vdl_goes_down_untouched_and_the_file_systems_refusal_passes_th
             },
             &Rules::DOCUMENTED,
             Some(&stats),
+            None,
         );
         assert_eq!((status, info), (below, 0));
     }
@@ -291,6 +293,7 @@ fn trimmed_forward_rewrites_the_input_and_post_operation_maps_the_answer() {
         },
         &Rules::DOCUMENTED,
         Some(&stats),
+        None,
     );
     assert_eq!((status, info), (NtStatus::STATUS_SUCCESS, 16));
     let c = stats.write.counts();
@@ -328,6 +331,7 @@ fn post_operation_failure_is_mapped_and_counted() {
         },
         &Rules::DOCUMENTED,
         Some(&stats),
+        None,
     );
     assert_eq!(
         (status, info),
@@ -369,6 +373,7 @@ fn broken_success_from_below_never_reaches_the_caller() {
             output_len: 528,
         },
         &Rules::DOCUMENTED,
+        None,
         None,
     );
     assert_eq!((status, info), (NtStatus::STATUS_NOT_SUPPORTED, 0));
@@ -413,6 +418,7 @@ fn monitor_forwards_untouched_and_passes_the_answer_through() {
         },
         &Rules::DOCUMENTED,
         Some(&stats),
+        None,
     );
     assert_eq!(
         (status, info),
@@ -491,6 +497,7 @@ fn inconsistent_lengths_never_panic() {
                         },
                         &Rules::DOCUMENTED,
                         Some(&stats),
+                        None,
                     );
                 }
             }

@@ -5,9 +5,12 @@ use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use odx_core::complete::{complete_read, complete_write};
-use odx_core::filter::{BufferedRequest, LowerAnswer, PreOp, post_operation, pre_operation};
+use odx_core::filter::{
+    BufferedRequest, LowerAnswer, PreOp, StorageAt, post_operation, pre_operation,
+};
 use odx_core::policy::PolicyMode;
 use odx_core::stats::VolumeStats;
+use odx_core::storage::StorageState;
 use odx_core::wire::{OffloadReadOutput, OffloadWriteOutput, StorageOffloadToken};
 use odx_core::{
     NtStatus, OffloadOp, OffloadRequest, ReadContext, Rules, SectorSize, WriteContext, decide_read,
@@ -159,6 +162,7 @@ pub fn run() {
             ));
         }),
     ));
+    let storage = StorageState::default();
     for mode in PolicyMode::ALL {
         let n = count(|| {
             buffer.copy_from_slice(&write);
@@ -178,7 +182,19 @@ pub fn run() {
                     buffer: &mut buffer,
                     output_len: 16,
                 };
-                black_box(post_operation(&context, answer, &rules, Some(&stats)));
+                // A refusal would start the back-off; a success learns nothing: both allocate
+                // nothing.
+                let at = StorageAt {
+                    state: &storage,
+                    now: 1,
+                };
+                black_box(post_operation(
+                    &context,
+                    answer,
+                    &rules,
+                    Some(&stats),
+                    Some(at),
+                ));
             }
         });
         let label = match mode {
