@@ -22,7 +22,7 @@
 //! clock. All state is in atomics: post-operation learns at up to `DISPATCH_LEVEL` on any CPU
 //! while pre-operations read.
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use crate::ctl::OffloadOp;
 use crate::flags::VolumeFlags;
@@ -264,14 +264,48 @@ pub fn refuses_offload(below: NtStatus) -> bool {
 }
 
 /// A volume's storage: its capability, fixed at instance setup, and a back-off per operation.
+///
+/// Every field is an atomic, so a state can also live in a static table and be set up again in
+/// place for the next volume ([`Self::reset`]; the driver keeps one per slot of its non-paged
+/// volume table, where post-operation at `DISPATCH_LEVEL` and the port reach it by slot number).
 #[derive(Debug)]
 pub struct StorageState {
-    capability: StorageCapability,
-    backoff_ticks: u64,
+    /// [`StorageCapability::code`].
+    capability: AtomicU32,
+    /// `MaximumTokenLifetime` (low half) and `DefaultTokenLifetime` (high half).
+    lifetimes: AtomicU64,
+    /// `MaximumTransferSize`.
+    maximum_transfer_size: AtomicU64,
+    /// `OptimalTransferCount`.
+    optimal_transfer_count: AtomicU64,
+    /// `MaximumDataDescriptors` (low) and `MaximumTransferLengthPerDescriptor` (high).
+    descriptors: AtomicU64,
+    /// `OptimalTransferLengthPerDescriptor` (low) and `OptimalTransferLengthGranularity` (high).
+    optimal: AtomicU64,
+    backoff_ticks: AtomicU64,
     /// Interrupt time until which reads are refused; 0 = none.
     read_until: AtomicU64,
     /// Interrupt time until which writes are refused; 0 = none.
     write_until: AtomicU64,
+}
+
+const fn pair(low: u32, high: u32) -> u64 {
+    (low as u64) | ((high as u64) << 32)
+}
+
+const fn halves(both: u64) -> (u32, u32) {
+    // Truncations intended: the two halves of a pair.
+    #[allow(clippy::cast_possible_truncation)]
+    ((both & 0xFFFF_FFFF) as u32, (both >> 32) as u32)
+}
+
+const fn clamped_ticks(backoff_seconds: u32) -> u64 {
+    let seconds = if backoff_seconds > MAX_BACKOFF_SECONDS {
+        MAX_BACKOFF_SECONDS
+    } else {
+        backoff_seconds
+    };
+    (seconds as u64).saturating_mul(TICKS_PER_SECOND)
 }
 
 impl StorageState {
@@ -279,29 +313,94 @@ impl StorageState {
     /// `backoff_seconds` (clamped to [`MAX_BACKOFF_SECONDS`]; 0 = never back off).
     #[must_use]
     pub const fn new(capability: StorageCapability, backoff_seconds: u32) -> Self {
-        let seconds = if backoff_seconds > MAX_BACKOFF_SECONDS {
-            MAX_BACKOFF_SECONDS
-        } else {
-            backoff_seconds
+        let limits = match capability {
+            StorageCapability::Supported(limits) => limits,
+            StorageCapability::Unknown | StorageCapability::NotSupported => CopyOffloadLimits {
+                maximum_token_lifetime: 0,
+                default_token_lifetime: 0,
+                maximum_transfer_size: 0,
+                optimal_transfer_count: 0,
+                maximum_data_descriptors: 0,
+                maximum_transfer_length_per_descriptor: 0,
+                optimal_transfer_length_per_descriptor: 0,
+                optimal_transfer_length_granularity: 0,
+            },
         };
         Self {
-            capability,
-            backoff_ticks: (seconds as u64).saturating_mul(TICKS_PER_SECOND),
+            capability: AtomicU32::new(capability.code()),
+            lifetimes: AtomicU64::new(pair(
+                limits.maximum_token_lifetime,
+                limits.default_token_lifetime,
+            )),
+            maximum_transfer_size: AtomicU64::new(limits.maximum_transfer_size),
+            optimal_transfer_count: AtomicU64::new(limits.optimal_transfer_count),
+            descriptors: AtomicU64::new(pair(
+                limits.maximum_data_descriptors,
+                limits.maximum_transfer_length_per_descriptor,
+            )),
+            optimal: AtomicU64::new(pair(
+                limits.optimal_transfer_length_per_descriptor,
+                limits.optimal_transfer_length_granularity as u32,
+            )),
+            backoff_ticks: AtomicU64::new(clamped_ticks(backoff_seconds)),
             read_until: AtomicU64::new(0),
             write_until: AtomicU64::new(0),
         }
     }
 
+    /// Sets the state up again, in place, as [`Self::new`] would (no back-off active): for a
+    /// state that outlives one volume (a slot of a static table, reset while the slot is being
+    /// claimed). A reader racing with the reset may see a mix of old and new limits, never an
+    /// invalid capability.
+    pub fn reset(&self, capability: StorageCapability, backoff_seconds: u32) {
+        let fresh = Self::new(capability, backoff_seconds);
+        let copy = |to: &AtomicU64, from: &AtomicU64| {
+            to.store(from.load(Ordering::Relaxed), Ordering::Relaxed);
+        };
+        copy(&self.lifetimes, &fresh.lifetimes);
+        copy(&self.maximum_transfer_size, &fresh.maximum_transfer_size);
+        copy(&self.optimal_transfer_count, &fresh.optimal_transfer_count);
+        copy(&self.descriptors, &fresh.descriptors);
+        copy(&self.optimal, &fresh.optimal);
+        copy(&self.backoff_ticks, &fresh.backoff_ticks);
+        self.read_until.store(0, Ordering::Relaxed);
+        self.write_until.store(0, Ordering::Relaxed);
+        self.capability
+            .store(fresh.capability.load(Ordering::Relaxed), Ordering::Release);
+    }
+
     /// What the storage said at instance setup.
     #[must_use]
-    pub const fn capability(&self) -> StorageCapability {
-        self.capability
+    pub fn capability(&self) -> StorageCapability {
+        match self.capability.load(Ordering::Acquire) {
+            1 => {
+                let (maximum_token_lifetime, default_token_lifetime) =
+                    halves(self.lifetimes.load(Ordering::Relaxed));
+                let (maximum_data_descriptors, maximum_transfer_length_per_descriptor) =
+                    halves(self.descriptors.load(Ordering::Relaxed));
+                let (optimal_transfer_length_per_descriptor, granularity) =
+                    halves(self.optimal.load(Ordering::Relaxed));
+                StorageCapability::Supported(CopyOffloadLimits {
+                    maximum_token_lifetime,
+                    default_token_lifetime,
+                    maximum_transfer_size: self.maximum_transfer_size.load(Ordering::Relaxed),
+                    optimal_transfer_count: self.optimal_transfer_count.load(Ordering::Relaxed),
+                    maximum_data_descriptors,
+                    maximum_transfer_length_per_descriptor,
+                    optimal_transfer_length_per_descriptor,
+                    optimal_transfer_length_granularity: u16::try_from(granularity)
+                        .unwrap_or(u16::MAX),
+                })
+            }
+            2 => StorageCapability::NotSupported,
+            _ => StorageCapability::Unknown,
+        }
     }
 
     /// The back-off period, in ticks.
     #[must_use]
-    pub const fn backoff_ticks(&self) -> u64 {
-        self.backoff_ticks
+    pub fn backoff_ticks(&self) -> u64 {
+        self.backoff_ticks.load(Ordering::Relaxed)
     }
 
     const fn slot(&self, op: OffloadOp) -> &AtomicU64 {
@@ -322,7 +421,7 @@ impl StorageState {
     /// neither when it said it has no copy offload, and not the one that is backing off.
     #[must_use]
     pub fn offload_flags(&self, now: u64) -> VolumeFlags {
-        if self.capability == StorageCapability::NotSupported {
+        if self.capability.load(Ordering::Acquire) == StorageCapability::NotSupported.code() {
             return VolumeFlags::empty();
         }
         let mut flags = VolumeFlags::empty();
@@ -342,12 +441,13 @@ impl StorageState {
     /// a back-off was started (or extended). Other statuses change nothing: one success does not
     /// end a back-off early, because none is forwarded while it lasts.
     pub fn learn(&self, op: OffloadOp, below: NtStatus, now: u64) -> bool {
-        if !refuses_offload(below) || self.backoff_ticks == 0 {
+        let backoff_ticks = self.backoff_ticks();
+        if !refuses_offload(below) || backoff_ticks == 0 {
             return false;
         }
         // `fetch_max`: concurrent refusals keep the latest end; a late completion of a request
         // forwarded before an earlier back-off never shortens it.
-        let until = now.saturating_add(self.backoff_ticks);
+        let until = now.saturating_add(backoff_ticks);
         self.slot(op).fetch_max(until, Ordering::Relaxed);
         true
     }
@@ -446,6 +546,25 @@ mod tests {
         // A late refusal of an older request never shortens the back-off.
         assert!(state.learn(OffloadOp::Write, NtStatus::STATUS_NOT_SUPPORTED, 1));
         assert_eq!(state.backoff_until(OffloadOp::Write, 6), Some(end));
+    }
+
+    #[test]
+    fn a_reset_state_is_a_new_one() {
+        let state = StorageState::new(StorageCapability::Supported(limits()), 60);
+        assert_eq!(state.capability(), StorageCapability::Supported(limits()));
+        assert!(state.learn(OffloadOp::Read, NtStatus::STATUS_NOT_SUPPORTED, 7));
+        state.reset(StorageCapability::NotSupported, 30);
+        assert_eq!(state.capability(), StorageCapability::NotSupported);
+        assert_eq!(state.backoff_until(OffloadOp::Read, 8), None);
+        assert_eq!(state.backoff_ticks(), 30 * TICKS_PER_SECOND);
+        state.reset(StorageCapability::Supported(limits()), u32::MAX);
+        assert_eq!(state.capability(), StorageCapability::Supported(limits()));
+        assert_eq!(
+            state.backoff_ticks(),
+            u64::from(MAX_BACKOFF_SECONDS) * TICKS_PER_SECOND
+        );
+        state.reset(StorageCapability::Unknown, 0);
+        assert_eq!(state.capability(), StorageCapability::Unknown);
     }
 
     #[test]
