@@ -42,6 +42,7 @@ pub mod error;
 pub mod facts;
 pub mod filter;
 pub mod flags;
+pub mod governance;
 pub mod iomgr;
 pub mod lock;
 pub mod policy;
