@@ -8,6 +8,7 @@
 //!          ──► odxflt (facts → decide → complete | forward → map | pass) odxflt.rs, odx_core::{validate, complete}
 //!          ──► NTFS's MS-FSA checks (incl. the valid-data-length rule)  ntfs.rs
 //!          ──► NTFS-like volume (executes what passes)                  volume.rs
+//!          ──► disk: copy-offload property (instance setup)             disk.rs, odx_core::storage
 //!          ──► storage token engine (populate / write using token)      odx_core::engine + tokens.rs
 //!          ──► data: memory or host files (copy_file_range)             store.rs
 //! ```
@@ -16,6 +17,7 @@
 //! engine's offload algorithm over any [`copy_engine::CopyOps`].
 
 pub mod copy_engine;
+pub mod disk;
 pub mod ntfs;
 pub mod odxflt;
 pub mod scenario;

@@ -8,13 +8,19 @@
 //!    request goes down with a completion context (`FLT_PREOP_SUCCESS_WITH_CALLBACK`);
 //!    `PassThrough` (a fact query failed) → the request goes down untouched without one
 //!    (`FLT_PREOP_SUCCESS_NO_CALLBACK`);
-//! 3. post-operation: the completion mapping (`odx_core::complete`).
+//! 3. post-operation: the storage's refusal starts the volume's back-off
+//!    (`odx_core::storage::StorageState::learn`), then the completion mapping
+//!    (`odx_core::complete`).
+//!
+//! The volume fact's `OFFLOAD_{READ,WRITE}_SUPPORTED` bits are odxflt's own: what the storage
+//! state built at instance setup allows now (`StorageState::offload_flags`), never NTFS's
+//! sticky `IsOffload*Supported`, which the driver cannot see.
 //!
 //! Both callbacks are odx-core's `filter::{pre_operation, post_operation}`, the same functions
 //! the driver calls; this module only supplies the facts. Nothing here decides a rule.
 
-pub use odx_core::filter::BufferedRequest;
 use odx_core::filter::{self, LowerAnswer};
+pub use odx_core::filter::{BufferedRequest, StorageAt};
 pub use odx_core::filter::{PostContext, PreOp};
 use odx_core::lock::{OpenId, range_conflicts};
 use odx_core::policy::PolicyMode;
@@ -163,8 +169,10 @@ pub fn pre_operation<F: OffloadFacts + ?Sized>(
     filter::pre_operation(request, mode, facts, rules, Some(stats))
 }
 
-/// odxflt's post-operation callback: exactly `odx_core::filter::post_operation`. Returns the final
-/// status and `IoStatus.Information`; the output (if any) is rewritten into `buffer`.
+/// odxflt's post-operation callback: exactly `odx_core::filter::post_operation`, learning from the
+/// storage's answer into the volume's `StorageState` (`storage`). Returns the final status and
+/// `IoStatus.Information`; the output (if any) is rewritten into `buffer`.
+#[allow(clippy::too_many_arguments)]
 pub fn post_operation(
     context: &PostContext,
     below: NtStatus,
@@ -173,6 +181,7 @@ pub fn post_operation(
     output_len: usize,
     rules: &Rules,
     stats: &VolumeStats,
+    storage: StorageAt<'_>,
 ) -> (NtStatus, usize) {
     let answer = LowerAnswer {
         status: below,
@@ -180,5 +189,5 @@ pub fn post_operation(
         buffer,
         output_len,
     };
-    filter::post_operation(context, answer, rules, Some(stats))
+    filter::post_operation(context, answer, rules, Some(stats), Some(storage))
 }

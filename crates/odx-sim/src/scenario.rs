@@ -11,6 +11,7 @@ use odx_core::flags::{AccessMask, FileAttributes, StreamMarkers, SupportedFeatur
 use odx_core::iomgr::{FilterSupportedFeaturesMode, RequestorMode};
 use odx_core::lock::ByteRangeLock;
 use odx_core::policy::PolicyMode;
+use odx_core::storage::{CopyOffloadLimits, DEFAULT_BACKOFF_SECONDS};
 use odx_core::validate::{READ_ORDER, WRITE_ORDER};
 use odx_core::wire::{
     OffloadReadInput, OffloadReadOutput, OffloadWriteInput, OffloadWriteOutput, StorageOffloadToken,
@@ -19,6 +20,7 @@ use odx_core::{FileSystemKind, NtStatus, SectorSize, WireStruct};
 use serde::Deserialize;
 use toml::Spanned;
 
+pub use crate::disk::StorageQuery;
 use crate::odxflt::FactCounts;
 use crate::stack::{DecidedBy, HandleId, Stack, other_open, self_open};
 use crate::store::{COPY_BUFFER, DataStore, FileId, MEM_MAX_FILE};
@@ -88,6 +90,96 @@ pub enum FsName {
     Refs,
     /// FAT, exFAT, …
     Other,
+}
+
+/// `[storage] query`: how the disk answers odxflt's copy-offload property query.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum QueryKind {
+    /// A `DEVICE_COPY_OFFLOAD_DESCRIPTOR` (the default).
+    #[default]
+    Descriptor,
+    /// `STATUS_NOT_SUPPORTED`.
+    NotSupported,
+    /// Completes with `query_status`.
+    Fails,
+    /// `FltGetDiskDeviceObject` fails: no disk device, no query.
+    NoDisk,
+}
+
+/// The `[storage]` table as written (every key optional).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+struct StorageToml {
+    #[serde(default)]
+    query: QueryKind,
+    query_status: Option<String>,
+    maximum_token_lifetime: Option<u32>,
+    default_token_lifetime: Option<u32>,
+    #[serde(default, deserialize_with = "opt_big_u64")]
+    maximum_transfer_size: Option<u64>,
+    #[serde(default, deserialize_with = "opt_big_u64")]
+    optimal_transfer_count: Option<u64>,
+    maximum_data_descriptors: Option<u32>,
+    maximum_transfer_length_per_descriptor: Option<u32>,
+    optimal_transfer_length_per_descriptor: Option<u32>,
+    optimal_transfer_length_granularity: Option<u16>,
+    backoff_seconds: Option<u32>,
+}
+
+/// The `[storage]` table, resolved: the disk under the volume as odxflt's instance setup sees
+/// it, and odxflt's back-off period. Every key has its default filled in (docs/scenarios.md), so
+/// a consumer (the simulated stack, the PE harness's kernel mocks) needs only [`Self::query`] or
+/// [`Self::answer`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StorageSpec {
+    /// `query`: the kind of answer.
+    pub query: QueryKind,
+    /// `query_status`: the status of a failing query (`query = "fails"`; default
+    /// `STATUS_INVALID_DEVICE_REQUEST`, a stack that does not know the property).
+    pub query_status: NtStatus,
+    /// The descriptor's fields (`maximum_token_lifetime` … `optimal_transfer_length_granularity`;
+    /// defaults from `[volume]`, [`crate::disk::default_limits`]). Meaningful with
+    /// `query = "descriptor"` only.
+    pub limits: CopyOffloadLimits,
+    /// `backoff_seconds`: odxflt's `Parameters\OffloadBackoffSeconds` (default 180; 0 = never
+    /// back off; above 86400 the driver clamps, and so does the core).
+    pub backoff_seconds: u32,
+}
+
+impl Default for StorageSpec {
+    fn default() -> Self {
+        Self {
+            query: QueryKind::Descriptor,
+            query_status: NtStatus::STATUS_INVALID_DEVICE_REQUEST,
+            limits: crate::disk::default_limits(&VolumeConfig::default()),
+            backoff_seconds: DEFAULT_BACKOFF_SECONDS,
+        }
+    }
+}
+
+impl StorageSpec {
+    /// The disk's answer as a [`StorageQuery`].
+    #[must_use]
+    pub const fn query(&self) -> StorageQuery {
+        match self.query {
+            QueryKind::Descriptor => StorageQuery::Descriptor(self.limits),
+            QueryKind::NotSupported => StorageQuery::NotSupported,
+            QueryKind::Fails => StorageQuery::Fails(self.query_status),
+            QueryKind::NoDisk => StorageQuery::NoDisk,
+        }
+    }
+
+    /// `(IoStatus.Status, returned bytes)` of the property query, `None` without a disk device
+    /// ([`StorageQuery::answer`]).
+    #[must_use]
+    pub fn answer(&self) -> Option<(NtStatus, Vec<u8>)> {
+        self.query().answer()
+    }
+}
+
+fn opt_big_u64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    big_u64(d).map(Some)
 }
 
 /// File attributes and markers a `[[file]]` can carry.
@@ -221,6 +313,8 @@ pub enum Op {
     AdvanceMs,
     /// Compare two ranges.
     Compare,
+    /// Check a file's end of file and valid data length.
+    Stat,
 }
 
 impl Op {
@@ -233,6 +327,7 @@ impl Op {
             Self::WriteData => "write_data",
             Self::AdvanceMs => "advance_ms",
             Self::Compare => "compare",
+            Self::Stat => "stat",
         }
     }
 }
@@ -321,6 +416,12 @@ pub struct StepSpec {
     /// Expected deciding layer/rule: `IoManager`, `Below`, or an odx-core `Check` name.
     #[serde(default)]
     pub expect_check: Option<String>,
+    /// stat: expected end of file.
+    #[serde(default, deserialize_with = "opt_big_u64")]
+    pub expect_size: Option<u64>,
+    /// stat: expected valid data length (NTFS's, not odxflt's view).
+    #[serde(default, deserialize_with = "opt_big_u64")]
+    pub expect_vdl: Option<u64>,
 }
 
 /// A `[[filter]]` table: another minifilter attached to the volume (besides odxflt).
@@ -344,6 +445,8 @@ struct ScenarioToml {
     description: Option<String>,
     #[serde(default)]
     volume: VolumeSpec,
+    #[serde(default)]
+    storage: Option<Spanned<StorageToml>>,
     #[serde(default, rename = "filter")]
     filters: Vec<FilterSpec>,
     #[serde(default, rename = "file")]
@@ -397,6 +500,8 @@ pub struct Scenario {
     pub description: Option<String>,
     /// `[volume]`.
     pub volume: VolumeSpec,
+    /// `[storage]`, resolved (defaults filled in from `[volume]`).
+    pub storage: StorageSpec,
     /// `[[file]]`s.
     pub files: Vec<FileSpec>,
     /// `[[lock]]`s.
@@ -443,6 +548,8 @@ pub struct StepResult {
     pub transfer_length: Option<u64>,
     /// Write: `LengthWritten`.
     pub length_written: Option<u64>,
+    /// stat: `(end of file, valid data length)` found.
+    pub sizes: Option<(u64, u64)>,
     /// Output `Flags` (0 without output).
     pub flags: u32,
     /// Which layer decided (FSCTL steps).
@@ -468,6 +575,74 @@ pub struct ScenarioResult {
     pub steps: Vec<StepResult>,
     /// Every step's expectations held.
     pub passed: bool,
+}
+
+/// Fills in the `[storage]` defaults from `[volume]` and checks the keys fit the query.
+fn resolve_storage(t: &StorageToml, v: &VolumeSpec) -> Result<StorageSpec, String> {
+    let engine = VolumeConfig {
+        default_ttl_ms: v.default_ttl_ms,
+        max_ttl_ms: v.max_ttl_ms,
+        max_transfer: v.max_transfer,
+        ..VolumeConfig::default()
+    };
+    let d = crate::disk::default_limits(&engine);
+    let limits = CopyOffloadLimits {
+        maximum_token_lifetime: t.maximum_token_lifetime.unwrap_or(d.maximum_token_lifetime),
+        default_token_lifetime: t.default_token_lifetime.unwrap_or(d.default_token_lifetime),
+        maximum_transfer_size: t.maximum_transfer_size.unwrap_or(d.maximum_transfer_size),
+        optimal_transfer_count: t.optimal_transfer_count.unwrap_or(d.optimal_transfer_count),
+        maximum_data_descriptors: t
+            .maximum_data_descriptors
+            .unwrap_or(d.maximum_data_descriptors),
+        maximum_transfer_length_per_descriptor: t
+            .maximum_transfer_length_per_descriptor
+            .unwrap_or(d.maximum_transfer_length_per_descriptor),
+        optimal_transfer_length_per_descriptor: t
+            .optimal_transfer_length_per_descriptor
+            .unwrap_or(d.optimal_transfer_length_per_descriptor),
+        optimal_transfer_length_granularity: t
+            .optimal_transfer_length_granularity
+            .unwrap_or(d.optimal_transfer_length_granularity),
+    };
+    let descriptor_keys = [
+        t.maximum_token_lifetime.is_some(),
+        t.default_token_lifetime.is_some(),
+        t.maximum_transfer_size.is_some(),
+        t.optimal_transfer_count.is_some(),
+        t.maximum_data_descriptors.is_some(),
+        t.maximum_transfer_length_per_descriptor.is_some(),
+        t.optimal_transfer_length_per_descriptor.is_some(),
+        t.optimal_transfer_length_granularity.is_some(),
+    ];
+    if t.query != QueryKind::Descriptor && descriptor_keys.contains(&true) {
+        return Err(
+            "[storage] descriptor fields (maximum_token_lifetime, …) need query = \"descriptor\""
+                .to_owned(),
+        );
+    }
+    let query_status = match (&t.query_status, t.query) {
+        (None, _) => NtStatus::STATUS_INVALID_DEVICE_REQUEST,
+        (Some(name), QueryKind::Fails) => {
+            let status = NtStatus::from_name(name).ok_or_else(|| {
+                format!("[storage] query_status = {name:?} is not a known STATUS_ name")
+            })?;
+            if status.is_success() {
+                return Err(format!(
+                    "[storage] query_status = {name:?}: a failing query needs a failure status"
+                ));
+            }
+            status
+        }
+        (Some(_), _) => {
+            return Err("[storage] query_status needs query = \"fails\"".to_owned());
+        }
+    };
+    Ok(StorageSpec {
+        query: t.query,
+        query_status,
+        limits,
+        backoff_seconds: t.backoff_seconds.unwrap_or(DEFAULT_BACKOFF_SECONDS),
+    })
 }
 
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
@@ -572,6 +747,11 @@ impl Scenario {
                 "[volume] max_transfer must be at least 1".to_owned(),
             ));
         }
+        let storage = match &raw.storage {
+            None => resolve_storage(&StorageToml::default(), v)
+                .map_err(|m| at(header("volume")..0, m))?,
+            Some(t) => resolve_storage(t.get_ref(), v).map_err(|m| at(t.span(), m))?,
+        };
         let mut names: HashMap<&str, ()> = HashMap::new();
         for f in &raw.files {
             let spec = f.get_ref();
@@ -658,6 +838,21 @@ impl Scenario {
                         return Err(at(span, format!("{what} needs `ms`")));
                     }
                 }
+                Op::Stat => {
+                    known(&spec.file, span.clone(), &what)?;
+                    if spec.expect_size.is_none() && spec.expect_vdl.is_none() {
+                        return Err(at(
+                            span,
+                            format!("{what} needs `expect_size`, `expect_vdl` or both"),
+                        ));
+                    }
+                }
+            }
+            if spec.op != Op::Stat && (spec.expect_size.is_some() || spec.expect_vdl.is_some()) {
+                return Err(at(
+                    span,
+                    format!("{what}: `expect_size` / `expect_vdl` belong to op = \"stat\""),
+                ));
             }
             if spec.op == Op::WriteData && spec.length > MEM_MAX_FILE {
                 return Err(at(span, format!("{what}: length above {MEM_MAX_FILE}")));
@@ -689,6 +884,7 @@ impl Scenario {
             path: path.to_owned(),
             description: raw.description,
             volume: raw.volume,
+            storage,
             files: raw.files.into_iter().map(Spanned::into_inner).collect(),
             locks: raw.locks.into_iter().map(Spanned::into_inner).collect(),
             steps,
@@ -733,6 +929,8 @@ impl Scenario {
             default_ttl_ms: v.default_ttl_ms,
             max_ttl_ms: v.max_ttl_ms,
             max_transfer: v.max_transfer,
+            storage: Some(self.storage.query()),
+            backoff_seconds: self.storage.backoff_seconds,
         }
     }
 
@@ -958,6 +1156,7 @@ fn run_step<S: DataStore>(
         status: StepStatus::Status(NtStatus::STATUS_SUCCESS),
         transfer_length: None,
         length_written: None,
+        sizes: None,
         flags: 0,
         decided_by: None,
         facts: None,
@@ -1058,6 +1257,14 @@ fn run_step<S: DataStore>(
                 spec.length,
             )?;
         }
+        Op::Stat => {
+            let id = file_id(stack, spec.file.as_ref())?;
+            let entry = stack
+                .volume()
+                .entry(id)
+                .ok_or_else(|| SimError::NoFile(spec.file.clone().unwrap_or_default()))?;
+            result.sizes = Some((entry.end_of_file, entry.valid_data_length));
+        }
     }
     check_expectations(step, &mut result);
     Ok(result)
@@ -1148,6 +1355,23 @@ fn check_expectations(step: &Step, result: &mut StepResult) {
                 "expected decided by {want}, got {}",
                 got.unwrap_or_else(|| "none".to_owned())
             ));
+        }
+    }
+    if let Some((eof, vdl)) = result.sizes {
+        let name = spec.file.as_deref().unwrap_or("");
+        if let Some(want) = spec.expect_size {
+            if eof != want {
+                result.failures.push(format!(
+                    "file {name:?}: end of file is {eof}, expected {want} (expect_size)"
+                ));
+            }
+        }
+        if let Some(want) = spec.expect_vdl {
+            if vdl != want {
+                result.failures.push(format!(
+                    "file {name:?}: valid data length is {vdl}, expected {want} (expect_vdl)"
+                ));
+            }
         }
     }
     result.expect_ok = result.failures.is_empty();

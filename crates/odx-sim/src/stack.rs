@@ -1,7 +1,7 @@
 //! One volume stack as a user-mode caller sees it: the I/O manager's checks (handle access,
 //! Filter Manager's aggregated `SupportedFeatures`), odxflt, and the volume below.
 
-use odx_core::flags::{AccessMask, OffloadReadFlags, SupportedFeatures};
+use odx_core::flags::{AccessMask, OffloadReadFlags, SupportedFeatures, VolumeFlags};
 use odx_core::iomgr::{
     FilterSupportedFeaturesMode, RequestorMode, aggregate_supported_features, io_manager_precheck,
 };
@@ -10,14 +10,16 @@ use odx_core::policy::PolicyMode;
 use odx_core::port::RegistrySource;
 use odx_core::serve::{PortTarget, handle_request};
 use odx_core::stats::VolumeStats;
+use odx_core::storage::{StorageState, TICKS_PER_SECOND};
 use odx_core::validate::Check;
 use odx_core::wire::{
     OffloadReadInput, OffloadReadOutput, OffloadWriteInput, OffloadWriteOutput, StorageOffloadToken,
 };
-use odx_core::{ByteRange, LockIntent, NtStatus, OffloadOp, Rules, WireStruct};
+use odx_core::{ByteRange, LockIntent, NtStatus, OffloadOp, Rules, VolumeFacts, WireStruct};
 
 use crate::odxflt::{
-    BufferedRequest, FactCounts, HandleState, ModelFacts, PreOp, post_operation, pre_operation,
+    BufferedRequest, FactCounts, HandleState, ModelFacts, PreOp, StorageAt, post_operation,
+    pre_operation,
 };
 use crate::store::{DataStore, FileId};
 use crate::volume::{SimError, Volume, VolumeConfig};
@@ -90,9 +92,12 @@ pub struct Stack<S> {
     policy: PolicyMode,
     default_policy: PolicyMode,
     stats: VolumeStats,
+    /// odxflt's view of the storage, built at instance setup from the disk's answer to the
+    /// copy-offload property query ([`crate::disk::instance_setup`]).
+    storage: StorageState,
 }
 
-impl<S> PortTarget for Stack<S> {
+impl<S: DataStore> PortTarget for Stack<S> {
     fn volume_slots(&self) -> u32 {
         1
     }
@@ -117,6 +122,12 @@ impl<S> PortTarget for Stack<S> {
     fn registry_source(&self) -> RegistrySource {
         RegistrySource::Valid(self.default_policy)
     }
+    fn storage(&self, index: u32) -> Option<&StorageState> {
+        (index == 0).then_some(&self.storage)
+    }
+    fn now(&self) -> u64 {
+        self.interrupt_time()
+    }
 }
 
 /// The default lock owner of the opens a caller makes with [`Stack::open`] on one file: every
@@ -134,13 +145,15 @@ pub const fn other_open(file: FileId) -> OpenId {
 
 impl<S: DataStore> Stack<S> {
     /// A stack over a fresh volume. `filters` are the other attached filters' `SupportedFeatures`;
-    /// odxflt (0x3) is always attached.
+    /// odxflt (0x3) is always attached, and its instance setup asks the disk for its
+    /// copy-offload property (`config.storage_query()`).
     pub fn new(
         config: VolumeConfig,
         data: S,
         filters: Vec<SupportedFeatures>,
         mode: FilterSupportedFeaturesMode,
     ) -> Self {
+        let storage = crate::disk::instance_setup(&config.storage_query(), config.backoff_seconds);
         Self {
             volume: Volume::new(config, data),
             filters,
@@ -150,7 +163,32 @@ impl<S: DataStore> Stack<S> {
             policy: PolicyMode::Enforce,
             default_policy: PolicyMode::Enforce,
             stats: VolumeStats::new(),
+            storage,
         }
+    }
+
+    /// odxflt's storage state for the volume (capability from instance setup, back-offs).
+    pub const fn storage_state(&self) -> &StorageState {
+        &self.storage
+    }
+
+    /// The simulated interrupt time: the storage clock ([`Self::advance_ms`]) in 100-ns ticks.
+    /// Monotonic.
+    #[must_use]
+    pub const fn interrupt_time(&self) -> u64 {
+        self.volume.now_ms().saturating_mul(TICKS_PER_SECOND / 1000)
+    }
+
+    /// The volume facts odxflt caches at instance setup, with the offload bits its storage
+    /// state allows now in place of NTFS's (which the driver cannot see).
+    #[must_use]
+    pub fn odxflt_volume_facts(&self) -> VolumeFacts {
+        let mut facts = self.volume.facts();
+        facts
+            .flags
+            .remove(VolumeFlags::OFFLOAD_READ_SUPPORTED | VolumeFlags::OFFLOAD_WRITE_SUPPORTED);
+        facts.flags |= self.storage.offload_flags(self.interrupt_time());
+        facts
     }
 
     /// Sets odxflt's policy mode on the volume (enforce, monitor, veto).
@@ -284,11 +322,13 @@ impl<S: DataStore> Stack<S> {
         if let Some(dst) = buffer.get_mut(..input.len()) {
             dst.copy_from_slice(input);
         }
+        let now = self.interrupt_time();
+        let odxflt_volume = self.odxflt_volume_facts();
         let Some(file) = self.volume.entry(state.file) else {
             return fail(NtStatus::STATUS_FILE_DELETED, DecidedBy::IoManager);
         };
         let mut facts = ModelFacts {
-            volume: self.volume.facts(),
+            volume: odxflt_volume,
             file,
             handle: state,
             counts: FactCounts::default(),
@@ -351,6 +391,10 @@ impl<S: DataStore> Stack<S> {
                     output_len,
                     &self.rules,
                     &self.stats,
+                    StorageAt {
+                        state: &self.storage,
+                        now,
+                    },
                 );
                 (
                     status,

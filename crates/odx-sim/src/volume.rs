@@ -17,6 +17,7 @@ use odx_core::{
     ByteRange, FileSystemKind, NtStatus, OffloadOp, SectorSize, VolumeFacts, WireStruct,
 };
 
+use crate::disk::StorageQuery;
 use crate::store::{DataStore, FileId};
 use crate::tokens::{MapStore, fresh_key};
 
@@ -43,6 +44,22 @@ pub struct VolumeConfig {
     pub max_ttl_ms: u64,
     /// Most bytes per token and per write (`MaximumTransferSize`).
     pub max_transfer: u64,
+    /// The disk's answer to odxflt's copy-offload property query at instance setup
+    /// ([`crate::disk`]); `None`: a descriptor derived from this configuration
+    /// ([`crate::disk::default_limits`]).
+    pub storage: Option<StorageQuery>,
+    /// odxflt's `Parameters\OffloadBackoffSeconds`: how long an operation the storage refused
+    /// is refused early (0 = never back off).
+    pub backoff_seconds: u32,
+}
+
+impl VolumeConfig {
+    /// The disk's answer to the property query ([`Self::storage`], or the derived descriptor).
+    #[must_use]
+    pub fn storage_query(&self) -> StorageQuery {
+        self.storage
+            .unwrap_or_else(|| StorageQuery::Descriptor(crate::disk::default_limits(self)))
+    }
 }
 
 impl Default for VolumeConfig {
@@ -59,6 +76,8 @@ impl Default for VolumeConfig {
             default_ttl_ms: limits.default_ttl_ms,
             max_ttl_ms: limits.max_ttl_ms,
             max_transfer: limits.max_transfer,
+            storage: None,
+            backoff_seconds: odx_core::storage::DEFAULT_BACKOFF_SECONDS,
         }
     }
 }

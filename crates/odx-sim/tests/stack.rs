@@ -254,40 +254,75 @@ fn ntfs_answers_a_write_beyond_vdl_with_the_c4_choice() {
 }
 
 #[test]
-fn storage_refusal_clears_the_volume_flag_for_good() {
+fn storage_refusal_is_answered_not_supported_and_backs_off_the_operation() {
     let config = VolumeConfig {
         storage_offload_read: false,
+        backoff_seconds: 180,
         ..VolumeConfig::default()
     };
     let (mut stack, id) = stack_with(vec![], config);
     let h = stack.open(id, AccessMask::READ_DATA).unwrap();
-    assert!(
-        stack
-            .volume()
-            .flags()
-            .contains(VolumeFlags::OFFLOAD_READ_SUPPORTED)
-    );
+    let read = |stack: &mut Stack<MemStore>| {
+        stack.fsctl(
+            h,
+            odx_core::FSCTL_OFFLOAD_READ,
+            &read_request(0, 4096),
+            528,
+            RequestorMode::User,
+        )
+    };
+    // The descriptor said "supported": forwarded; the storage's DEVICE_FEATURE_NOT_SUPPORTED
+    // reaches the caller as NOT_SUPPORTED and starts the read back-off.
+    let first = read(&mut stack);
+    assert_eq!(first.status, NtStatus::STATUS_NOT_SUPPORTED);
     assert_eq!(
-        stack.offload_read(h, 0, 4096, 0),
-        Err(NtStatus::STATUS_DEVICE_FEATURE_NOT_SUPPORTED)
+        first.decided_by,
+        DecidedBy::Below {
+            below: NtStatus::STATUS_DEVICE_FEATURE_NOT_SUPPORTED
+        }
     );
+    // NTFS's own sticky IsOffloadReadSupported is cleared (MS-FSA read 16) ...
     assert!(
         !stack
             .volume()
             .flags()
             .contains(VolumeFlags::OFFLOAD_READ_SUPPORTED)
     );
+    // ... and odxflt's back-off is its own.
+    let until = stack
+        .storage_state()
+        .backoff_until(odx_core::OffloadOp::Read, stack.interrupt_time());
+    assert_eq!(until, Some(180 * odx_core::storage::TICKS_PER_SECOND));
     for _ in 0..3 {
-        assert_eq!(
-            stack.offload_read(h, 0, 4096, 0),
-            Err(NtStatus::STATUS_NOT_SUPPORTED)
-        );
+        let again = read(&mut stack);
+        assert_eq!(again.status, NtStatus::STATUS_NOT_SUPPORTED);
+        assert_eq!(again.decided_by, DecidedBy::Odxflt(Check::OffloadSupported));
+        assert_eq!(again.facts.get(FactKind::StreamKind), 0);
+        assert_eq!(again.facts.get(FactKind::StreamSizes), 0);
     }
     assert!(
         stack
-            .volume()
-            .flags()
-            .contains(VolumeFlags::OFFLOAD_WRITE_SUPPORTED)
+            .odxflt_volume_facts()
+            .flags
+            .contains(VolumeFlags::OFFLOAD_WRITE_SUPPORTED),
+        "writes have their own back-off"
+    );
+    // The period ends: forwarded again; NTFS still refuses (its flag is sticky), odxflt backs
+    // off again from then.
+    stack.advance_ms(180_000);
+    let later = read(&mut stack);
+    assert_eq!(later.status, NtStatus::STATUS_NOT_SUPPORTED);
+    assert_eq!(
+        later.decided_by,
+        DecidedBy::Below {
+            below: NtStatus::STATUS_NOT_SUPPORTED
+        }
+    );
+    assert_eq!(
+        stack
+            .storage_state()
+            .backoff_until(odx_core::OffloadOp::Read, stack.interrupt_time()),
+        Some(360 * odx_core::storage::TICKS_PER_SECOND)
     );
 }
 
