@@ -142,6 +142,14 @@ void kl_probe(void)
     KL_FIELD(STORAGE_PROPERTY_QUERY, QueryType);
     KL_FIELD(STORAGE_PROPERTY_QUERY, AdditionalParameters);
 
+    /* The event odxflt waits on for its storage property query (ddk/wdm.h). */
+    KL_SIZE(KEVENT);
+    KL_FIELD(KEVENT, Header);
+    KL_FIELD(KEVENT, Header.Type);
+    KL_FIELD(KEVENT, Header.Size);
+    KL_FIELD(KEVENT, Header.SignalState);
+    KL_FIELD(KEVENT, Header.WaitListHead);
+
     KL_SIZE(DEVICE_COPY_OFFLOAD_DESCRIPTOR);
     KL_FIELD(DEVICE_COPY_OFFLOAD_DESCRIPTOR, Version);
     KL_FIELD(DEVICE_COPY_OFFLOAD_DESCRIPTOR, Size);
@@ -265,4 +273,11 @@ void kl_probe(void)
     KL_CONST(IOCTL_STORAGE_QUERY_PROPERTY);
     KL_CONST(StorageDeviceCopyOffloadProperty);
     KL_CONST(PropertyStandardQuery);
+    KL_CONST(NotificationEvent);
+    KL_CONST(SynchronizationEvent);
+    KL_CONST(Executive);
+    KL_STATUS(STATUS_PENDING);
+    KL_STATUS(STATUS_NOT_SUPPORTED);
+    KL_STATUS(STATUS_INVALID_DEVICE_REQUEST);
+    KL_STATUS(STATUS_FLT_NO_DEVICE_OBJECT);
 }

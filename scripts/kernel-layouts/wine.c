@@ -241,6 +241,14 @@ void kl_probe(void)
     KL_FIELD(STORAGE_PROPERTY_QUERY, QueryType);
     KL_FIELD(STORAGE_PROPERTY_QUERY, AdditionalParameters);
 
+    /* The event odxflt waits on for its storage property query (ddk/wdm.h). */
+    KL_SIZE(KEVENT);
+    KL_FIELD(KEVENT, Header);
+    KL_FIELD(KEVENT, Header.Type);
+    KL_FIELD(KEVENT, Header.Size);
+    KL_FIELD(KEVENT, Header.SignalState);
+    KL_FIELD(KEVENT, Header.WaitListHead);
+
     /* Constants */
     KL_CONST(FLT_FSTYPE_UNKNOWN);
     KL_CONST(FLT_FSTYPE_RAW);
@@ -321,4 +329,11 @@ void kl_probe(void)
     KL_CONST(FSCTL_OFFLOAD_WRITE);
     KL_CONST(IOCTL_STORAGE_QUERY_PROPERTY);
     KL_CONST(PropertyStandardQuery);
+    KL_CONST(NotificationEvent);
+    KL_CONST(SynchronizationEvent);
+    KL_CONST(Executive);
+    KL_STATUS(STATUS_PENDING);
+    KL_STATUS(STATUS_NOT_SUPPORTED);
+    KL_STATUS(STATUS_INVALID_DEVICE_REQUEST);
+    KL_STATUS(STATUS_DEVICE_FEATURE_NOT_SUPPORTED);
 }
