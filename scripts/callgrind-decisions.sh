@@ -37,9 +37,13 @@ declare -A what=(
   [compare]="baseline: one == on a control code (plus the loop and black_box)"
   [mask]="baseline: one masked compare of a control code's common bits (plus the loop and black_box)"
   [from_fsctl]="OffloadOp::from_fsctl on a non-offload control code (plus the loop and black_box)"
+  [compare_branch]="baseline: one == on a control code, branched on as a caller does (plus the loop and black_box)"
+  [from_fsctl_branch]="from_fsctl on a non-offload code, branched on as the driver does (no Option stored)"
+  [from_fsctl_zero_data]="from_fsctl on FSCTL_SET_ZERO_DATA, a write-access code above the offload read code"
+  [from_fsctl_oplock]="from_fsctl on FSCTL_REQUEST_OPLOCK, one of the codes that pass the first test"
 )
 declare -A goal=([read]=150 [write]=200 [pre_read]=250 [pre_write]=250 [from_fsctl]=6)
-for path in copy read write pre_read pre_write compare mask from_fsctl; do
+for path in copy read write pre_read pre_write compare mask from_fsctl compare_branch from_fsctl_branch from_fsctl_oplock from_fsctl_zero_data; do
   a=$(instructions "$path" $n1)
   b=$(instructions "$path" $n2)
   per=$(awk -v a="$a" -v b="$b" -v n=$((n2 - n1)) 'BEGIN { printf "%.1f", (b - a) / n }')

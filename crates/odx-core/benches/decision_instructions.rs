@@ -16,7 +16,7 @@ use odx_core::{FSCTL_OFFLOAD_READ, OffloadOp, OffloadRequest, Rules, decide_read
 
 #[path = "support/mod.rs"]
 mod support;
-use support::{FSCTL_SET_SPARSE, MemFacts, read_input, write_input};
+use support::{FSCTL_REQUEST_OPLOCK, FSCTL_SET_SPARSE, MemFacts, read_input, write_input};
 
 #[inline(never)]
 fn copy_once(src: &[u8], dst: &mut [u8; 544]) {
@@ -31,7 +31,7 @@ fn main() -> ExitCode {
     else {
         // Under `cargo bench` (no arguments) there is nothing to measure: callgrind does that.
         eprintln!(
-            "usage: decision_instructions <copy|read|write|pre_read|pre_write|compare|mask|from_fsctl> <n>"
+            "usage: decision_instructions <copy|read|write|pre_read|pre_write|compare|mask|from_fsctl|compare_branch|from_fsctl_branch|from_fsctl_oplock|from_fsctl_zero_data> <n>"
         );
         return ExitCode::SUCCESS;
     };
@@ -116,6 +116,30 @@ fn main() -> ExitCode {
         "from_fsctl" => {
             for _ in 0..n {
                 black_box(OffloadOp::from_fsctl(black_box(FSCTL_SET_SPARSE)));
+            }
+        }
+        "compare_branch" => {
+            for _ in 0..n {
+                if black_box(FSCTL_SET_SPARSE) == FSCTL_OFFLOAD_READ {
+                    black_box(());
+                }
+            }
+        }
+        "from_fsctl_branch" => {
+            for _ in 0..n {
+                if let Some(op) = OffloadOp::from_fsctl(black_box(FSCTL_SET_SPARSE)) {
+                    black_box(op);
+                }
+            }
+        }
+        "from_fsctl_zero_data" => {
+            for _ in 0..n {
+                black_box(OffloadOp::from_fsctl(black_box(0x0009_80C8)));
+            }
+        }
+        "from_fsctl_oplock" => {
+            for _ in 0..n {
+                black_box(OffloadOp::from_fsctl(black_box(FSCTL_REQUEST_OPLOCK)));
             }
         }
         other => {

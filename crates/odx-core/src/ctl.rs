@@ -60,6 +60,8 @@ static_assertions::const_assert_eq!(
     OFFLOAD_COMMON_BITS
 );
 
+static_assertions::const_assert!(FSCTL_OFFLOAD_READ < FSCTL_OFFLOAD_WRITE);
+
 /// `DeviceDsmAction_OffloadRead` (non-destructive flag included).
 pub const DEVICE_DSM_ACTION_OFFLOAD_READ: u32 = 0x8000_0003;
 /// `DeviceDsmAction_OffloadWrite`.
@@ -84,31 +86,30 @@ impl OffloadOp {
     /// Classifies a file-system control code. Every code other than the two offload FSCTLs is
     /// `None`, which the driver turns into "no callback".
     ///
-    /// Almost every code a filter sees is not an offload code, so those leave after one masked
-    /// compare of the bits both offload codes share ([`OFFLOAD_COMMON_MASK`]); only the 16 codes
-    /// that pass it are told apart.
+    /// Almost every code a filter sees is not an offload code, and almost every one of those is
+    /// below `FSCTL_OFFLOAD_READ`: all `FILE_ANY_ACCESS` file-system codes (the oplock requests,
+    /// reparse points, retrieval pointers, `FSCTL_SET_SPARSE`, …) and the `FILE_READ_ACCESS`
+    /// ones with a lower function number (`FSCTL_QUERY_ALLOCATED_RANGES`, …). Those leave after
+    /// one unsigned compare of the code where it lies. The rest (write-access codes, other
+    /// device types) meet two exact compares, out of line.
     #[must_use]
     #[inline]
     pub const fn from_fsctl(code: u32) -> Option<Self> {
-        let differing = code ^ OFFLOAD_COMMON_BITS;
-        if differing & OFFLOAD_COMMON_MASK != 0 {
+        if code < FSCTL_OFFLOAD_READ {
             return None;
         }
-        Self::from_differing_bits(differing)
+        Self::from_candidate(code)
     }
 
-    /// The second half of [`Self::from_fsctl`], for a code whose common bits matched: only the
-    /// bits in which the two offload codes differ are left. Out of line and cold (offload codes
-    /// are a small share of the file-system control requests a filter sees), so the compiler
-    /// neither folds the masked compare into exact ones nor lays the common path out around it.
-    #[cold]
+    /// The second half of [`Self::from_fsctl`], for a code at or above `FSCTL_OFFLOAD_READ`.
+    /// Out of line, so the first compare stays one instruction and a branch in every caller,
+    /// and the compiler does not fold both halves into one branch-free sequence (13
+    /// instructions for every code, measured).
     #[inline(never)]
-    const fn from_differing_bits(differing: u32) -> Option<Self> {
-        const READ: u32 = FSCTL_OFFLOAD_READ ^ OFFLOAD_COMMON_BITS;
-        const WRITE: u32 = FSCTL_OFFLOAD_WRITE ^ OFFLOAD_COMMON_BITS;
-        match differing {
-            READ => Some(Self::Read),
-            WRITE => Some(Self::Write),
+    const fn from_candidate(code: u32) -> Option<Self> {
+        match code {
+            FSCTL_OFFLOAD_READ => Some(Self::Read),
+            FSCTL_OFFLOAD_WRITE => Some(Self::Write),
             _ => None,
         }
     }
@@ -169,6 +170,16 @@ mod tests {
                 _ => None,
             };
             assert_eq!(OffloadOp::from_fsctl(code), expected, "{code:#x}");
+        }
+        // Every file-system control code (device type 9, all functions, methods and accesses),
+        // every code around the two, and the extremes.
+        let exact = |code| match code {
+            FSCTL_OFFLOAD_READ => Some(OffloadOp::Read),
+            FSCTL_OFFLOAD_WRITE => Some(OffloadOp::Write),
+            _ => None,
+        };
+        for code in (0x0009_0000..=0x0009_FFFF).chain([0, u32::MAX, 0x0009_4263, 0x0009_8269]) {
+            assert_eq!(OffloadOp::from_fsctl(code), exact(code), "{code:#x}");
         }
         for bit in 0..32 {
             for base in [FSCTL_OFFLOAD_READ, FSCTL_OFFLOAD_WRITE] {

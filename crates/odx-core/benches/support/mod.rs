@@ -82,3 +82,7 @@ pub fn write_input() -> Vec<u8> {
 
 /// `FSCTL_SET_SPARSE`: a control code the filter must wave through.
 pub const FSCTL_SET_SPARSE: u32 = 0x0009_00C4;
+/// `FSCTL_REQUEST_OPLOCK` (winioctl.h: function 144, `METHOD_BUFFERED`, `FILE_ANY_ACCESS`): the
+/// most frequent control code a file server sends, and one that passes from_fsctl's first test.
+#[allow(dead_code)] // not every bench binary uses it
+pub const FSCTL_REQUEST_OPLOCK: u32 = 0x0009_0240;
