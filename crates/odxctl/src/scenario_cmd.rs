@@ -91,6 +91,8 @@ pub fn to_json(r: &ScenarioResult) -> Value {
                 "win32": win32,
                 "transfer_length": s.transfer_length,
                 "length_written": s.length_written,
+                "end_of_file": s.sizes.map(|(eof, _)| eof),
+                "valid_data_length": s.sizes.map(|(_, vdl)| vdl),
                 "flags": s.flags,
                 "expect_ok": s.expect_ok,
             })
@@ -119,10 +121,12 @@ fn write_human(
                     .map_or_else(|| "-".to_owned(), |w| w.0.to_string()),
                 StepStatus::Mismatch { at } => format!("at {at}"),
             };
-            let length = s
-                .transfer_length
-                .or(s.length_written)
-                .map_or_else(|| "-".to_owned(), |l| l.to_string());
+            let length = match (s.transfer_length.or(s.length_written), s.sizes) {
+                (Some(l), _) => l.to_string(),
+                // stat: end of file / valid data length.
+                (None, Some((eof, vdl))) => format!("{eof}/{vdl}"),
+                (None, None) => "-".to_owned(),
+            };
             vec![
                 s.index.to_string(),
                 s.op.name().to_owned(),
