@@ -1197,3 +1197,14 @@ fn four_writers_and_a_reader_never_see_a_torn_record() {
     stress(&Journal::<16>::new(), per_writer);
     stress(&*Box::new(Journal::<1024>::new()), per_writer);
 }
+
+#[test]
+fn sets_compare_by_their_rules_only() {
+    let mut a = set(&["veto process=x.exe", "monitor"]);
+    let b = set(&["monitor"]);
+    assert_ne!(a, b);
+    a.remove(0);
+    assert_eq!(a, b, "the stale slot past the end is not compared");
+    a.clear();
+    assert_eq!(a, RuleSet::new());
+}

@@ -209,13 +209,10 @@ impl<const N: usize> ShortName<N> {
 impl<const N: usize> core::fmt::Debug for ShortName<N> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str("\"")?;
-        if self.truncated {
-            f.write_str("...")?;
-        }
         for c in char::decode_utf16(self.units().iter().copied()) {
             core::fmt::Write::write_char(f, c.unwrap_or(char::REPLACEMENT_CHARACTER))?;
         }
-        f.write_str("\"")
+        f.write_str(if self.truncated { "\" (cut)" } else { "\"" })
     }
 }
 

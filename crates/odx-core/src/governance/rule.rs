@@ -298,7 +298,7 @@ bitflags::bitflags! {
 /// About 56 KiB (see docs/governance-rules.md); the in-place loaders ([`RuleSet::load_lines`],
 /// [`RuleSet::try_load_lines`]) fill one that already lives in pool or static memory, for callers
 /// with a small stack.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct RuleSet {
     pub(crate) rules: [Rule; RuleSet::CAPACITY],
     pub(crate) len: usize,
@@ -418,6 +418,16 @@ impl RuleSet {
         Some(removed)
     }
 }
+
+/// Two sets are equal when they hold the same rules in the same order (slots past the end are
+/// not compared).
+impl PartialEq for RuleSet {
+    fn eq(&self, other: &Self) -> bool {
+        self.rules() == other.rules()
+    }
+}
+
+impl Eq for RuleSet {}
 
 impl Default for RuleSet {
     fn default() -> Self {
