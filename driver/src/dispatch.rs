@@ -3,7 +3,7 @@
 //! answer into what the callbacks return. No rule is decided here; every status and every length
 //! comes from `odx_core`.
 
-use odx_core::filter::{self, PreOp};
+use odx_core::filter::{self, PreOp, StorageAt};
 use odx_core::policy::PolicyMode;
 use odx_core::stats::VolumeStats;
 use odx_core::{NtStatus, OffloadFacts, OffloadOp, Rules};
@@ -86,19 +86,22 @@ pub fn pre_operation<F: OffloadFacts + ?Sized>(
 }
 
 /// Post-operation: the core filter's completion mapping; `below` and `information` are the
-/// `IoStatus` the file system set. Output is read and written within `OutputBufferLength`.
+/// `IoStatus` the file system set. Output is read and written within `OutputBufferLength`. The
+/// core learns a refusal from the storage into `storage` (the volume's back-off).
 pub fn post_operation(
     context: &PostContext,
     below: NtStatus,
     information: usize,
     buffer: &mut SystemBuffer<'_>,
     stats: Option<&VolumeStats>,
+    storage: Option<StorageAt<'_>>,
 ) -> PostAction {
     let (status, information) = filter::post_operation(
         context,
         buffer.answer(below, information),
         &Rules::DOCUMENTED,
         stats,
+        storage,
     );
     PostAction {
         status,
@@ -222,7 +225,14 @@ mod tests {
             unreachable!()
         };
         let mut buffer = SystemBuffer::new(&mut bytes, 32, 528);
-        let post = post_operation(&context, NtStatus::STATUS_SUCCESS, 528, &mut buffer, None);
+        let post = post_operation(
+            &context,
+            NtStatus::STATUS_SUCCESS,
+            528,
+            &mut buffer,
+            None,
+            None,
+        );
         assert_eq!(
             post,
             PostAction {
@@ -238,6 +248,28 @@ mod tests {
                 .read_flags()
                 .contains(OffloadReadFlags::ALL_ZERO_BEYOND_CURRENT_RANGE)
         );
+    }
+
+    #[test]
+    fn a_storage_refusal_is_answered_as_not_supported_and_backs_off() {
+        use odx_core::storage::{StorageCapability, StorageState};
+        let storage = StorageState::new(StorageCapability::Unknown, 180);
+        let mut bytes = read_buffer(0, 4096);
+        let mut buffer = SystemBuffer::new(&mut bytes, 32, 528);
+        let action = post_operation(
+            &PostContext::Read(ReadContext::untouched(4096, SectorSize::DEFAULT)),
+            NtStatus::STATUS_DEVICE_FEATURE_NOT_SUPPORTED,
+            0,
+            &mut buffer,
+            None,
+            Some(StorageAt {
+                state: &storage,
+                now: 1_000,
+            }),
+        );
+        assert_eq!(action.status, NtStatus::STATUS_NOT_SUPPORTED);
+        assert!(storage.backoff_until(OffloadOp::Read, 1_001).is_some());
+        assert!(storage.backoff_until(OffloadOp::Write, 1_001).is_none());
     }
 
     #[test]
@@ -364,6 +396,7 @@ mod tests {
             528,
             &mut buffer,
             None,
+            None,
         );
         assert_eq!(
             action,
@@ -396,6 +429,7 @@ mod tests {
             528,
             &mut buffer,
             None,
+            None,
         );
         assert_eq!(
             action,
@@ -416,6 +450,7 @@ mod tests {
             0,
             &mut buffer,
             None,
+            None,
         );
         assert_eq!(
             action.status,
@@ -427,6 +462,7 @@ mod tests {
             NtStatus::STATUS_FILE_LOCK_CONFLICT,
             0,
             &mut buffer,
+            None,
             None,
         );
         assert_eq!(lock.status, NtStatus::STATUS_FILE_LOCK_CONFLICT);
@@ -445,7 +481,14 @@ mod tests {
             forwarded_length: 4096,
             sector_size: SectorSize::DEFAULT,
         });
-        let action = post_operation(&context, NtStatus::STATUS_SUCCESS, 544, &mut buffer, None);
+        let action = post_operation(
+            &context,
+            NtStatus::STATUS_SUCCESS,
+            544,
+            &mut buffer,
+            None,
+            None,
+        );
         assert_eq!(
             action,
             PostAction {
@@ -527,6 +570,7 @@ mod tests {
             528,
             &mut buffer,
             Some(&stats),
+            None,
         );
         assert_eq!(action.status, NtStatus::STATUS_SUCCESS);
         let read = stats.read.counts();

@@ -2,6 +2,8 @@
 //! obeys the core. Views and trampolines are in [`crate::ffi`]; decisions are in `odx_core`.
 
 use odx_core::NtStatus;
+use odx_core::filter::StorageAt;
+use odx_core::storage::StorageState;
 
 use crate::dispatch::{self, Pending, PreAction};
 use crate::facts::{KernelFacts, LockView};
@@ -10,8 +12,10 @@ use crate::ffi::callbacks::{
     UnloadHandler,
 };
 use crate::ffi::context::InstanceContextRef;
+use crate::ffi::kernel::interrupt_time;
 use crate::ffi::query::{RequestSource, raw_volume};
 use crate::ffi::registration;
+use crate::ffi::storage::query_capability;
 use crate::volume::InstanceContext;
 use crate::volumes::VOLUMES;
 
@@ -44,7 +48,17 @@ impl OperationHandler for Odxflt {
         let slot = instance.slot();
         let mode = VOLUMES.policy(slot);
         let stats = VOLUMES.stats(slot);
-        let source = RequestSource::new(objects, instance.facts());
+        // The slot's storage state; a volume without a slot has only what setup learned (no
+        // back-off: post-operation could not reach a state in the instance context).
+        let fallback;
+        let storage = match VOLUMES.storage(slot) {
+            Some(storage) => storage,
+            None => {
+                fallback = StorageState::new(instance.capability(), 0);
+                &fallback
+            }
+        };
+        let source = RequestSource::new(objects, instance.facts(), storage);
         let mut facts = KernelFacts::new(source, LockView::FileSystemDecides);
         let action =
             dispatch::pre_operation(op, mode, &mut data.system_buffer(), &mut facts, stats);
@@ -67,12 +81,18 @@ impl OperationHandler for Odxflt {
         let (below, information) = data.io_status();
         // By slot number: no context lookup at DISPATCH_LEVEL, nothing to release.
         let stats = VOLUMES.stats(pending.slot);
+        // Same for the storage state the core learns refusals into.
+        let storage = VOLUMES.storage(pending.slot).map(|state| StorageAt {
+            state,
+            now: interrupt_time(),
+        });
         let action = dispatch::post_operation(
             &pending.context,
             below,
             information,
             &mut data.system_buffer(),
             stats,
+            storage,
         );
         data.set_io_status(action.status, action.information);
     }
@@ -86,10 +106,15 @@ impl InstanceHandler for Odxflt {
         let Ok(facts) = raw_volume(objects, filesystem_type).facts() else {
             return STATUS_FLT_DO_NOT_ATTACH;
         };
-        let slot = VOLUMES.attach();
-        let attached =
-            InstanceContextRef::allocate(objects.filter(), InstanceContext::new(facts, slot))
-                .and_then(|context| context.set_on(objects.instance()));
+        // What the storage says about copy offload (IOCTL_STORAGE_QUERY_PROPERTY, PASSIVE_LEVEL);
+        // any failure is "unknown": requests are forwarded and the storage's answers teach.
+        let capability = query_capability(objects);
+        let slot = VOLUMES.attach(capability);
+        let attached = InstanceContextRef::allocate(
+            objects.filter(),
+            InstanceContext::new(facts, capability, slot),
+        )
+        .and_then(|context| context.set_on(objects.instance()));
         match attached {
             Ok(()) => NtStatus::STATUS_SUCCESS,
             Err(status) => {

@@ -3,6 +3,7 @@
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use odx_core::flags::VolumeFlags;
+use odx_core::storage::{StorageCapability, StorageState};
 use odx_core::{FileSystemKind, SectorSize, VolumeFacts};
 
 /// `FLT_FSTYPE_NTFS`.
@@ -63,7 +64,9 @@ impl RawVolume {
             .or(self.bytes_per_sector)
             .and_then(SectorSize::new)
             .ok_or(Decline::SectorSize)?;
-        let mut flags = VolumeFlags::OFFLOAD_READ_SUPPORTED | VolumeFlags::OFFLOAD_WRITE_SUPPORTED;
+        // No OFFLOAD_{READ,WRITE}_SUPPORTED here: whether the storage offloads is asked per
+        // request of the volume's storage state ([`with_storage`]), which learns from refusals.
+        let mut flags = VolumeFlags::empty();
         // Unknown writability counts as writable: the file system below still refuses a write to
         // read-only media, while a wrong "read-only" would refuse writes that would succeed.
         flags.set(VolumeFlags::READ_ONLY, self.writable == Some(false));
@@ -83,26 +86,48 @@ impl RawVolume {
     }
 }
 
-/// The instance context: the cached facts, the teardown mark and the instance's slot in
-/// [`crate::volumes::VOLUMES`] (its policy and statistics).
+/// The volume's facts for one request: the cached facts with the storage's
+/// `OFFLOAD_{READ,WRITE}_SUPPORTED` at `now` (`StorageState::offload_flags`: none when the storage
+/// said it cannot offload, not the operation that is backing off). The core's
+/// `Check::OffloadSupported` refuses on them; the driver adds no check of its own.
+#[must_use]
+pub fn with_storage(facts: VolumeFacts, storage: &StorageState, now: u64) -> VolumeFacts {
+    VolumeFacts {
+        flags: facts.flags | storage.offload_flags(now),
+        ..facts
+    }
+}
+
+/// The instance context: the cached facts, what the storage said at setup, the teardown mark
+/// and the instance's slot in [`crate::volumes::VOLUMES`] (its policy, statistics and storage
+/// state).
 #[derive(Debug)]
 #[repr(C)]
 pub struct InstanceContext {
     facts: VolumeFacts,
+    capability: StorageCapability,
     torn_down: AtomicBool,
     slot: Option<u32>,
 }
 
 impl InstanceContext {
     /// A context for a freshly set-up instance with its slot (`None`: the table is full; the
-    /// instance is governed by the default policy and not counted).
+    /// instance is governed by the default policy, not counted, and does not learn from the
+    /// storage's refusals: only `capability` applies).
     #[must_use]
-    pub const fn new(facts: VolumeFacts, slot: Option<u32>) -> Self {
+    pub const fn new(facts: VolumeFacts, capability: StorageCapability, slot: Option<u32>) -> Self {
         Self {
             facts,
+            capability,
             torn_down: AtomicBool::new(false),
             slot,
         }
+    }
+
+    /// What the storage said at instance setup.
+    #[must_use]
+    pub const fn capability(&self) -> StorageCapability {
+        self.capability
     }
 
     /// The instance's slot in the statistics and policy table.
@@ -151,9 +176,34 @@ mod tests {
         assert_eq!(facts.file_system, FileSystemKind::Ntfs);
         assert_eq!(facts.sector_size.get(), 4096);
         assert!(!facts.flags.contains(VolumeFlags::READ_ONLY));
-        assert!(facts.flags.contains(VolumeFlags::OFFLOAD_READ_SUPPORTED));
-        assert!(facts.flags.contains(VolumeFlags::OFFLOAD_WRITE_SUPPORTED));
+        // Offload support is the storage's, per request, not a setup fact.
+        assert!(!facts.flags.contains(VolumeFlags::OFFLOAD_READ_SUPPORTED));
+        assert!(!facts.flags.contains(VolumeFlags::OFFLOAD_WRITE_SUPPORTED));
         assert_eq!(facts.max_file_size, VolumeFacts::ntfs_max_file_size(4096));
+    }
+
+    #[test]
+    fn the_storage_state_gives_the_offload_flags_per_request() {
+        use odx_core::storage::TICKS_PER_SECOND;
+        use odx_core::{NtStatus, OffloadOp};
+        let facts = ntfs().facts().unwrap();
+        let both = VolumeFlags::OFFLOAD_READ_SUPPORTED | VolumeFlags::OFFLOAD_WRITE_SUPPORTED;
+        let unknown = StorageState::new(StorageCapability::Unknown, 180);
+        assert_eq!(with_storage(facts, &unknown, 0).flags, both);
+        let none = StorageState::new(StorageCapability::NotSupported, 180);
+        assert!(!with_storage(facts, &none, 0).flags.intersects(both));
+        assert!(unknown.learn(
+            OffloadOp::Write,
+            NtStatus::STATUS_DEVICE_FEATURE_NOT_SUPPORTED,
+            10
+        ));
+        let during = with_storage(facts, &unknown, 11).flags;
+        assert!(during.contains(VolumeFlags::OFFLOAD_READ_SUPPORTED));
+        assert!(!during.contains(VolumeFlags::OFFLOAD_WRITE_SUPPORTED));
+        let after = with_storage(facts, &unknown, 10 + 180 * TICKS_PER_SECOND).flags;
+        assert_eq!(after, both);
+        // Everything else is setup's.
+        assert_eq!(with_storage(facts, &none, 0).sector_size, facts.sector_size);
     }
 
     #[test]
@@ -271,7 +321,8 @@ mod tests {
 
     #[test]
     fn teardown_marks_the_context_without_touching_the_facts() {
-        let context = InstanceContext::new(ntfs().facts().unwrap(), None);
+        let context =
+            InstanceContext::new(ntfs().facts().unwrap(), StorageCapability::Unknown, None);
         assert!(!context.torn_down());
         context.mark_torn_down();
         assert!(context.torn_down());
@@ -282,10 +333,15 @@ mod tests {
 
     #[test]
     fn the_context_remembers_its_slot() {
-        let context = InstanceContext::new(ntfs().facts().unwrap(), Some(3));
+        let context = InstanceContext::new(
+            ntfs().facts().unwrap(),
+            StorageCapability::NotSupported,
+            Some(3),
+        );
         assert_eq!(context.slot(), Some(3));
+        assert_eq!(context.capability(), StorageCapability::NotSupported);
         assert_eq!(
-            InstanceContext::new(ntfs().facts().unwrap(), None).slot(),
+            InstanceContext::new(ntfs().facts().unwrap(), StorageCapability::Unknown, None).slot(),
             None
         );
     }

@@ -3,7 +3,10 @@
 //! volume context remembers its slot. Post-operation reaches the counters through the slot
 //! number in the completion context — no context lookup, no reference to release — so it may run
 //! at DISPATCH_LEVEL; the communication port reads and changes the same slots
-//! (`odx_core::serve::PortTarget`). Plain atomics, no locks, no unsafe.
+//! (`odx_core::serve::PortTarget`). Each slot also holds the volume's storage state
+//! (`odx_core::storage::StorageState`: what the storage said at instance setup and the back-off
+//! post-operation learns), for the same reason: post-operation learns at DISPATCH_LEVEL and the
+//! port reports it, neither can look up the instance context. Plain atomics, no locks, no unsafe.
 
 use core::sync::atomic::{AtomicU32, Ordering};
 
@@ -11,6 +14,7 @@ use odx_core::policy::PolicyMode;
 use odx_core::port::RegistrySource;
 use odx_core::serve::PortTarget;
 use odx_core::stats::VolumeStats;
+use odx_core::storage::{DEFAULT_BACKOFF_SECONDS, StorageCapability, StorageState};
 
 /// Number of slots: volumes attached beyond this are governed by the default policy and not
 /// counted (docs/driver.md).
@@ -26,6 +30,7 @@ pub struct VolumeSlot {
     state: AtomicU32,
     policy: AtomicU32,
     stats: VolumeStats,
+    storage: StorageState,
 }
 
 impl VolumeSlot {
@@ -34,7 +39,14 @@ impl VolumeSlot {
             state: AtomicU32::new(FREE),
             policy: AtomicU32::new(0),
             stats: VolumeStats::new(),
+            storage: StorageState::new(StorageCapability::Unknown, DEFAULT_BACKOFF_SECONDS),
         }
+    }
+
+    /// The volume's storage state.
+    #[must_use]
+    pub const fn storage(&self) -> &StorageState {
+        &self.storage
     }
 
     /// The volume's policy.
@@ -61,6 +73,8 @@ pub struct VolumeTable {
     default_policy: AtomicU32,
     registry_state: AtomicU32,
     registry_value: AtomicU32,
+    backoff: AtomicU32,
+    backoff_source: AtomicU32,
 }
 
 /// odxflt's table.
@@ -75,7 +89,31 @@ impl VolumeTable {
             default_policy: AtomicU32::new(0),
             registry_state: AtomicU32::new(0),
             registry_value: AtomicU32::new(0),
+            backoff: AtomicU32::new(DEFAULT_BACKOFF_SECONDS),
+            backoff_source: AtomicU32::new(0),
         }
+    }
+
+    /// At load: the back-off period from the service's `Parameters\OffloadBackoffSeconds`.
+    pub fn load_backoff(&self, source: BackoffSource) {
+        self.backoff_source
+            .store(source.to_wire(), Ordering::Release);
+        self.backoff.store(source.seconds(), Ordering::Release);
+    }
+
+    /// The back-off period new volumes get, seconds (before the core's clamp).
+    #[must_use]
+    pub fn backoff_seconds(&self) -> u32 {
+        self.backoff.load(Ordering::Acquire)
+    }
+
+    /// Where the back-off period came from at load.
+    #[must_use]
+    pub fn backoff_source(&self) -> BackoffSource {
+        BackoffSource::from_wire(
+            self.backoff_source.load(Ordering::Acquire),
+            self.backoff_seconds(),
+        )
     }
 
     /// At load: the default policy from the service's `Parameters\DefaultPolicy`.
@@ -93,15 +131,17 @@ impl VolumeTable {
         PolicyMode::from_u32(self.default_policy.load(Ordering::Acquire)).unwrap_or_default()
     }
 
-    /// Claims a free slot for a volume being attached: counters zero, policy the default.
-    /// `None` when every slot is taken.
-    pub fn attach(&self) -> Option<u32> {
+    /// Claims a free slot for a volume being attached: counters zero, policy the default, the
+    /// storage state set up from what the storage said (`capability`) with the configured
+    /// back-off. `None` when every slot is taken.
+    pub fn attach(&self, capability: StorageCapability) -> Option<u32> {
         let (index, slot) = self.slots.iter().enumerate().find(|(_, slot)| {
             slot.state
                 .compare_exchange(FREE, CLAIMING, Ordering::AcqRel, Ordering::Acquire)
                 .is_ok()
         })?;
         slot.stats.reset();
+        slot.storage.reset(capability, self.backoff_seconds());
         slot.policy
             .store(self.default_mode().as_u32(), Ordering::Release);
         slot.state.store(IN_USE, Ordering::Release);
@@ -137,6 +177,13 @@ impl VolumeTable {
     pub fn stats(&self, slot: Option<u32>) -> Option<&VolumeStats> {
         slot.and_then(|index| self.get(index))
             .map(VolumeSlot::stats)
+    }
+
+    /// The storage state of the volume in `slot` (post-operation: by slot number, no lookup).
+    #[must_use]
+    pub fn storage(&self, slot: Option<u32>) -> Option<&StorageState> {
+        slot.and_then(|index| self.get(index))
+            .map(VolumeSlot::storage)
     }
 
     /// The table as the port's message handler sees it.
@@ -194,6 +241,55 @@ impl PortTarget for PortView<'_> {
         )
         .unwrap_or(RegistrySource::Absent)
     }
+
+    fn storage(&self, index: u32) -> Option<&StorageState> {
+        self.0.get(index).map(VolumeSlot::storage)
+    }
+
+    fn now(&self) -> u64 {
+        crate::ffi::kernel::interrupt_time()
+    }
+}
+
+/// Where the back-off period came from (`Parameters\OffloadBackoffSeconds`), as
+/// `RegistrySource` says it for `DefaultPolicy`: absent or another type means the default
+/// ([`DEFAULT_BACKOFF_SECONDS`]); a DWORD is taken as it is (the core clamps it to
+/// `MAX_BACKOFF_SECONDS`; 0 turns learning off).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackoffSource {
+    /// No such value (or key): the default.
+    Absent,
+    /// A `REG_DWORD`.
+    Valid(u32),
+    /// Another type or size: the default.
+    WrongType,
+}
+
+impl BackoffSource {
+    /// The period it gives, seconds.
+    #[must_use]
+    pub const fn seconds(self) -> u32 {
+        match self {
+            Self::Valid(seconds) => seconds,
+            Self::Absent | Self::WrongType => DEFAULT_BACKOFF_SECONDS,
+        }
+    }
+
+    const fn to_wire(self) -> u32 {
+        match self {
+            Self::Absent => 0,
+            Self::Valid(_) => 1,
+            Self::WrongType => 2,
+        }
+    }
+
+    const fn from_wire(state: u32, seconds: u32) -> Self {
+        match state {
+            1 => Self::Valid(seconds),
+            2 => Self::WrongType,
+            _ => Self::Absent,
+        }
+    }
 }
 
 /// `REG_DWORD`.
@@ -217,27 +313,41 @@ const _: () = assert!(
     "kernel-layouts.json: KEY_VALUE_PARTIAL_INFORMATION fields missing"
 );
 
-/// Interprets a `KEY_VALUE_PARTIAL_INFORMATION` (`TitleIndex`, `Type`, `DataLength`, `Data`)
-/// returned by `ZwQueryValueKey` for `DefaultPolicy`; `None` bytes = the value (or the key) is
-/// absent or unreadable.
-#[must_use]
-pub fn registry_source(partial: Option<&[u8]>) -> RegistrySource {
-    let Some(bytes) = partial else {
-        return RegistrySource::Absent;
-    };
+/// The `REG_DWORD` in a `KEY_VALUE_PARTIAL_INFORMATION` (`TitleIndex`, `Type`, `DataLength`,
+/// `Data`), or `Err` for any other type or size.
+fn dword(bytes: &[u8]) -> Result<u32, ()> {
     let word = |at: usize| -> Option<u32> {
         let raw: [u8; 4] = bytes.get(at..at.checked_add(4)?)?.try_into().ok()?;
         Some(u32::from_le_bytes(raw))
     };
-    let dword = match (
+    match (
         word(PARTIAL_TYPE),
         word(PARTIAL_DATA_LENGTH),
         word(PARTIAL_DATA),
     ) {
         (Some(REG_DWORD), Some(4), Some(value)) => Ok(value),
         _ => Err(()),
+    }
+}
+
+/// Interprets what `ZwQueryValueKey` returned for `DefaultPolicy`; `None` bytes = the value (or
+/// the key) is absent or unreadable.
+#[must_use]
+pub fn registry_source(partial: Option<&[u8]>) -> RegistrySource {
+    let Some(bytes) = partial else {
+        return RegistrySource::Absent;
     };
-    RegistrySource::from_value(Some(dword))
+    RegistrySource::from_value(Some(dword(bytes)))
+}
+
+/// Interprets what `ZwQueryValueKey` returned for `OffloadBackoffSeconds`.
+#[must_use]
+pub fn backoff_source(partial: Option<&[u8]>) -> BackoffSource {
+    match partial.map(dword) {
+        None => BackoffSource::Absent,
+        Some(Ok(seconds)) => BackoffSource::Valid(seconds),
+        Some(Err(())) => BackoffSource::WrongType,
+    }
 }
 
 #[cfg(test)]
@@ -256,8 +366,8 @@ mod tests {
     fn slots_are_claimed_reset_and_freed() {
         let table = VolumeTable::new();
         table.load_default(RegistrySource::Valid(PolicyMode::Monitor));
-        let a = table.attach().unwrap();
-        let b = table.attach().unwrap();
+        let a = table.attach(StorageCapability::Unknown).unwrap();
+        let b = table.attach(StorageCapability::Unknown).unwrap();
         assert_eq!((a, b), (0, 1));
         assert_eq!(table.policy(Some(a)), PolicyMode::Monitor);
         let veto =
@@ -272,25 +382,85 @@ mod tests {
             "a freed slot counts nothing"
         );
         assert_eq!(table.policy(Some(a)), PolicyMode::Monitor, "default");
-        assert_eq!(table.attach(), Some(a), "the lowest free slot is reused");
+        assert_eq!(
+            table.attach(StorageCapability::Unknown),
+            Some(a),
+            "the lowest free slot is reused"
+        );
         assert_eq!(table.stats(Some(a)).unwrap().read.counts().seen, 0);
         assert_eq!(table.policy(None), PolicyMode::Monitor);
+    }
+
+    #[test]
+    fn a_slot_holds_the_storage_state_reset_for_each_volume() {
+        use odx_core::OffloadOp;
+        use odx_core::storage::TICKS_PER_SECOND;
+        let table = VolumeTable::new();
+        table.load_backoff(backoff_source(Some(&partial(
+            REG_DWORD,
+            &60u32.to_le_bytes(),
+        ))));
+        let slot = table.attach(StorageCapability::NotSupported).unwrap();
+        let storage = table.storage(Some(slot)).unwrap();
+        assert_eq!(storage.capability(), StorageCapability::NotSupported);
+        assert_eq!(storage.backoff_ticks(), 60 * TICKS_PER_SECOND);
+        assert!(storage.learn(OffloadOp::Read, NtStatus::STATUS_NOT_SUPPORTED, 5));
+        table.detach(slot);
+        assert!(
+            table.storage(Some(slot)).is_none(),
+            "a freed slot has no storage"
+        );
+        assert_eq!(table.attach(StorageCapability::Unknown), Some(slot));
+        let storage = table.storage(Some(slot)).unwrap();
+        assert_eq!(storage.capability(), StorageCapability::Unknown);
+        assert_eq!(
+            storage.backoff_until(OffloadOp::Read, 6),
+            None,
+            "nothing carried over"
+        );
+        assert!(table.storage(None).is_none());
+    }
+
+    #[test]
+    fn the_backoff_comes_from_the_registry_or_is_the_default() {
+        assert_eq!(backoff_source(None), BackoffSource::Absent);
+        assert_eq!(BackoffSource::Absent.seconds(), 180);
+        let ten = partial(REG_DWORD, &10u32.to_le_bytes());
+        assert_eq!(backoff_source(Some(&ten)), BackoffSource::Valid(10));
+        let string = partial(1, b"10\0\0");
+        assert_eq!(backoff_source(Some(&string)), BackoffSource::WrongType);
+        assert_eq!(BackoffSource::WrongType.seconds(), 180);
+        assert_eq!(backoff_source(Some(&[])), BackoffSource::WrongType);
+        let table = VolumeTable::new();
+        assert_eq!(table.backoff_seconds(), 180);
+        table.load_backoff(BackoffSource::WrongType);
+        assert_eq!(
+            (table.backoff_seconds(), table.backoff_source()),
+            (180, BackoffSource::WrongType)
+        );
+        table.load_backoff(BackoffSource::Valid(u32::MAX));
+        let slot = table.attach(StorageCapability::Unknown).unwrap();
+        // Clamped by the core, not here.
+        assert_eq!(
+            table.storage(Some(slot)).unwrap().backoff_ticks(),
+            u64::from(odx_core::storage::MAX_BACKOFF_SECONDS) * odx_core::storage::TICKS_PER_SECOND
+        );
     }
 
     #[test]
     fn a_full_table_leaves_new_volumes_without_a_slot() {
         let table = VolumeTable::new();
         for _ in 0..SLOTS {
-            assert!(table.attach().is_some());
+            assert!(table.attach(StorageCapability::Unknown).is_some());
         }
-        assert_eq!(table.attach(), None);
+        assert_eq!(table.attach(StorageCapability::Unknown), None);
         assert_eq!(table.port().volume_count(), 32);
     }
 
     #[test]
     fn the_port_reads_and_changes_the_slots() {
         let table = VolumeTable::new();
-        let slot = table.attach().unwrap();
+        let slot = table.attach(StorageCapability::Unknown).unwrap();
         let mut out = [0u8; StatsReply::SIZE];
         let set = SetPolicyMessage::new(slot, PolicyMode::Veto);
         assert!(handle_request(set.as_bytes(), &mut out, &mut table.port()).is_ok());

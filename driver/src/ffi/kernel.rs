@@ -37,6 +37,45 @@ unsafe extern "system" {
     fn ExFreePoolWithTag(pointer: *mut c_void, tag: u32);
 }
 
+#[cfg(target_os = "windows")]
+#[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")]
+unsafe extern "system" {
+    /// Takes no arguments and may be called at any IRQL (wdm.h; Windows 7 and later).
+    safe fn KeQueryUnbiasedInterruptTime() -> u64;
+}
+
+/// The interrupt time in 100-ns ticks, the clock of the storage back-off
+/// (`odx_core::storage`): `KeQueryUnbiasedInterruptTime` (learn.microsoft.com/windows-hardware/
+/// drivers/ddi/wdm/nf-wdm-kequeryunbiasedinterrupttime: any IRQL, Windows 7 and later).
+///
+/// Not `KeQueryInterruptTime`: on x64 the WDK defines it as a macro that reads
+/// `KUSER_SHARED_DATA.InterruptTime` at the fixed kernel address 0xFFFFF78000000008
+/// (wdm.h; ntoskrnl exports it only on x86 and ARM, ReactOS' ntoskrnl.spec agrees), which the
+/// PE harness cannot map in a Linux process; and not `KeQueryInterruptTimePrecise` (Windows 8.1
+/// and later). The unbiased clock does not advance while the machine sleeps or hibernates, so a
+/// back-off counts running time; it never goes backwards and does not follow wall-clock changes.
+#[cfg(target_os = "windows")]
+#[must_use]
+pub fn interrupt_time() -> u64 {
+    KeQueryUnbiasedInterruptTime()
+}
+
+/// Host builds (unit tests): a clock the tests set ([`set_host_interrupt_time`]).
+#[cfg(not(target_os = "windows"))]
+#[must_use]
+pub fn interrupt_time() -> u64 {
+    HOST_TIME.load(core::sync::atomic::Ordering::Relaxed)
+}
+
+#[cfg(not(target_os = "windows"))]
+static HOST_TIME: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// Host builds: sets what [`interrupt_time`] answers.
+#[cfg(not(target_os = "windows"))]
+pub fn set_host_interrupt_time(ticks: u64) {
+    HOST_TIME.store(ticks, core::sync::atomic::Ordering::Relaxed);
+}
+
 /// `PASSIVE_LEVEL`.
 pub const PASSIVE_LEVEL: u8 = 0;
 /// `APC_LEVEL`.

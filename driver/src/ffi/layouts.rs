@@ -264,6 +264,31 @@ macro_rules! pin_layout {
     };
 }
 
+/// Pins byte offsets the driver (or the core) declares as constants, not as a Rust structure,
+/// to the table: the structure's size and every listed field's offset.
+///
+/// ```ignore
+/// pin_offsets!("DEVICE_COPY_OFFLOAD_DESCRIPTOR" size descriptor::STRUCT_SIZE {
+///     descriptor::MAXIMUM_TRANSFER_SIZE => "MaximumTransferSize",
+/// });
+/// ```
+#[macro_export]
+macro_rules! pin_offsets {
+    ($name:literal size $size:path { $($offset:expr => $path:literal),* $(,)? }) => {
+        const _: () = assert!(
+            $crate::ffi::layouts::is($crate::ffi::layouts::size($name), $size),
+            concat!("kernel-layouts.json: sizeof(", $name, ") differs from ", stringify!($size), " (or is missing)")
+        );
+        $(
+            const _: () = assert!(
+                $crate::ffi::layouts::is($crate::ffi::layouts::offset($name, $path), $offset),
+                concat!("kernel-layouts.json: offsetof(", $name, ", ", $path, ") differs from ",
+                    stringify!($offset), " (or is missing)")
+            );
+        )*
+    };
+}
+
 /// Pins a constant the driver declares to the table's value.
 #[macro_export]
 macro_rules! pin_constant {

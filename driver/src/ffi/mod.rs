@@ -21,6 +21,7 @@ pub mod port;
 pub mod query;
 pub mod registration;
 pub mod registry;
+pub mod storage;
 pub mod views;
 
 use windows_sys::Win32::Foundation::NTSTATUS;

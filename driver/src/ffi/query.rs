@@ -5,6 +5,7 @@
 
 use core::ffi::c_void;
 
+use odx_core::storage::StorageState;
 use odx_core::{NtStatus, VolumeFacts};
 use windows_sys::Wdk::Storage::FileSystem::Minifilters::{
     FltIsVolumeWritable, FltQueryInformationFile, FltQueryVolumeInformation,
@@ -18,10 +19,10 @@ use windows_sys::Wdk::System::SystemServices::FILE_FS_SIZE_INFORMATION;
 use windows_sys::Win32::System::IO::IO_STATUS_BLOCK;
 
 use super::callbacks::RelatedObjects;
-use super::kernel::{PASSIVE_LEVEL, current_irql};
+use super::kernel::{PASSIVE_LEVEL, current_irql, interrupt_time};
 use super::{core_status, nt_success};
 use crate::facts::{FileObjectState, KernelSource, StandardInformation};
-use crate::volume::RawVolume;
+use crate::volume::{RawVolume, with_storage};
 
 /// `FILE_STANDARD_INFORMATION` as bytes (its size and alignment; fields by pinned offset).
 #[derive(Clone, Copy, Default)]
@@ -43,14 +44,23 @@ pub const STATUS_RAISED_IRQL: NtStatus = NtStatus(0xC000_0184);
 pub struct RequestSource<'a> {
     objects: RelatedObjects<'a>,
     volume: VolumeFacts,
+    storage: &'a StorageState,
 }
 
 impl<'a> RequestSource<'a> {
     /// Facts about the request whose related objects are `objects`, on an instance whose
-    /// context holds `volume`.
+    /// context holds `volume` and whose storage is `storage`.
     #[must_use]
-    pub const fn new(objects: RelatedObjects<'a>, volume: VolumeFacts) -> Self {
-        Self { objects, volume }
+    pub const fn new(
+        objects: RelatedObjects<'a>,
+        volume: VolumeFacts,
+        storage: &'a StorageState,
+    ) -> Self {
+        Self {
+            objects,
+            volume,
+            storage,
+        }
     }
 
     /// `FltQueryInformationFile` for a fixed-size information class.
@@ -92,7 +102,9 @@ impl<'a> RequestSource<'a> {
 
 impl KernelSource for RequestSource<'_> {
     fn volume(&mut self) -> Result<VolumeFacts, NtStatus> {
-        Ok(self.volume)
+        // The storage's offload flags at the interrupt time of the request (one
+        // KeQueryUnbiasedInterruptTime, any IRQL).
+        Ok(with_storage(self.volume, self.storage, interrupt_time()))
     }
 
     fn file_object(&mut self) -> FileObjectState {

@@ -229,7 +229,9 @@ impl FilterManager for FltMgr {
 /// `DriverEntry` after the KMDF step: the default policy from the registry, then register, open
 /// the port and start the filter.
 pub fn load(driver: *const DRIVER_OBJECT, registry_path: *const UNICODE_STRING) -> NTSTATUS {
-    VOLUMES.load_default(super::registry::default_policy(registry_path));
+    let parameters = super::registry::parameters(registry_path);
+    VOLUMES.load_default(parameters.policy);
+    VOLUMES.load_backoff(parameters.backoff);
     match lifecycle::load(&mut FltMgr { driver }) {
         Ok(Loaded { filter, port }) => {
             PORT.store(port, Ordering::Release);

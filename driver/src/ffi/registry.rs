@@ -1,4 +1,4 @@
-//! `Parameters\DefaultPolicy` under the service key, read once at load with `ZwOpenKey` /
+//! `Parameters\DefaultPolicy` and `Parameters\OffloadBackoffSeconds` under the service key, read once at load with `ZwOpenKey` /
 //! `ZwQueryValueKey` (declared here with a raw-dylib link to `ntoskrnl.exe`, not through
 //! `windows-sys`' `ntdll.dll` declarations) and closed with `ObCloseHandle` (windows-sys declares
 //! it from `ntoskrnl.exe`; its `ZwClose` is bound to `ntdll.dll` and, being in an enabled
@@ -16,7 +16,7 @@ use windows_sys::Win32::Foundation::{
 };
 
 use super::{core_status, nt_success};
-use crate::volumes::registry_source;
+use crate::volumes::{BackoffSource, backoff_source, registry_source};
 
 #[cfg_attr(
     target_os = "windows",
@@ -67,6 +67,7 @@ const fn ascii_utf16<const N: usize>(text: &str) -> [u16; N] {
 
 static PARAMETERS: [u16; 10] = ascii_utf16("Parameters");
 static DEFAULT_POLICY: [u16; 13] = ascii_utf16("DefaultPolicy");
+static OFFLOAD_BACKOFF_SECONDS: [u16; 21] = ascii_utf16("OffloadBackoffSeconds");
 
 fn counted(text: &'static [u16]) -> UNICODE_STRING {
     let bytes = u16::try_from(core::mem::size_of_val(text)).unwrap_or(0);
@@ -114,19 +115,29 @@ impl Drop for Key {
     }
 }
 
-/// The default policy's source: `RegistryPath\Parameters\DefaultPolicy`.
-pub fn default_policy(registry_path: *const UNICODE_STRING) -> RegistrySource {
-    if registry_path.is_null() {
-        return RegistrySource::Absent;
+/// What `ZwQueryValueKey(KeyValuePartialInformation)` gave for one value.
+enum Value {
+    /// No such value (or it could not be read).
+    Absent,
+    /// Larger than the buffer: not a DWORD.
+    TooLarge,
+    /// The `KEY_VALUE_PARTIAL_INFORMATION` bytes returned.
+    Partial([u8; 32], usize),
+}
+
+impl Value {
+    fn bytes(&self) -> Option<&[u8]> {
+        match self {
+            Self::Absent => None,
+            // Any slice that is not a 4-byte REG_DWORD is read as "wrong type".
+            Self::TooLarge => Some(&[]),
+            Self::Partial(bytes, used) => bytes.get(..*used),
+        }
     }
-    let Some(service) = Key::open(null_mut(), registry_path) else {
-        return RegistrySource::Absent;
-    };
-    let parameters_name = counted(&PARAMETERS);
-    let Some(parameters) = Key::open(service.0, &parameters_name) else {
-        return RegistrySource::Absent;
-    };
-    let value_name = counted(&DEFAULT_POLICY);
+}
+
+fn query(parameters: &Key, name: &'static [u16]) -> Value {
+    let value_name = counted(name);
     // KEY_VALUE_PARTIAL_INFORMATION: 12 bytes of header and a DWORD, u32-aligned.
     let mut buffer = [0u32; 8];
     let mut length = 0u32;
@@ -143,17 +154,49 @@ pub fn default_policy(registry_path: *const UNICODE_STRING) -> RegistrySource {
         )
     };
     if TOO_LARGE.contains(&core_status(status).0) {
-        return RegistrySource::WrongType;
+        return Value::TooLarge;
     }
     if !nt_success(status) {
-        return RegistrySource::Absent;
+        return Value::Absent;
     }
     let mut bytes = [0u8; 32];
     for (chunk, word) in bytes.chunks_exact_mut(4).zip(buffer) {
         chunk.copy_from_slice(&word.to_le_bytes());
     }
     let used = usize::try_from(length).unwrap_or(0).min(bytes.len());
-    registry_source(bytes.get(..used))
+    Value::Partial(bytes, used)
+}
+
+/// The service's `Parameters` as odxflt reads them at load.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Parameters {
+    /// `DefaultPolicy`.
+    pub policy: RegistrySource,
+    /// `OffloadBackoffSeconds`.
+    pub backoff: BackoffSource,
+}
+
+/// `RegistryPath\Parameters\DefaultPolicy` and `...\OffloadBackoffSeconds` (one open of the
+/// key, two value queries).
+pub fn parameters(registry_path: *const UNICODE_STRING) -> Parameters {
+    let absent = Parameters {
+        policy: RegistrySource::Absent,
+        backoff: BackoffSource::Absent,
+    };
+    if registry_path.is_null() {
+        return absent;
+    }
+    let Some(service) = Key::open(null_mut(), registry_path) else {
+        return absent;
+    };
+    let parameters_name = counted(&PARAMETERS);
+    let Some(parameters) = Key::open(service.0, &parameters_name) else {
+        return absent;
+    };
+    Parameters {
+        policy: registry_source(query(&parameters, &DEFAULT_POLICY).bytes()),
+        backoff: backoff_source(query(&parameters, &OFFLOAD_BACKOFF_SECONDS).bytes()),
+    }
 }
 
 #[cfg(test)]
@@ -171,6 +214,10 @@ mod tests {
         assert_eq!(
             std::string::String::from_utf16(&DEFAULT_POLICY).unwrap(),
             "DefaultPolicy"
+        );
+        assert_eq!(
+            std::string::String::from_utf16(&OFFLOAD_BACKOFF_SECONDS).unwrap(),
+            "OffloadBackoffSeconds"
         );
     }
 }
