@@ -14,6 +14,9 @@ use odx_core::iomgr::{
     required_feature,
 };
 use odx_core::policy::PolicyMode;
+use odx_core::port::{StatsReply, StorageReport};
+use odx_core::stats::OpCounts;
+use odx_core::storage::StorageCapability;
 use odx_core::validate::{Check, OffloadRequest, decide};
 use odx_core::wire::{OffloadReadInput, OffloadWriteInput, StorageOffloadToken, WireStruct};
 use odx_core::{
@@ -23,7 +26,10 @@ use odx_core::{
 use serde_json::{Value, json};
 
 use crate::codes::status_line;
-use crate::text::bytes;
+use crate::port_cmd::{
+    backoff_setting, backoffs, interrupt_time, limits_text, op_word, storage_json,
+};
+use crate::text::{bytes, duration};
 use crate::{CmdResult, Failure};
 
 /// Files smaller than this are copied the classic way by the Windows copy engine.
@@ -73,6 +79,51 @@ pub struct VolumeFact {
     /// Identity of the storage (device number, serial, …): tokens are honoured only by the
     /// storage that issued them.
     pub storage_id: Option<String>,
+    /// What odxflt itself knows about the storage (its port's reply for this volume; `None`:
+    /// odxflt not attached, not reachable, or its slot for the volume not identifiable).
+    pub odxflt_storage: Option<OdxfltStorage>,
+}
+
+/// odxflt's view of a volume's storage: the storage section of its stats reply, and the
+/// refusals from below it counted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OdxfltStorage {
+    /// Capability from instance setup, back-off period and active back-offs.
+    pub report: StorageReport,
+    /// Forwarded reads that came back "not supported" (`STATUS_NOT_SUPPORTED`, or
+    /// `STATUS_DEVICE_FEATURE_NOT_SUPPORTED` in monitor mode, where odxflt maps nothing).
+    pub read_refusals: u64,
+    /// Same for writes.
+    pub write_refusals: u64,
+}
+
+impl OdxfltStorage {
+    /// From a volume's stats reply; `None` for a capability code this build does not know.
+    #[must_use]
+    pub fn from_reply(reply: &StatsReply) -> Option<Self> {
+        let refusals = |c: &odx_core::stats::OpCounts| {
+            [
+                NtStatus::STATUS_NOT_SUPPORTED,
+                NtStatus::STATUS_DEVICE_FEATURE_NOT_SUPPORTED,
+            ]
+            .iter()
+            .filter_map(|s| s.table_index())
+            .filter_map(|i| c.below_by_status.get(i))
+            .sum()
+        };
+        Some(Self {
+            report: reply.storage.report()?,
+            read_refusals: refusals(&OpCounts::from(&reply.read)),
+            write_refusals: refusals(&OpCounts::from(&reply.write)),
+        })
+    }
+
+    const fn refusals(&self, op: OffloadOp) -> u64 {
+        match op {
+            OffloadOp::Read => self.read_refusals,
+            OffloadOp::Write => self.write_refusals,
+        }
+    }
 }
 
 /// A file.
@@ -178,7 +229,11 @@ struct Probed<'a>(&'a FileFact, u64);
 
 impl OffloadFacts for Probed<'_> {
     fn volume(&mut self) -> Result<VolumeFacts, NtStatus> {
-        Ok(self.0.volume.facts)
+        // Whether the storage can offload (MS-FSA read 2 / write 3) is the storage findings'
+        // (odxflt's own view, or the property query): validation judges everything else.
+        let mut facts = self.0.volume.facts;
+        facts.flags |= VolumeFlags::OFFLOAD_READ_SUPPORTED | VolumeFlags::OFFLOAD_WRITE_SUPPORTED;
+        Ok(facts)
     }
     fn handle(&mut self) -> Result<HandleFacts, NtStatus> {
         Ok(HandleFacts { closed: false })
@@ -429,7 +484,109 @@ const fn check_fix(check: Check) -> &'static str {
     }
 }
 
+const STORAGE_FIX: &str = "check that the array supports ODX (copy offload / SCSI XCOPY LID4) and runs firmware that enables it, and that source and destination LUNs are on the same array (a LUN pair it can copy between)";
+
+/// odxflt's own knowledge of the storage (descriptor at instance setup, learned back-off), which
+/// decides at MS-FSA read 2 / write 3 before anything about the file is asked. `true` when it
+/// produced a blocking finding for `op`.
+fn odxflt_storage_findings(
+    op: OffloadOp,
+    side: &str,
+    volume: &VolumeFact,
+    storage: &OdxfltStorage,
+    findings: &mut Vec<Finding>,
+) -> bool {
+    let subject = format!("the storage of {}", volume.name);
+    let instance = format!(
+        "fltmc detach odxflt {v} then fltmc attach odxflt {v}",
+        v = fltmc_volume(&volume.name)
+    );
+    let report = &storage.report;
+    // In monitor mode odxflt refuses nothing: the request goes down and the storage answers
+    // itself, unmapped.
+    let monitor = volume.policy == Some(PolicyMode::Monitor);
+    let (who, status) = if monitor {
+        (
+            "odxflt (monitor) lets it go down and the storage refuses it itself",
+            NtStatus::STATUS_DEVICE_FEATURE_NOT_SUPPORTED,
+        )
+    } else {
+        ("odxflt refuses it there", NtStatus::STATUS_NOT_SUPPORTED)
+    };
+    if report.capability == StorageCapability::NotSupported {
+        findings.push(Finding {
+            severity: Severity::Blocks,
+            subject,
+            text: format!(
+                "does not support offload ({side}, {}): its copy-offload descriptor query answered not supported at instance setup; {who}",
+                op_name(op)
+            ),
+            status: Some(status),
+            fix: format!(
+                "{STORAGE_FIX}; after enabling it, restart odxflt's instance so it asks again ({instance}), or place the files on ODX-capable storage"
+            ),
+        });
+        return true;
+    }
+    if let Some(b) = backoffs(report).into_iter().find(|b| b.op == op) {
+        let counted = match storage.refusals(op) {
+            0 => String::new(),
+            n => format!("; odxflt counted {n} such answer(s) from below"),
+        };
+        findings.push(Finding {
+            severity: Severity::Blocks,
+            subject,
+            text: format!(
+                "does not support offload ({side}, {}): it refused an offload {} at interrupt time {} with STATUS_NOT_SUPPORTED or STATUS_DEVICE_FEATURE_NOT_SUPPORTED{counted}; back-off until interrupt time {} (ends in {}): {who}",
+                op_name(op),
+                op_word(op),
+                interrupt_time(b.refused_at),
+                interrupt_time(b.until),
+                duration(b.ends_in)
+            ),
+            status: Some(status),
+            fix: format!(
+                "{STORAGE_FIX}; then wait for the back-off to end (in {}) or restart odxflt's instance ({instance}); Parameters\\OffloadBackoffSeconds sets the period ({})",
+                duration(b.ends_in),
+                backoff_setting(report.backoff_seconds)
+            ),
+        });
+        return true;
+    }
+    if report.capability == StorageCapability::Unknown {
+        findings.push(Finding {
+            severity: Severity::Note,
+            subject,
+            text: format!(
+                "({side}) did not answer odxflt's copy-offload property query: odxflt forwards {} and learns from the storage's answers",
+                op_name(op)
+            ),
+            status: None,
+            fix: String::new(),
+        });
+    }
+    false
+}
+
+/// odxflt's view of the storage, in its place in the check order (MS-FSA read 2 / write 3,
+/// before any file fact).
+fn odxflt_view_findings(
+    op: OffloadOp,
+    side: &str,
+    volume: &VolumeFact,
+    findings: &mut Vec<Finding>,
+) {
+    if let Some(storage) = &volume.odxflt_storage {
+        odxflt_storage_findings(op, side, volume, storage, findings);
+    }
+}
+
+/// The storage as user mode's property query describes it: only when odxflt's own view is not
+/// available (odxflt's view decides the request).
 fn storage_findings(op: OffloadOp, side: &str, volume: &VolumeFact, findings: &mut Vec<Finding>) {
+    if volume.odxflt_storage.is_some() {
+        return;
+    }
     let supported = volume.storage.map(|s| match op {
         OffloadOp::Read => s.read,
         OffloadOp::Write => s.write,
@@ -437,12 +594,12 @@ fn storage_findings(op: OffloadOp, side: &str, volume: &VolumeFact, findings: &m
     if supported != Some(true) {
         findings.push(Finding {
             severity: Severity::Blocks,
-            subject: format!("storage of {}", volume.name),
+            subject: format!("the storage of {}", volume.name),
             text: format!(
                 "({side}) does not report copy offload ({})",
                 op_name(op)
             ),
-            status: Some(NtStatus::STATUS_DEVICE_FEATURE_NOT_SUPPORTED),
+            status: Some(NtStatus::STATUS_NOT_SUPPORTED),
             fix: "place the files on storage that implements ODX (an ODX-capable array, or a VHDX on one)".to_owned(),
         });
     }
@@ -463,7 +620,8 @@ pub fn diagnose<P: Probe + ?Sized>(
     let mut findings = Vec::new();
     let target = destination.as_ref();
     // The order a copy meets them: the I/O manager's opt-in check, odxflt's policy, odxflt's
-    // validation (volume, file), the storage; read side first.
+    // storage view (MS-FSA read 2 / write 3), odxflt's validation (volume, file), the storage
+    // as user mode sees it; read side first.
     filter_findings(
         OffloadOp::Read,
         "source",
@@ -483,6 +641,10 @@ pub fn diagnose<P: Probe + ?Sized>(
     policy_findings(OffloadOp::Read, "source", &source.volume, &mut findings);
     if let Some(d) = target {
         policy_findings(OffloadOp::Write, "destination", &d.volume, &mut findings);
+    }
+    odxflt_view_findings(OffloadOp::Read, "source", &source.volume, &mut findings);
+    if let Some(d) = target {
+        odxflt_view_findings(OffloadOp::Write, "destination", &d.volume, &mut findings);
     }
     file_findings(
         OffloadOp::Read,
@@ -627,6 +789,28 @@ fn describe_file(out: &mut String, side: &str, file: &FileFact) {
             let _ = writeln!(out, "  storage    no copy-offload property reported");
         }
     }
+    if let Some(o) = &v.odxflt_storage {
+        let r = &o.report;
+        let what = match &r.capability {
+            StorageCapability::Supported(l) => format!("supported: {}", limits_text(l)),
+            StorageCapability::NotSupported => "not supported (descriptor query)".to_owned(),
+            StorageCapability::Unknown => "unknown (property query not answered)".to_owned(),
+        };
+        let _ = writeln!(
+            out,
+            "  odxflt's storage view {what}; back-off {}",
+            backoff_setting(r.backoff_seconds)
+        );
+        for b in backoffs(r) {
+            let _ = writeln!(
+                out,
+                "             {} back-off ends in {} (at interrupt time {})",
+                op_word(b.op),
+                duration(b.ends_in),
+                interrupt_time(b.until)
+            );
+        }
+    }
 }
 
 const fn yes(b: bool) -> &'static str {
@@ -693,6 +877,12 @@ fn file_json(file: &FileFact) -> Value {
                 "max_token_lifetime_ms": s.max_ttl_ms,
             })),
             "storage_id": v.storage_id,
+            "odxflt_storage": v.odxflt_storage.as_ref().map(|o| {
+                let mut doc = storage_json(&o.report);
+                doc["read_refusals"] = o.read_refusals.into();
+                doc["write_refusals"] = o.write_refusals.into();
+                doc
+            }),
         },
     })
 }

@@ -1,13 +1,17 @@
-//! The simulated stack as a [`Probe`]: a scenario's `[volume]`, `[[filter]]` and `[[file]]`
-//! tables (steps are not run) give the same facts Windows would.
+//! The simulated stack as a [`Probe`]: a scenario's `[volume]`, `[storage]`, `[[filter]]` and
+//! `[[file]]` tables give the same facts Windows would, after the scenario's steps ran (so a
+//! back-off odxflt learned from them is there). The storage's property is what user mode's
+//! `IOCTL_STORAGE_QUERY_PROPERTY` would return (the disk's descriptor), odxflt's view is its
+//! port's stats reply, as on Windows.
 
 use odx_core::flags::SupportedFeatures;
 use odx_core::iomgr::FilterSupportedFeaturesMode;
 use odx_core::{StreamKind, VolumeFacts};
-use odx_sim::scenario::Scenario;
+use odx_sim::scenario::{Scenario, StorageQuery};
 use odx_sim::{MemStore, Stack};
 
-use crate::diagnose::{FileFact, FilterFact, Probe, StorageFact, VolumeFact};
+use crate::diagnose::{FileFact, FilterFact, OdxfltStorage, Probe, StorageFact, VolumeFact};
+use crate::port_cmd::sole_volume_stats;
 
 /// odxflt's altitude (inf/odxflt.inx).
 pub const ODXFLT_ALTITUDE: &str = "370031";
@@ -25,8 +29,8 @@ impl SimProbe {
     /// # Errors
     /// The stack cannot be built.
     pub fn new(scenario: &Scenario) -> Result<Self, String> {
-        let stack = scenario
-            .build(MemStore::new())
+        let (_, stack) = scenario
+            .run_keeping_stack(MemStore::new())
             .map_err(|e| format!("{}: {e}", scenario.path))?;
         let odxflt = FilterFact {
             name: "odxflt".to_owned(),
@@ -44,23 +48,31 @@ impl SimProbe {
         })
     }
 
-    fn volume(&self) -> VolumeFact {
+    fn volume(&mut self) -> VolumeFact {
         let config = self.stack.volume().config();
         let facts: VolumeFacts = self.stack.volume().facts();
+        // What user mode's property query returns: the disk's descriptor, if it has one.
+        let storage = match config.storage_query() {
+            StorageQuery::Descriptor(l) => Some(StorageFact {
+                read: true,
+                write: true,
+                max_transfer: l.maximum_transfer_size,
+                optimal_transfer: l.optimal_transfer_count,
+                default_ttl_ms: u64::from(l.default_token_lifetime) * 1000,
+                max_ttl_ms: u64::from(l.maximum_token_lifetime) * 1000,
+            }),
+            StorageQuery::NotSupported | StorageQuery::Fails(_) | StorageQuery::NoDisk => None,
+        };
+        let odxflt_storage =
+            sole_volume_stats(&mut self.stack).and_then(|r| OdxfltStorage::from_reply(&r));
         VolumeFact {
             name: "sim:0".to_owned(),
             facts,
             filters: self.filters.clone(),
             policy: Some(self.stack.policy()),
-            storage: Some(StorageFact {
-                read: config.storage_offload_read,
-                write: config.storage_offload_write,
-                max_transfer: config.max_transfer,
-                optimal_transfer: config.max_transfer,
-                default_ttl_ms: config.default_ttl_ms,
-                max_ttl_ms: config.max_ttl_ms,
-            }),
+            storage,
             storage_id: Some("simulated array".to_owned()),
+            odxflt_storage,
         }
     }
 }

@@ -4,22 +4,23 @@
 
 use std::io::Write;
 
-use odx_core::NtStatus;
 use odx_core::policy::PolicyMode;
 use odx_core::port::{
     ALL_VOLUMES, ConfigReply, MessageHeader, MessageKind, PolicyReply, RegistrySource,
-    SetPolicyMessage, StatsReply,
+    SetPolicyMessage, StatsReply, StorageReport,
 };
 use odx_core::stats::{OpCounts, STATUS_BUCKETS};
 use odx_core::status::STATUS_TABLE;
+use odx_core::storage::{CopyOffloadLimits, StorageCapability, TICKS_PER_SECOND};
 use odx_core::wire::WireStruct;
+use odx_core::{NtStatus, OffloadOp};
 use odx_sim::MemStore;
 use odx_sim::scenario::Scenario;
 use serde_json::{Value, json};
 use zerocopy::IntoBytes;
 
 use crate::codes::status_line;
-use crate::text::bytes;
+use crate::text::{bytes, duration, ticks_to_seconds_up};
 use crate::{CmdResult, Failure};
 
 /// A connection to odxflt's port.
@@ -157,6 +158,161 @@ fn counts_json(c: &OpCounts) -> Value {
     })
 }
 
+/// An active back-off as a stats reply states it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Backoff {
+    /// The operation odxflt refuses early.
+    pub op: OffloadOp,
+    /// Interrupt time (100-ns ticks) it ends.
+    pub until: u64,
+    /// Interrupt time of the refusal that started it (`until` minus the period).
+    pub refused_at: u64,
+    /// Seconds left after the reply's `now`, rounded up.
+    pub ends_in: u64,
+}
+
+/// The back-offs active when the reply was written, read first.
+#[must_use]
+pub fn backoffs(report: &StorageReport) -> Vec<Backoff> {
+    let period = u64::from(report.backoff_seconds).saturating_mul(TICKS_PER_SECOND);
+    [OffloadOp::Read, OffloadOp::Write]
+        .into_iter()
+        .filter_map(|op| {
+            let until = report.backoff_until(op)?;
+            Some(Backoff {
+                op,
+                until,
+                refused_at: until.saturating_sub(period),
+                ends_in: ticks_to_seconds_up(until.saturating_sub(report.now)),
+            })
+        })
+        .collect()
+}
+
+/// `read` / `write`.
+#[must_use]
+pub const fn op_word(op: OffloadOp) -> &'static str {
+    match op {
+        OffloadOp::Read => "read",
+        OffloadOp::Write => "write",
+    }
+}
+
+/// An interrupt time (ticks since boot; the simulated clock with `--scenario`) in seconds.
+#[must_use]
+pub fn interrupt_time(ticks: u64) -> String {
+    duration(ticks / TICKS_PER_SECOND)
+}
+
+/// The back-off period setting in words.
+#[must_use]
+pub fn backoff_setting(seconds: u32) -> String {
+    if seconds == 0 {
+        "never (OffloadBackoffSeconds 0)".to_owned()
+    } else {
+        duration(u64::from(seconds))
+    }
+}
+
+/// A descriptor's limits in human units.
+#[must_use]
+pub fn limits_text(l: &CopyOffloadLimits) -> String {
+    format!(
+        "token lifetime {} (max {}), max transfer {} (optimal {}), {} descriptor(s) of at most {} (optimal {}), granularity {} block(s)",
+        duration(u64::from(l.default_token_lifetime)),
+        duration(u64::from(l.maximum_token_lifetime)),
+        bytes(l.maximum_transfer_size),
+        bytes(l.optimal_transfer_count),
+        l.maximum_data_descriptors,
+        bytes(u64::from(l.maximum_transfer_length_per_descriptor)),
+        bytes(u64::from(l.optimal_transfer_length_per_descriptor)),
+        l.optimal_transfer_length_granularity
+    )
+}
+
+/// `odxctl stats`' lines for a volume's storage (after a two-space indent).
+#[must_use]
+pub fn storage_lines(report: &StorageReport) -> Vec<String> {
+    let backoff = backoff_setting(report.backoff_seconds);
+    let mut lines = vec![match &report.capability {
+        StorageCapability::Supported(l) => format!(
+            "storage supported (copy-offload descriptor): {}; back-off after a refusal: {backoff}",
+            limits_text(l)
+        ),
+        StorageCapability::NotSupported => "storage not supported: the copy-offload property query answered STATUS_NOT_SUPPORTED, odxflt refuses every offload here with STATUS_NOT_SUPPORTED".to_owned(),
+        StorageCapability::Unknown => format!(
+            "storage unknown: the copy-offload property query was not answered; requests are forwarded and refusals learned; back-off after a refusal: {backoff}"
+        ),
+    }];
+    for b in backoffs(report) {
+        lines.push(format!(
+            "        {} back-off ends in {} (refused at interrupt time {}, until {})",
+            op_word(b.op),
+            duration(b.ends_in),
+            interrupt_time(b.refused_at),
+            interrupt_time(b.until)
+        ));
+    }
+    lines
+}
+
+fn limits_json(l: &CopyOffloadLimits) -> Value {
+    json!({
+        "maximum_token_lifetime_s": l.maximum_token_lifetime,
+        "default_token_lifetime_s": l.default_token_lifetime,
+        "maximum_transfer_size": l.maximum_transfer_size,
+        "optimal_transfer_count": l.optimal_transfer_count,
+        "maximum_data_descriptors": l.maximum_data_descriptors,
+        "maximum_transfer_length_per_descriptor": l.maximum_transfer_length_per_descriptor,
+        "optimal_transfer_length_per_descriptor": l.optimal_transfer_length_per_descriptor,
+        "optimal_transfer_length_granularity": l.optimal_transfer_length_granularity,
+    })
+}
+
+/// The storage section as JSON.
+#[must_use]
+pub fn storage_json(report: &StorageReport) -> Value {
+    let backoff = |op| {
+        backoffs(report).into_iter().find(|b| b.op == op).map(|b| {
+            json!({
+                "until": b.until,
+                "refused_at": b.refused_at,
+                "ends_in_seconds": b.ends_in,
+            })
+        })
+    };
+    json!({
+        "capability": report.capability.name(),
+        "descriptor": match &report.capability {
+            StorageCapability::Supported(l) => limits_json(l),
+            StorageCapability::Unknown | StorageCapability::NotSupported => Value::Null,
+        },
+        "backoff_seconds": report.backoff_seconds,
+        "now": report.now,
+        "read_backoff": backoff(OffloadOp::Read),
+        "write_backoff": backoff(OffloadOp::Write),
+    })
+}
+
+/// The volume's storage section, `None` for an `ALL_VOLUMES` reply (no storage of its own) or
+/// a capability code this build does not know.
+fn volume_storage(volume: u32, reply: &StatsReply) -> Option<StorageReport> {
+    (volume != ALL_VOLUMES)
+        .then(|| reply.storage.report())
+        .flatten()
+}
+
+/// The stats reply of odxflt's only attached volume, when it has exactly one (user mode cannot
+/// map odxflt's slots to volume names; with one volume there is nothing to map).
+#[must_use]
+pub fn sole_volume_stats<C: PortClient + ?Sized>(client: &mut C) -> Option<StatsReply> {
+    let cfg = config(client).ok()?;
+    if stats(client, ALL_VOLUMES).ok()?.volume_count.get() != 1 {
+        return None;
+    }
+    (0..cfg.volume_slots.get()).find_map(|v| stats(client, v).ok())
+}
+
 fn volume_label(volume: u32) -> String {
     if volume == ALL_VOLUMES {
         "all volumes".to_owned()
@@ -199,6 +355,7 @@ pub fn run_stats<C: PortClient + ?Sized>(
                 "attached_volumes": r.volume_count.get(),
                 "read": counts_json(&OpCounts::from(&r.read)),
                 "write": counts_json(&OpCounts::from(&r.write)),
+                "storage": volume_storage(*v, r).as_ref().map(storage_json),
             })).collect::<Vec<_>>(),
         });
         writeln!(out, "{doc}")?;
@@ -217,6 +374,11 @@ pub fn run_stats<C: PortClient + ?Sized>(
             format!("volume {v}, policy {}", mode_name(r.mode.get()))
         };
         writeln!(out, "{label}")?;
+        if let Some(storage) = volume_storage(*v, r) {
+            for line in storage_lines(&storage) {
+                writeln!(out, "  {line}")?;
+            }
+        }
         counts_text(out, "read", &OpCounts::from(&r.read))?;
         counts_text(out, "write", &OpCounts::from(&r.write))?;
     }

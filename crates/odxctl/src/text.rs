@@ -38,6 +38,24 @@ pub fn bytes(n: u64) -> String {
     }
 }
 
+/// A span of whole seconds as people say it: `45 s`, `2 min 13 s`, `3 min`, `1 h 5 min`.
+pub fn duration(seconds: u64) -> String {
+    let (h, m, s) = (seconds / 3600, seconds / 60 % 60, seconds % 60);
+    match (h, m, s) {
+        (0, 0, s) => format!("{s} s"),
+        (0, m, 0) => format!("{m} min"),
+        (0, m, s) => format!("{m} min {s} s"),
+        (h, 0, _) => format!("{h} h"),
+        (h, m, _) => format!("{h} h {m} min"),
+    }
+}
+
+/// Interrupt-time ticks (100 ns) as whole seconds, rounded up (a back-off that has 0.2 s left
+/// "ends in 1 s", never "in 0 s").
+pub const fn ticks_to_seconds_up(ticks: u64) -> u64 {
+    ticks.div_ceil(odx_core::storage::TICKS_PER_SECOND)
+}
+
 /// Parses `4096`, `64K`, `256MiB`, `1G` (binary units).
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let t = text.trim();
@@ -106,5 +124,18 @@ mod tests {
         assert_eq!(wrap("aaa bbb ccc", 9, 2), "aaa bbb\n  ccc");
         assert_eq!(bytes(1536), "1.5 KiB");
         assert_eq!(bytes(12), "12 B");
+    }
+
+    #[test]
+    fn durations_read_like_speech() {
+        assert_eq!(duration(0), "0 s");
+        assert_eq!(duration(45), "45 s");
+        assert_eq!(duration(133), "2 min 13 s");
+        assert_eq!(duration(180), "3 min");
+        assert_eq!(duration(3900), "1 h 5 min");
+        assert_eq!(duration(7200), "2 h");
+        assert_eq!(ticks_to_seconds_up(1), 1);
+        assert_eq!(ticks_to_seconds_up(20_000_000), 2);
+        assert_eq!(ticks_to_seconds_up(20_000_001), 3);
     }
 }

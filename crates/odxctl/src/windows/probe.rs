@@ -42,13 +42,14 @@ const FILE_READ_ONLY_VOLUME: u32 = 0x0008_0000;
 use super::copy::logical_sector;
 use super::port::FilterPort;
 use super::{Handle, from_wide, wide};
-use crate::diagnose::{FileFact, FilterFact, Probe, StorageFact, VolumeFact};
-use crate::port_cmd::PortClient;
+use crate::diagnose::{FileFact, FilterFact, OdxfltStorage, Probe, StorageFact, VolumeFact};
+use crate::port_cmd::{PortClient, sole_volume_stats};
 
 /// Probes the running system.
 #[derive(Debug, Default)]
 pub struct WindowsProbe {
     policy: Option<Option<PolicyMode>>,
+    storage: Option<Option<OdxfltStorage>>,
 }
 
 impl WindowsProbe {
@@ -70,6 +71,19 @@ impl WindowsProbe {
             let reply = PolicyReply::parse(&reply).ok()?;
             PolicyMode::from_u32(reply.mode.get())
         })
+    }
+
+    /// odxflt's view of the storage (its stats reply's storage section) when it is attached to
+    /// exactly one volume: the port indexes volumes by slot, which user mode cannot map to a
+    /// name, so with several volumes `odxctl stats` is where each one's state is shown.
+    fn odxflt_storage(&mut self) -> Option<OdxfltStorage> {
+        self.storage
+            .get_or_insert_with(|| {
+                let mut port = FilterPort::connect().ok()?;
+                let reply = sole_volume_stats(&mut port)?;
+                OdxfltStorage::from_reply(&reply)
+            })
+            .clone()
     }
 }
 
@@ -251,7 +265,12 @@ fn volume_root(path: &str) -> Result<String, String> {
     Ok(from_wide(&root))
 }
 
-fn volume_fact(root: &str, sector: u32, policy: Option<PolicyMode>) -> VolumeFact {
+fn volume_fact(
+    root: &str,
+    sector: u32,
+    policy: Option<PolicyMode>,
+    odxflt_storage: Option<OdxfltStorage>,
+) -> VolumeFact {
     let root_w = wide(root);
     let mut fs_name = vec![0u16; 64];
     let mut flags = 0u32;
@@ -310,6 +329,7 @@ fn volume_fact(root: &str, sector: u32, policy: Option<PolicyMode>) -> VolumeFac
         policy: policy.filter(|_| attached),
         storage,
         storage_id,
+        odxflt_storage: odxflt_storage.filter(|_| attached),
     }
 }
 
@@ -331,6 +351,7 @@ impl Probe for WindowsProbe {
         let sector = logical_sector(&handle).unwrap_or(512);
         let root = volume_root(path)?;
         let policy = self.odxflt_policy();
+        let odxflt_storage = self.odxflt_storage();
         Ok(FileFact {
             path: path.to_owned(),
             size: u64::try_from(size).unwrap_or(0),
@@ -338,7 +359,7 @@ impl Probe for WindowsProbe {
                 attributes: FileAttributes::from_bits_truncate(attributes),
                 markers: odx_core::flags::StreamMarkers::empty(),
             },
-            volume: volume_fact(&root, sector, policy),
+            volume: volume_fact(&root, sector, policy, odxflt_storage),
         })
     }
 
