@@ -1208,3 +1208,12 @@ fn sets_compare_by_their_rules_only() {
     a.clear();
     assert_eq!(a, RuleSet::new());
 }
+
+#[test]
+fn memory_figures_in_the_docs() {
+    // docs/governance-rules.md quotes these.
+    assert_eq!(std::mem::size_of::<Rule>(), 904);
+    assert_eq!(std::mem::size_of::<RuleSet>(), 57_872);
+    assert_eq!(std::mem::size_of::<Journal<1024>>(), 204_824);
+    assert_eq!(std::mem::size_of::<Record>(), 208);
+}

@@ -295,7 +295,7 @@ bitflags::bitflags! {
 /// The ordered rule table: at most [`RuleSet::CAPACITY`] rules, the first that matches wins,
 /// none matching leaves the request to the volume's mode.
 ///
-/// About 56 KiB (see docs/governance-rules.md); the in-place loaders ([`RuleSet::load_lines`],
+/// About 57 KiB (see docs/governance-rules.md); the in-place loaders ([`RuleSet::load_lines`],
 /// [`RuleSet::try_load_lines`]) fill one that already lives in pool or static memory, for callers
 /// with a small stack.
 #[derive(Clone)]
