@@ -80,12 +80,44 @@ const FACTS: [FactKind; 5] = [
     FactKind::Locks,
 ];
 
-fn index_code<T: PartialEq>(table: &[T], item: &T) -> u16 {
-    table
-        .iter()
-        .position(|t| t == item)
-        .and_then(|i| u16::try_from(i).ok())
-        .unwrap_or(0xFF)
+/// The low byte of a check's code: its place in [`CHECKS`] plus one. Exhaustive on purpose: a new
+/// [`Check`] does not compile until it has a code (append it to [`CHECKS`] too; a test checks
+/// that the two agree).
+const fn check_code(check: Check) -> u16 {
+    match check {
+        Check::FileSystemImplementsOffload => 1,
+        Check::VolumeMounted => 2,
+        Check::HandleOpen => 3,
+        Check::VolumeWritable => 4,
+        Check::OffloadSupported => 5,
+        Check::InputLength => 6,
+        Check::OutputLength => 7,
+        Check::Alignment => 8,
+        Check::SizeField => 9,
+        Check::RangeOverflow => 10,
+        Check::ZeroLength => 11,
+        Check::StreamKind => 12,
+        Check::StreamDeleted => 13,
+        Check::MaxFileSize => 14,
+        Check::LockConflict => 15,
+        Check::EndOfFile => 16,
+        Check::TinyFile => 17,
+        Check::BeyondValidData => 18,
+        Check::Forward => 19,
+        Check::FactUnavailable(_) => 0,
+    }
+}
+
+/// The low byte of a failed fact's code: its place in [`FACTS`] (exhaustive, like
+/// [`check_code`]).
+const fn fact_code(kind: FactKind) -> u16 {
+    match kind {
+        FactKind::Volume => 0,
+        FactKind::Handle => 1,
+        FactKind::StreamKind => 2,
+        FactKind::StreamSizes => 3,
+        FactKind::Locks => 4,
+    }
 }
 
 impl DecidedBy {
@@ -96,8 +128,8 @@ impl DecidedBy {
         match self {
             Self::Unknown => 0,
             Self::Mode(m) => 0x0100 | u16::try_from(m.as_u32()).unwrap_or(0xFF),
-            Self::Check(Check::FactUnavailable(k)) => 0x0300 | index_code(&FACTS, &k),
-            Self::Check(c) => 0x0200 | index_code(&CHECKS, &c).saturating_add(1),
+            Self::Check(Check::FactUnavailable(k)) => 0x0300 | fact_code(k),
+            Self::Check(c) => 0x0200 | check_code(c),
             Self::Rule(i) if i < 0x8000 => 0x8000 | i,
             Self::Rule(_) => 0,
         }
@@ -779,6 +811,16 @@ mod tests {
         assert_eq!(DecidedBy::Rule(0x8000).code(), 0);
         for bad in [0x0001, 0x0103, 0x0200, 0x0214, 0x0305, 0x0400, 0x7FFF] {
             assert_eq!(DecidedBy::from_code(bad), None, "{bad:#06x}");
+        }
+    }
+
+    #[test]
+    fn the_code_tables_agree_with_the_exhaustive_matches() {
+        for (i, c) in CHECKS.into_iter().enumerate() {
+            assert_eq!(usize::from(check_code(c)), i + 1, "{c:?}");
+        }
+        for (i, k) in FACTS.into_iter().enumerate() {
+            assert_eq!(usize::from(fact_code(k)), i, "{k:?}");
         }
     }
 
