@@ -115,6 +115,7 @@ fn run_once(
     let name = file_name(&scenario.path);
     let config = scenario.volume_config();
     let (volume, _) = crate::diff::volume_info(&config);
+    let volume = crate::diff::with_storage(volume, &scenario.storage);
     let policy = PolicyMode::from_name(&scenario.volume.policy).unwrap_or_default();
     let mut report = RunReport::default();
     let mut driver =
@@ -237,8 +238,11 @@ fn run_once(
                 let id = bin.file(spec.file.as_ref())?;
                 bin.stack.volume_mut().write_data(id, spec.offset, &bytes)?;
             }
-            Op::AdvanceMs => bin.stack.advance_ms(spec.ms.unwrap_or(0)),
-            Op::Compare => {}
+            Op::AdvanceMs => {
+                bin.stack.advance_ms(spec.ms.unwrap_or(0));
+                crate::diff::advance_kernel_clock(spec.ms.unwrap_or(0));
+            }
+            Op::Compare | Op::Stat => {}
         }
     }
     let (calls, fired) = kernel::with(|k| (k.faults.calls.clone(), k.faults.fired))

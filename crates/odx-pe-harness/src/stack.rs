@@ -284,6 +284,8 @@ struct ImageLayout {
     entries: BTreeSet<u32>,
     /// Each section's RVA and bytes (jump tables are read from them).
     sections: Vec<(u32, Vec<u8>)>,
+    /// The read-only data sections' RVA ranges (a jump index loaded from one is a constant).
+    read_only: Vec<(u32, u32)>,
 }
 
 impl ImageLayout {
@@ -380,11 +382,17 @@ impl ImageLayout {
             }
         }
         let mut data = Vec::new();
+        let mut read_only = Vec::new();
         for section in sections.iter() {
             let bytes = section
                 .pe_data(file)
                 .map_err(|e| anyhow!("section data: {e}"))?;
-            data.push((section.virtual_address.get(LE), bytes.to_vec()));
+            let start = section.virtual_address.get(LE);
+            // Read-only initialised data (LLVM's `.rdata`; the loader maps it Read).
+            if section.name.starts_with(b".rdata") {
+                read_only.push((start, start.saturating_add(section.virtual_size.get(LE))));
+            }
+            data.push((start, bytes.to_vec()));
         }
         Ok(Self {
             image_base: nt.optional_header().image_base(),
@@ -397,6 +405,7 @@ impl ImageLayout {
                 .filter(|rva| (text.0..text.1).contains(rva))
                 .collect(),
             sections: data,
+            read_only,
         })
     }
 }
@@ -784,18 +793,26 @@ impl<'a> Program<'a> {
             .find(|ins| ins.mnemonic.starts_with("lea") && ins.operands.contains("(%rip)"))?
             .target?;
         let table = u32::try_from(table.checked_sub(self.layout.image_base)?).ok()?;
-        let bound = window.windows(2).rev().find_map(|pair| {
-            let (cmp, ja) = (&pair[0], &pair[1]);
-            (cmp.mnemonic.starts_with("cmp") && ja.mnemonic == "ja")
-                .then(|| {
-                    cmp.operands
-                        .strip_prefix('$')?
-                        .split(',')
-                        .next()
-                        .and_then(|n| parse_immediate(n.trim()))
-                })
-                .flatten()
-        })?;
+        if let Some(target) = self.constant_index_jump(window, table) {
+            return Some(vec![target]);
+        }
+        let immediate = |cmp: &Instruction| {
+            cmp.operands
+                .strip_prefix('$')?
+                .split(',')
+                .next()
+                .and_then(|n| parse_immediate(n.trim()))
+        };
+        let bound = window
+            .windows(2)
+            .rev()
+            .find_map(|pair| {
+                let (cmp, ja) = (&pair[0], &pair[1]);
+                (cmp.mnemonic.starts_with("cmp") && ja.mnemonic == "ja")
+                    .then(|| immediate(cmp))
+                    .flatten()
+            })
+            .or_else(|| self.branch_bound(position, &immediate))?;
         ensure_small(bound)?;
         let mut targets = Vec::new();
         for k in 0..=bound {
@@ -807,6 +824,70 @@ impl<'a> Program<'a> {
             targets.push(target);
         }
         Some(targets)
+    }
+
+    /// The bound of a table dispatch block reached by a branch elsewhere: `cmp $N, %idx;
+    /// jbe BLOCK` where BLOCK starts the `lea TABLE(%rip)` that precedes the `jmp` at `position`
+    /// (the completion mapping's layout: the bound check sits before another block).
+    fn branch_bound(
+        &self,
+        position: usize,
+        immediate: &dyn Fn(&Instruction) -> Option<u64>,
+    ) -> Option<u64> {
+        let block = self.instructions[position.saturating_sub(4)..position]
+            .iter()
+            .rev()
+            .find(|ins| ins.mnemonic.starts_with("lea") && ins.operands.contains("(%rip)"))?
+            .rva;
+        let near = &self.instructions[position.saturating_sub(64)..position];
+        near.windows(2).find_map(|pair| {
+            let (cmp, jump) = (&pair[0], &pair[1]);
+            let reaches = direct_target(jump, self.layout) == Some(block);
+            if !(cmp.mnemonic.starts_with("cmp") && reaches) {
+                return None;
+            }
+            match jump.mnemonic.as_str() {
+                "jbe" => immediate(cmp),
+                "jb" => immediate(cmp)?.checked_sub(1),
+                _ => None,
+            }
+        })
+    }
+
+    /// The one target of a table dispatch whose index is loaded from read-only data (an unrolled
+    /// loop over a constant table, e.g. the core's check order: `lea X(%rip), %a; mov (%a), %i;
+    /// lea TABLE(%rip), %b; movslq (%b,%i,4), %r; add %b, %r; jmp *%r`, no bound check because
+    /// the value is known): the index is the 32-bit value at X.
+    fn constant_index_jump(&self, window: &[Instruction], table: u32) -> Option<u32> {
+        let leas: Vec<&Instruction> = window
+            .iter()
+            .filter(|ins| ins.mnemonic.starts_with("lea") && ins.operands.contains("(%rip)"))
+            .collect();
+        let [.., source, _table] = leas.as_slice() else {
+            return None;
+        };
+        let base = source.operands.rsplit(',').next()?.trim().to_owned();
+        let loads = window.iter().any(|ins| {
+            ins.mnemonic.starts_with("mov") && ins.operands.starts_with(&format!("({base})"))
+        });
+        let source = u32::try_from(source.target?.checked_sub(self.layout.image_base)?).ok()?;
+        let constant = self
+            .layout
+            .read_only
+            .iter()
+            .any(|(start, end)| (*start..*end).contains(&source));
+        if !loads || !constant {
+            return None;
+        }
+        let index = u32::try_from(self.layout.i32_at(source)?).ok()?;
+        ensure_small(u64::from(index))?;
+        let offset = self
+            .layout
+            .i32_at(table.checked_add(index.checked_mul(4)?)?)?;
+        let target = table.checked_add_signed(offset)?;
+        (self.layout.text.0..self.layout.text.1)
+            .contains(&target)
+            .then_some(target)
     }
 
     fn function(&self, entry: u32) -> Result<Function> {

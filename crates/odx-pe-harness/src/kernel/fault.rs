@@ -17,6 +17,8 @@ const STATUS_FLT_CONTEXT_ALREADY_DEFINED: NtStatus = NtStatus(0xC01C_0002);
 const STATUS_FLT_NOT_INITIALIZED: NtStatus = NtStatus(0xC01C_0007);
 /// `STATUS_NOT_FOUND`.
 const STATUS_NOT_FOUND: NtStatus = NtStatus(0xC000_0225);
+/// `STATUS_FLT_NO_DEVICE_OBJECT`.
+const STATUS_FLT_NO_DEVICE_OBJECT: NtStatus = NtStatus(0xC01C_0019);
 /// `STATUS_INVALID_DEVICE_REQUEST`.
 const STATUS_INVALID_DEVICE_REQUEST: NtStatus = NtStatus(0xC000_0010);
 
@@ -49,11 +51,19 @@ pub enum Point {
     RegisterFilter,
     /// `FltStartFiltering`.
     StartFiltering,
+    /// `FltGetDiskDeviceObject` (no disk device under the volume).
+    GetDiskDeviceObject,
+    /// `IoBuildDeviceIoControlRequest` (returns NULL: no IRP).
+    BuildIrp,
+    /// The disk completes the property query with a failure.
+    StorageQuery,
+    /// The disk answers the property query `STATUS_PENDING` and completes it in the wait.
+    PendQuery,
 }
 
 impl Point {
     /// Every failable routine.
-    pub const ALL: [Self; 13] = [
+    pub const ALL: [Self; 17] = [
         Self::QueryInformationFile,
         Self::AllocateContext,
         Self::SetInstanceContext,
@@ -67,6 +77,10 @@ impl Point {
         Self::CreateCommunicationPort,
         Self::RegisterFilter,
         Self::StartFiltering,
+        Self::GetDiskDeviceObject,
+        Self::BuildIrp,
+        Self::StorageQuery,
+        Self::PendQuery,
     ];
 
     /// The statuses the routine's documentation lists (file queries: also what NTFS answers
@@ -110,6 +124,20 @@ impl Point {
                 NtStatus::STATUS_INSUFFICIENT_RESOURCES,
             ],
             Self::StartFiltering => &[NtStatus::STATUS_INSUFFICIENT_RESOURCES],
+            // fltkernel/nf-fltkernel-fltgetdiskdeviceobject.
+            Self::GetDiskDeviceObject => &[STATUS_FLT_NO_DEVICE_OBJECT],
+            Self::BuildIrp => &[NtStatus::STATUS_INSUFFICIENT_RESOURCES],
+            // What a storage stack answers IOCTL_STORAGE_QUERY_PROPERTY for this property: no
+            // copy offload, a stack that does not know the property, the feature missing, no
+            // memory.
+            Self::StorageQuery => &[
+                NtStatus::STATUS_NOT_SUPPORTED,
+                STATUS_INVALID_DEVICE_REQUEST,
+                NtStatus::STATUS_DEVICE_FEATURE_NOT_SUPPORTED,
+                NtStatus::STATUS_INSUFFICIENT_RESOURCES,
+            ],
+            // Not a failure: the answer arrives later (the status is not used).
+            Self::PendQuery => &[NtStatus::STATUS_SUCCESS],
         }
     }
 }

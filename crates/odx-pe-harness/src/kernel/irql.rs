@@ -111,6 +111,12 @@ extern "C" fn on_segv(signal: i32, _info: *mut libc::siginfo_t, context: *mut c_
             return;
         }
     }
+    // A touch of an IRP the image already sent: recorded, the page opened, the access retried.
+    // SAFETY: `si_addr` of a SIGSEGV siginfo is the faulting address.
+    let address = unsafe { (*_info).si_addr() } as usize;
+    if super::storage::fault_on_sent_irp(address) {
+        return;
+    }
     // Not ours: restore the default action; returning re-executes the faulting instruction,
     // which now kills the process (the bugcheck of this model).
     // SAFETY: resetting a signal disposition to SIG_DFL is always valid.

@@ -21,6 +21,7 @@ pub mod pool;
 pub mod port;
 pub mod query;
 pub mod registry;
+pub mod storage;
 
 use std::alloc::Layout;
 use std::cell::RefCell;
@@ -73,6 +74,10 @@ pub struct VolumeInfo {
     pub sectors_per_allocation_unit: u32,
     /// `FltIsVolumeWritable`.
     pub writable: bool,
+    /// The disk's answer to the copy-offload property query (`[storage] query`).
+    pub storage: storage::DiskAnswer,
+    /// `Parameters\OffloadBackoffSeconds` (REG_DWORD) under the service key, if set.
+    pub backoff_seconds: Option<u32>,
 }
 
 /// What `FltQueryInformationFile` answers for one file object.
@@ -133,6 +138,20 @@ pub enum Call {
     ClosePort,
     /// The image read CR8 (`KeGetCurrentIrql`, emulated).
     ReadIrql,
+    /// `FltGetDiskDeviceObject`.
+    GetDiskDeviceObject,
+    /// `ObfDereferenceObject`.
+    DereferenceObject,
+    /// `KeInitializeEvent`.
+    InitializeEvent,
+    /// `IoBuildDeviceIoControlRequest`.
+    BuildDeviceIoControlRequest,
+    /// `IofCallDriver`.
+    CallDriver,
+    /// `KeWaitForSingleObject`.
+    WaitForSingleObject,
+    /// `KeQueryUnbiasedInterruptTime`.
+    QueryInterruptTime,
 }
 
 impl Call {
@@ -274,6 +293,8 @@ pub struct Kernel {
     pub pool_allocations: usize,
     /// Context references taken (allocate + get + set, ever).
     pub context_references: usize,
+    /// The disk under the volume and the clock.
+    pub storage: storage::StorageModel,
 }
 
 thread_local! {
@@ -319,6 +340,7 @@ pub fn install(volume: VolumeInfo, default_policy: Option<u32>) -> anyhow::Resul
             ports_created: 0,
             pool_allocations: 0,
             context_references: 0,
+            storage: storage::StorageModel::new(volume.storage, volume.backoff_seconds),
         });
         Ok(())
     })
@@ -337,6 +359,7 @@ pub fn uninstall() {
             // SAFETY: allocated with this layout by FltBuildDefaultSecurityDescriptor.
             unsafe { std::alloc::dealloc(address as *mut u8, layout) };
         }
+        storage::release(&mut kernel.storage);
         for (address, block) in std::mem::take(&mut kernel.contexts) {
             // SAFETY: as above, for FltAllocateContext's allocation.
             unsafe { std::alloc::dealloc(address as *mut u8, block.layout) };
@@ -440,6 +463,7 @@ impl Kernel {
                     self.server_port
                         .map(|p| format!("communication port {p:#x}")),
                 )
+                .chain(storage::leaks(&self.storage))
                 .collect(),
         }
     }
@@ -452,8 +476,10 @@ pub fn resolve(library: &str, symbol: &str) -> Option<usize> {
     match library.as_str() {
         "ntoskrnl.exe" => pool::resolve(symbol)
             .or_else(|| registry::resolve(symbol))
-            .or_else(|| irql::resolve(symbol)),
+            .or_else(|| irql::resolve(symbol))
+            .or_else(|| storage::resolve_ntoskrnl(symbol)),
         "fltmgr.sys" => filter::resolve(symbol)
+            .or_else(|| storage::resolve_fltmgr(symbol))
             .or_else(|| context::resolve(symbol))
             .or_else(|| query::resolve(symbol))
             .or_else(|| port::resolve(symbol)),

@@ -1,5 +1,6 @@
 //! The registry: `ZwOpenKey` (the service key and its `Parameters` subkey exist, nothing else),
-//! `ZwQueryValueKey` (`Parameters\DefaultPolicy` as a REG_DWORD when the scenario sets a policy)
+//! `ZwQueryValueKey` (`Parameters\DefaultPolicy` as a REG_DWORD when the scenario sets a policy,
+//! `Parameters\OffloadBackoffSeconds` as a REG_DWORD with the scenario's `[storage] backoff_seconds`)
 //! and `ObCloseHandle`. All PASSIVE_LEVEL. `OBJECT_ATTRIBUTES`, `UNICODE_STRING` and
 //! `KEY_VALUE_PARTIAL_INFORMATION` are read and written by the table's offsets.
 
@@ -160,10 +161,16 @@ unsafe extern "win64" fn zw_query_value_key(
         if class != s.constants.key_value_partial_information {
             return Err(STATUS_INVALID_INFO_CLASS);
         }
-        let is_policy = path.eq_ignore_ascii_case(&format!(r"{SERVICE_KEY}\Parameters"))
-            && name.eq_ignore_ascii_case("DefaultPolicy");
-        match (is_policy, k.default_policy) {
-            (true, Some(policy)) => Ok(policy),
+        let parameters = path.eq_ignore_ascii_case(&format!(r"{SERVICE_KEY}\Parameters"));
+        let value = if name.eq_ignore_ascii_case("DefaultPolicy") {
+            k.default_policy
+        } else if name.eq_ignore_ascii_case("OffloadBackoffSeconds") {
+            k.storage.backoff_seconds
+        } else {
+            None
+        };
+        match (parameters, value) {
+            (true, Some(value)) => Ok(value),
             _ => Err(STATUS_OBJECT_NAME_NOT_FOUND),
         }
     })
