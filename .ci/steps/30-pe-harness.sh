@@ -35,7 +35,7 @@ fi
 
 cargo build --quiet -p odx-pe-harness
 cargo run --quiet -p odx-pe-harness -- "$@"
-cargo test --quiet -p odx-pe-harness --test differential --test kernel_review
+cargo test --quiet -p odx-pe-harness --test differential --test kernel_review --test storage_review
 # Every failable kernel call failing once at each position, raised IRQLs, kernel-mode requests,
 # foreign FsContext headers (docs/pe-harness.md, "Faults"); all 69 scenarios.
 cargo run --quiet -p odx-pe-harness -- --faults
