@@ -112,8 +112,10 @@ extern "C" fn on_segv(signal: i32, _info: *mut libc::siginfo_t, context: *mut c_
         }
     }
     // A touch of an IRP the image already sent: recorded, the page opened, the access retried.
+    // SAFETY: the kernel passes a valid siginfo to an SA_SIGINFO handler.
+    let info = unsafe { &*_info };
     // SAFETY: `si_addr` of a SIGSEGV siginfo is the faulting address.
-    let address = unsafe { (*_info).si_addr() } as usize;
+    let address = unsafe { info.si_addr() } as usize;
     if super::storage::fault_on_sent_irp(address) {
         return;
     }

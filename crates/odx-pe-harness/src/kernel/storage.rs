@@ -178,6 +178,16 @@ pub(super) fn resolve_fltmgr(symbol: &str) -> Option<usize> {
     })
 }
 
+/// Writes `value` at `base + offset` of a structure the image passed in.
+///
+/// # Safety
+/// `base + offset .. + size_of::<T>()` is writable memory of that structure.
+unsafe fn poke<T: Copy>(base: usize, offset: usize, value: T) {
+    let at = (base as *mut u8).wrapping_add(offset).cast::<T>();
+    // SAFETY: forwarded from the caller.
+    unsafe { at.write_unaligned(value) };
+}
+
 fn constant(name: &str) -> u64 {
     table().and_then(|t| t.constant(name)).unwrap_or(u64::MAX)
 }
@@ -279,24 +289,15 @@ unsafe extern "win64" fn ke_initialize_event(event: *mut c_void, kind: i32, stat
             k.error(format!("KeInitializeEvent({event:p}, type {kind})"));
             return;
         }
-        // SAFETY: the image passes its KEVENT (checked non-NULL), `size` writable bytes; the
-        // fields are written at the table's offsets with their C widths (UCHAR, UCHAR, LONG).
-        unsafe {
-            event.cast::<u8>().write_bytes(0, size);
-            event
-                .cast::<u8>()
-                .add(type_at)
-                .write(u8::try_from(kind).unwrap_or(0));
-            event
-                .cast::<u8>()
-                .add(size_at)
-                .write(u8::try_from(size / 4).unwrap_or(0));
-            event
-                .cast::<u8>()
-                .add(signal_at)
-                .cast::<i32>()
-                .write_unaligned(i32::from(state != 0));
-        }
+        let base = event as usize;
+        // SAFETY: the image passes its KEVENT (checked non-NULL), `size` writable bytes.
+        unsafe { event.cast::<u8>().write_bytes(0, size) };
+        // SAFETY: inside that KEVENT: UCHAR Header.Type at the table's offset.
+        unsafe { poke(base, type_at, u8::try_from(kind).unwrap_or(0)) };
+        // SAFETY: as above: UCHAR Header.Size (in LONGs).
+        unsafe { poke(base, size_at, u8::try_from(size / 4).unwrap_or(0)) };
+        // SAFETY: as above: LONG Header.SignalState.
+        unsafe { poke(base, signal_at, i32::from(state != 0)) };
         k.storage.events.insert(event as usize, state != 0);
     });
 }
@@ -499,18 +500,11 @@ fn complete(k: &mut super::Kernel, irp: &Irp, status: NtStatus, information: usi
             std::ptr::copy_nonoverlapping(irp.system_buffer.as_ptr(), irp.output as *mut u8, n);
         }
     }
-    // SAFETY: the caller's IO_STATUS_BLOCK, alive until completion; Status (NTSTATUS) and
-    // Information (ULONG_PTR) at the table's offsets.
-    unsafe {
-        (irp.io_status as *mut u8)
-            .add(io.status)
-            .cast::<i32>()
-            .write_unaligned(nt(status));
-        (irp.io_status as *mut u8)
-            .add(io.information)
-            .cast::<usize>()
-            .write_unaligned(information);
-    }
+    // SAFETY: the caller's IO_STATUS_BLOCK, alive until completion; NTSTATUS Status at the
+    // table's offset.
+    unsafe { poke(irp.io_status, io.status, nt(status)) };
+    // SAFETY: as above: ULONG_PTR Information.
+    unsafe { poke(irp.io_status, io.information, information) };
     signal(k, irp.event);
 }
 
@@ -522,12 +516,7 @@ fn signal(k: &mut super::Kernel, event: usize) {
         *state = true;
         // SAFETY: an event the image initialised with KeInitializeEvent and keeps alive until
         // the IRP completes; LONG SignalState at the table's offset.
-        unsafe {
-            (event as *mut u8)
-                .add(signal_at)
-                .cast::<i32>()
-                .write_unaligned(1);
-        }
+        unsafe { poke(event, signal_at, 1_i32) };
     }
 }
 
