@@ -56,6 +56,23 @@ fuzz_target!(|data: &[u8]| {
                     assert_eq!(PolicyMode::from_u32(msg.mode.get()), Some(mode));
                     volume
                 }
+                PortRequest::SetRules { text } => {
+                    assert_eq!(header.kind.get(), 8);
+                    assert_eq!(text.len(), declared - MessageHeader::SIZE);
+                    assert_eq!(text.as_bytes(), &data[MessageHeader::SIZE..declared]);
+                    header.volume.get()
+                }
+                PortRequest::QueryRules => {
+                    assert_eq!(header.kind.get(), 10);
+                    header.volume.get()
+                }
+                PortRequest::ReadJournal { from_seq, max_records } => {
+                    assert_eq!(header.kind.get(), 12);
+                    let msg = odx_core::port::governance::ReadJournalMessage::parse(data)
+                        .expect("short ReadJournal accepted");
+                    assert_eq!((msg.from_seq.get(), msg.max_records.get()), (from_seq, max_records));
+                    header.volume.get()
+                }
             };
             assert_eq!(volume, header.volume.get());
         }

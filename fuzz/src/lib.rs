@@ -281,6 +281,12 @@ impl OffloadFacts for RecordingFacts {
         let v = self.mirror.lock_conflict;
         self.answer(FactKind::Locks, v)
     }
+    fn process_image(&mut self) -> Option<&[u16]> {
+        None
+    }
+    fn file_path(&mut self) -> Option<&[u16]> {
+        None
+    }
 }
 
 /// Mirror of [`Rules`]; every status is forced to error severity (a configured refusal is never a

@@ -249,6 +249,17 @@ pub trait OffloadFacts {
     /// # Errors
     /// The status that prevented learning the fact.
     fn lock_conflict(&mut self, range: ByteRange, intent: LockIntent) -> Result<bool, NtStatus>;
+
+    /// The requesting process's image: a full image path or its file name (`robocopy.exe`).
+    /// Asked only when a governance rule names a process, or for the decision journal; `None`
+    /// when it cannot be learnt (the rule then does not match, the record keeps no name). The
+    /// answer is the implementer's to cache for the rest of the request.
+    fn process_image(&mut self) -> Option<&[u16]>;
+
+    /// The file's path from the volume root (`\Backups\db.vhdx`, no volume name). Asked only
+    /// when a rule names a path or an extension, or for the journal; `None` when it cannot be
+    /// learnt.
+    fn file_path(&mut self) -> Option<&[u16]>;
 }
 
 impl<T: OffloadFacts + ?Sized> OffloadFacts for &mut T {
@@ -266,5 +277,11 @@ impl<T: OffloadFacts + ?Sized> OffloadFacts for &mut T {
     }
     fn lock_conflict(&mut self, range: ByteRange, intent: LockIntent) -> Result<bool, NtStatus> {
         (**self).lock_conflict(range, intent)
+    }
+    fn process_image(&mut self) -> Option<&[u16]> {
+        (**self).process_image()
+    }
+    fn file_path(&mut self) -> Option<&[u16]> {
+        (**self).file_path()
     }
 }

@@ -12,6 +12,8 @@
 use crate::complete::{complete_read, complete_write};
 use crate::ctl::OffloadOp;
 use crate::facts::OffloadFacts;
+use crate::governance::journal::{DecidedBy, Event, PROCESS_NAME_UNITS};
+use crate::governance::request::{FactsSubject, Governance, JournalAt, JournalSeq};
 use crate::policy::{Governed, PolicyMode, govern};
 use crate::rules::Rules;
 use crate::stats::VolumeStats;
@@ -101,6 +103,8 @@ pub enum PreOp {
         /// The input in the buffer was rewritten (trimmed): the driver must mark the callback
         /// data dirty.
         input_rewritten: bool,
+        /// The request's journal record, to complete in post-operation ([`JournalSeq`]).
+        journal_seq: Option<u64>,
     },
     /// Send down untouched and do not call back (`FLT_PREOP_SUCCESS_NO_CALLBACK`): the buffer is
     /// as the caller sent it, the file system decides, and the answer is not seen (enforce mode,
@@ -130,15 +134,62 @@ fn requested_length(op: OffloadOp, input: &[u8]) -> u64 {
     }
 }
 
-/// odxflt's pre-operation for an offload FSCTL.
+/// What pre-operation needs besides the buffer and the facts.
+#[derive(Clone, Copy, Debug)]
+pub struct PreEnv<'a> {
+    /// The volume's mode: what applies when no rule matches.
+    pub mode: PolicyMode,
+    /// The conflict choices.
+    pub rules: &'a Rules,
+    /// The volume's counters.
+    pub stats: Option<&'a VolumeStats>,
+    /// The governance rules (`None`: none configured, nothing is evaluated).
+    pub governance: Option<Governance<'a>>,
+    /// The decision journal (`None`: nothing is recorded).
+    pub journal: Option<JournalAt<'a>>,
+}
+
+/// odxflt's pre-operation for an offload FSCTL, without rules or journal: [`pre_operation_in`]
+/// with the volume's `mode` for every request.
 pub fn pre_operation<F: OffloadFacts + ?Sized>(
-    mut request: BufferedRequest<'_>,
+    request: BufferedRequest<'_>,
     mode: PolicyMode,
     facts: &mut F,
     rules: &Rules,
     stats: Option<&VolumeStats>,
 ) -> PreOp {
+    pre_operation_in(
+        request,
+        facts,
+        &PreEnv {
+            mode,
+            rules,
+            stats,
+            governance: None,
+            journal: None,
+        },
+    )
+}
+
+/// odxflt's pre-operation for an offload FSCTL: the first matching rule's action, or the
+/// volume's mode, decides how the request is governed ([`govern`]); the counters and the journal
+/// record what happened.
+pub fn pre_operation_in<F: OffloadFacts + ?Sized>(
+    mut request: BufferedRequest<'_>,
+    facts: &mut F,
+    env: &PreEnv<'_>,
+) -> PreOp {
     let op = request.op;
+    let matched = env.governance.and_then(|g| {
+        g.rules.evaluate(&mut FactsSubject {
+            facts: &mut *facts,
+            op,
+            requestor: g.requestor,
+            length: requested_length(op, request.input()),
+            volume: g.volume,
+        })
+    });
+    let mode = matched.map_or(env.mode, |(_, action)| action);
     let governed = govern(
         mode,
         op,
@@ -147,12 +198,12 @@ pub fn pre_operation<F: OffloadFacts + ?Sized>(
             output_len: request.output_len,
         },
         facts,
-        rules,
+        env.rules,
     );
-    if let Some(stats) = stats {
+    if let Some(stats) = env.stats {
         stats.on_pre_operation(op, &governed);
     }
-    match governed {
+    let pre = match governed {
         Governed::Veto(status) => PreOp::Complete {
             status,
             information: 0,
@@ -164,6 +215,7 @@ pub fn pre_operation<F: OffloadFacts + ?Sized>(
                 requested_length: requested_length(op, request.input()),
             },
             input_rewritten: false,
+            journal_seq: None,
         },
         Governed::Enforce(decision) => match decision.verdict {
             OffloadVerdict::Read(Verdict::Complete(c)) => {
@@ -179,12 +231,121 @@ pub fn pre_operation<F: OffloadFacts + ?Sized>(
             OffloadVerdict::Read(Verdict::Forward(fwd)) => PreOp::Forward {
                 context: PostContext::Read(fwd.context),
                 input_rewritten: fwd.rewrite(request.input_mut()),
+                journal_seq: None,
             },
             OffloadVerdict::Write(Verdict::Forward(fwd)) => PreOp::Forward {
                 context: PostContext::Write(fwd.context),
                 input_rewritten: fwd.rewrite(request.input_mut()),
+                journal_seq: None,
             },
         },
+    };
+    match env.journal {
+        Some(at) => record(at, pre, &governed, matched, facts, &mut request),
+        None => pre,
+    }
+}
+
+/// What the journal says decided a request.
+fn decided_by(governed: &Governed, matched: Option<(usize, PolicyMode)>) -> DecidedBy {
+    let rule = matched.and_then(|(index, _)| u16::try_from(index).ok());
+    match (governed, rule) {
+        (Governed::Enforce(decision), _) => DecidedBy::Check(decision.check),
+        (Governed::Veto(_) | Governed::Observe { .. }, Some(index)) => DecidedBy::Rule(index),
+        (Governed::Veto(_), None) => DecidedBy::Mode(PolicyMode::Veto),
+        (Governed::Observe { .. }, None) => DecidedBy::Mode(PolicyMode::Monitor),
+    }
+}
+
+/// Units of the process image's file name kept for the record: one more than the record keeps,
+/// so it still sees that a longer name was cut.
+const PROCESS_COPY_UNITS: usize = PROCESS_NAME_UNITS + 1;
+
+// Not inlined: the no-journal path keeps its small frame, and the record's few hundred bytes of
+// locals live only here.
+#[inline(never)]
+fn record<F: OffloadFacts + ?Sized>(
+    at: JournalAt<'_>,
+    mut pre: PreOp,
+    governed: &Governed,
+    matched: Option<(usize, PolicyMode)>,
+    facts: &mut F,
+    request: &mut BufferedRequest<'_>,
+) -> PreOp {
+    // The process name is copied (its head is all the record keeps) so that the file path, asked
+    // second, can be borrowed from the facts while the event is written.
+    let mut process = [0_u16; PROCESS_COPY_UNITS];
+    let mut process_len: usize = 0;
+    if at.names || matched.is_some() {
+        if let Some(image) = facts.process_image() {
+            let name = crate::governance::final_component(image);
+            for (slot, unit) in process.iter_mut().zip(name) {
+                *slot = *unit;
+                process_len = process_len.saturating_add(1);
+            }
+        }
+    }
+    let (offset, length) = requested_range(request.op, request.input());
+    let decided = decided_by(governed, matched);
+    let rule = matched.and_then(|(index, _)| u16::try_from(index).ok());
+    let pending = match pre {
+        PreOp::Complete {
+            status,
+            information,
+            ..
+        } => Some((
+            status,
+            done_in_output(request.op, request.output(), information),
+        )),
+        PreOp::Forward { .. } | PreOp::PassThrough { .. } => None,
+    };
+    let file_name = if at.names || matched.is_some() {
+        facts.file_path().unwrap_or_default()
+    } else {
+        &[]
+    };
+    let event = Event {
+        time: at.time,
+        volume: at.volume,
+        process_id: at.process_id,
+        process_image: process.get(..process_len).unwrap_or_default(),
+        file_name,
+        op: request.op,
+        offset,
+        length,
+        rule,
+        decided_by: decided,
+    };
+    match (pending, &mut pre) {
+        (Some((status, done)), _) => {
+            at.log.record_completed(&event, status, done);
+        }
+        (None, PreOp::Forward { journal_seq, .. }) => {
+            *journal_seq = Some(at.log.record_forwarded(&event));
+        }
+        // Passed through: no post-operation will see the answer; the record stays pending.
+        (None, _) => {
+            at.log.record_forwarded(&event);
+        }
+    }
+    pre
+}
+
+fn requested_range(op: OffloadOp, input: &[u8]) -> (u64, u64) {
+    match op {
+        OffloadOp::Read => OffloadReadInput::view(input)
+            .map_or((0, 0), |i| (i.file_offset.get(), i.copy_length.get())),
+        OffloadOp::Write => OffloadWriteInput::view(input)
+            .map_or((0, 0), |i| (i.file_offset.get(), i.copy_length.get())),
+    }
+}
+
+/// Bytes an answer in `bytes` (its first `information` bytes) reports done.
+fn done_in_output(op: OffloadOp, bytes: &[u8], information: usize) -> u64 {
+    let bytes = bytes.get(..information).unwrap_or_default();
+    match op {
+        OffloadOp::Read => OffloadReadOutput::view(bytes).map_or(0, |o| o.transfer_length.get()),
+        OffloadOp::Write => OffloadWriteOutput::view(bytes).map_or(0, |o| o.length_written.get()),
     }
 }
 
@@ -221,6 +382,7 @@ pub fn post_operation(
     rules: &Rules,
     stats: Option<&VolumeStats>,
     storage: Option<StorageAt<'_>>,
+    journal: Option<JournalSeq<'_>>,
 ) -> (NtStatus, usize) {
     if let Some(at) = storage {
         at.state.learn(context.op(), answer.status, at.now);
@@ -232,15 +394,7 @@ pub fn post_operation(
             op,
             requested_length,
         } => {
-            let bytes = answer.buffer.get(..returned).unwrap_or_default();
-            let done = match op {
-                OffloadOp::Read => {
-                    OffloadReadOutput::view(bytes).map_or(0, |o| o.transfer_length.get())
-                }
-                OffloadOp::Write => {
-                    OffloadWriteOutput::view(bytes).map_or(0, |o| o.length_written.get())
-                }
-            };
+            let done = done_in_output(*op, answer.buffer, returned);
             (answer.status, answer.information, *requested_length, done)
         }
         PostContext::Read(ctx) => {
@@ -260,6 +414,9 @@ pub fn post_operation(
     };
     if let Some(stats) = stats {
         stats.on_post_operation(context.op(), status, asked, done);
+    }
+    if let Some(journal) = journal {
+        journal.log.complete(journal.seq, status, done);
     }
     (status, information)
 }

@@ -134,6 +134,14 @@ mod tests {
             self.0 += 1;
             Ok(false)
         }
+        fn process_image(&mut self) -> Option<&[u16]> {
+            self.0 += 1;
+            None
+        }
+        fn file_path(&mut self) -> Option<&[u16]> {
+            self.0 += 1;
+            None
+        }
     }
 
     fn request(input: &OffloadReadInput) -> OffloadRequest<'_> {

@@ -3,7 +3,9 @@
 //! policies). The driver's message callback and `odx_sim::Stack::port_request` both call
 //! [`handle_request`]; neither repeats a rule of the protocol.
 
+use crate::governance::{DecisionLog, LineError, RuleSet, text_lines};
 use crate::policy::PolicyMode;
+use crate::port::governance::{RulesReply, write_journal_page, write_rules_text};
 use crate::port::{
     ALL_VOLUMES, ConfigReply, PolicyReply, PortRequest, RegistrySource, StatsReply, StorageWire,
     parse_request,
@@ -33,6 +35,13 @@ pub trait PortTarget {
     fn storage(&self, index: u32) -> Option<&StorageState>;
     /// Interrupt time now (100-ns ticks), for the storage section's back-off ends.
     fn now(&self) -> u64;
+    /// Calls `f` with the rules in force (under whatever lock keeps them consistent).
+    fn with_rules(&self, f: &mut dyn FnMut(&RuleSet));
+    /// Calls `f` with the rules to change, excluding readers for the duration (the request path
+    /// sees the old rules or the new ones, never a mix).
+    fn with_rules_mut(&mut self, f: &mut dyn FnMut(&mut RuleSet));
+    /// The decision journal, if the filter keeps one.
+    fn journal(&self) -> Option<&dyn DecisionLog>;
 }
 
 fn write_reply<R: WireStruct>(reply: &R, out: &mut [u8]) -> Result<usize, NtStatus> {
@@ -88,6 +97,20 @@ fn policy_of<T: PortTarget + ?Sized>(target: &T, volume: u32) -> Result<PolicyMo
         .ok_or(NtStatus::STATUS_FLT_VOLUME_NOT_FOUND)
 }
 
+/// Replaces `target`'s rules with `text` as a whole (`RuleSet::try_load_lines`: every line is
+/// checked before any rule changes), or keeps them and returns the first bad line. Returns the
+/// number of rules in force afterwards.
+fn replace_rules<T: PortTarget + ?Sized>(target: &mut T, text: &str) -> (usize, Option<LineError>) {
+    let mut outcome = (0, None);
+    target.with_rules_mut(&mut |set| {
+        outcome = match set.try_load_lines(text_lines(text)) {
+            Ok(count) => (count, None),
+            Err(error) => (set.rules().len(), Some(error)),
+        };
+    });
+    outcome
+}
+
 /// Answers one port message: parses `request` ([`parse_request`]), acts on `target`, and writes
 /// the reply to the start of `reply` (the caller's output buffer). Returns the reply's length.
 ///
@@ -132,6 +155,25 @@ pub fn handle_request<T: PortTarget + ?Sized>(
             let now = policy_of(target, volume)?;
             write_reply(&PolicyReply::new(volume, now, target.volume_count()), reply)
         }
+        PortRequest::SetRules { text } => {
+            if reply.len() < RulesReply::SIZE {
+                return Err(NtStatus::STATUS_BUFFER_TOO_SMALL);
+            }
+            let (count, error) = replace_rules(target, text);
+            write_reply(&RulesReply::new(count, error.as_ref()), reply)
+        }
+        PortRequest::QueryRules => {
+            let mut result = Err(NtStatus::STATUS_BUFFER_TOO_SMALL);
+            target.with_rules(&mut |set| result = write_rules_text(set, reply));
+            result
+        }
+        PortRequest::ReadJournal {
+            from_seq,
+            max_records,
+        } => {
+            let log = target.journal().ok_or(NtStatus::STATUS_NOT_SUPPORTED)?;
+            write_journal_page(log, from_seq, max_records, reply)
+        }
         PortRequest::QueryConfig => write_reply(
             &ConfigReply::new(
                 target.default_policy(),
@@ -169,6 +211,8 @@ mod tests {
         stats: [VolumeStats; 3],
         storage: [StorageState; 3],
         default: PolicyMode,
+        rules: std::boxed::Box<RuleSet>,
+        journal: crate::governance::Journal<8>,
     }
 
     impl Three {
@@ -182,6 +226,8 @@ mod tests {
                     StorageState::new(StorageCapability::Supported(LIMITS), 60),
                 ],
                 default: PolicyMode::Enforce,
+                rules: std::boxed::Box::new(RuleSet::new()),
+                journal: crate::governance::Journal::new(),
             };
             t.storage[2].learn(OffloadOp::Write, NtStatus::STATUS_NOT_SUPPORTED, 400);
             let veto = Governed::Veto(NtStatus::STATUS_OFFLOAD_READ_FLT_NOT_SUPPORTED);
@@ -238,6 +284,15 @@ mod tests {
         }
         fn now(&self) -> u64 {
             1_000
+        }
+        fn with_rules(&self, f: &mut dyn FnMut(&RuleSet)) {
+            f(&self.rules);
+        }
+        fn with_rules_mut(&mut self, f: &mut dyn FnMut(&mut RuleSet)) {
+            f(&mut self.rules);
+        }
+        fn journal(&self) -> Option<&dyn DecisionLog> {
+            Some(&self.journal)
         }
     }
 
@@ -423,5 +478,116 @@ mod tests {
         t.stats[2].reset();
         assert_eq!(t.stats[2].read.counts(), OpCounts::default());
         assert_eq!(t.stats[2].write.counts(), OpCounts::default());
+    }
+
+    fn set_rules(text: &str) -> std::vec::Vec<u8> {
+        let mut msg = MessageHeader::new(
+            MessageKind::SetRules,
+            MessageHeader::SIZE + text.len(),
+            ALL_VOLUMES,
+        )
+        .as_bytes()
+        .to_vec();
+        msg.extend_from_slice(text.as_bytes());
+        msg
+    }
+
+    #[test]
+    fn rules_are_replaced_whole_or_not_at_all_and_read_back_as_text() {
+        use crate::port::governance::{RulesReply, RulesTextHeader};
+        let mut t = Three::new();
+        let mut out = [0u8; 4096];
+        let n = handle_request(
+            &set_rules("veto process=robocopy.exe\r\n# backups\nmonitor max-size=256K\n"),
+            &mut out,
+            &mut t,
+        )
+        .unwrap();
+        let r = RulesReply::parse(&out[..n]).unwrap();
+        assert_eq!((r.rule_count.get(), r.error()), (2, None));
+
+        let n =
+            handle_request(&set_rules("enforce\nveto op=sideways\n"), &mut out, &mut t).unwrap();
+        let r = RulesReply::parse(&out[..n]).unwrap();
+        assert_eq!(r.rule_count.get(), 2, "the previous rules stay");
+        assert_eq!(r.error_line.get(), 2);
+        assert!(
+            r.error().unwrap().starts_with("line 2: bad value for op"),
+            "{:?}",
+            r.error()
+        );
+
+        let n = handle_request(
+            query(MessageKind::QueryRules, 0).as_bytes(),
+            &mut out,
+            &mut t,
+        )
+        .unwrap();
+        let h = RulesTextHeader::parse(&out[..n]).unwrap();
+        let text = core::str::from_utf8(&out[RulesTextHeader::SIZE..n]).unwrap();
+        assert_eq!(h.rule_count.get(), 2);
+        assert_eq!(text, "veto process=robocopy.exe\nmonitor max-size=256K\n");
+        assert_eq!(
+            handle_request(
+                query(MessageKind::QueryRules, 0).as_bytes(),
+                &mut out[..30],
+                &mut t
+            ),
+            Err(NtStatus::STATUS_BUFFER_TOO_SMALL)
+        );
+        // Not UTF-8: refused before anything changes.
+        let mut bad = set_rules("veto");
+        bad.push(0xFF);
+        let len = u32::try_from(bad.len()).unwrap();
+        bad[8..12].copy_from_slice(&len.to_le_bytes());
+        assert_eq!(
+            handle_request(&bad, &mut out, &mut t),
+            Err(NtStatus::STATUS_INVALID_PARAMETER)
+        );
+    }
+
+    #[test]
+    fn the_journal_is_read_in_pages_and_an_overrun_is_counted() {
+        use crate::governance::journal::{DecidedBy, Event};
+        use crate::port::governance::{JournalPageHeader, JournalRecordWire, ReadJournalMessage};
+        let mut t = Three::new();
+        let name: std::vec::Vec<u16> = "robocopy.exe".encode_utf16().collect();
+        for i in 0..11_u64 {
+            t.journal.record_completed(
+                &Event {
+                    time: i,
+                    volume: 2,
+                    process_id: 7,
+                    process_image: &name,
+                    file_name: &[],
+                    op: OffloadOp::Write,
+                    offset: 0,
+                    length: 4096 * i,
+                    rule: Some(0),
+                    decided_by: DecidedBy::Rule(0),
+                },
+                NtStatus::STATUS_OFFLOAD_WRITE_FLT_NOT_SUPPORTED,
+                0,
+            );
+        }
+        let mut out = [0u8; JournalPageHeader::SIZE + 2 * JournalRecordWire::SIZE];
+        let n = handle_request(ReadJournalMessage::new(0, 0).as_bytes(), &mut out, &mut t).unwrap();
+        let h = JournalPageHeader::parse(&out[..n]).unwrap();
+        // 11 written into 8 slots: 0..=2 are gone, the page holds 3 and 4.
+        assert_eq!((h.copied.get(), h.lost.get(), h.next_seq.get()), (2, 3, 5));
+        let first = JournalRecordWire::parse(&out[JournalPageHeader::SIZE..]).unwrap();
+        assert_eq!(first.seq.get(), 3);
+        assert_eq!(first.decided_by(), Some(DecidedBy::Rule(0)));
+        assert_eq!(first.rule(), Some(0));
+        assert_eq!(
+            std::string::String::from_utf16(&first.process_units().collect::<std::vec::Vec<_>>())
+                .unwrap(),
+            "robocopy.exe"
+        );
+        let mut big = [0u8; 4096];
+        let n = handle_request(ReadJournalMessage::new(5, 0).as_bytes(), &mut big, &mut t).unwrap();
+        let h = JournalPageHeader::parse(&big[..n]).unwrap();
+        assert_eq!((h.copied.get(), h.lost.get(), h.next_seq.get()), (6, 0, 11));
+        assert_eq!(n, JournalPageHeader::SIZE + 6 * JournalRecordWire::SIZE);
     }
 }

@@ -92,6 +92,7 @@ fn a_read_beyond_vdl_goes_down_untouched_and_the_file_systems_zero_token_passes_
     let PreOp::Forward {
         context,
         input_rewritten: false,
+        journal_seq: None,
     } = p
     else {
         panic!("a read beyond VDL must go down untouched: {p:?}")
@@ -120,6 +121,7 @@ fn a_read_beyond_vdl_goes_down_untouched_and_the_file_systems_zero_token_passes_
         },
         &Rules::DOCUMENTED,
         Some(&stats),
+        None,
         None,
     );
     assert_eq!((status, info), (NtStatus::STATUS_SUCCESS, 528));
@@ -157,6 +159,7 @@ fn a_write_beyond_vdl_goes_down_untouched_and_the_file_systems_refusal_passes_th
     let PreOp::Forward {
         context,
         input_rewritten: false,
+        journal_seq: None,
     } = p
     else {
         panic!("a write beyond VDL must go down untouched: {p:?}")
@@ -176,6 +179,7 @@ fn a_write_beyond_vdl_goes_down_untouched_and_the_file_systems_refusal_passes_th
             },
             &Rules::DOCUMENTED,
             Some(&stats),
+            None,
             None,
         );
         assert_eq!((status, info), (below, 0));
@@ -246,7 +250,8 @@ fn a_failed_fact_query_passes_the_request_through_without_a_callback_and_is_coun
         p,
         PreOp::Forward {
             context: PostContext::Observe { .. },
-            input_rewritten: false
+            input_rewritten: false,
+            journal_seq: None,
         }
     ));
     let c = monitor.read.counts();
@@ -271,6 +276,7 @@ fn trimmed_forward_rewrites_the_input_and_post_operation_maps_the_answer() {
     let PreOp::Forward {
         context,
         input_rewritten: true,
+        journal_seq: None,
     } = p
     else {
         panic!("{p:?}")
@@ -294,6 +300,7 @@ fn trimmed_forward_rewrites_the_input_and_post_operation_maps_the_answer() {
         &Rules::DOCUMENTED,
         Some(&stats),
         None,
+        None,
     );
     assert_eq!((status, info), (NtStatus::STATUS_SUCCESS, 16));
     let c = stats.write.counts();
@@ -309,6 +316,7 @@ fn post_operation_failure_is_mapped_and_counted() {
     let PreOp::Forward {
         context,
         input_rewritten: false,
+        journal_seq: None,
     } = pre(
         OffloadOp::Read,
         &mut buffer,
@@ -331,6 +339,7 @@ fn post_operation_failure_is_mapped_and_counted() {
         },
         &Rules::DOCUMENTED,
         Some(&stats),
+        None,
         None,
     );
     assert_eq!(
@@ -375,6 +384,7 @@ fn broken_success_from_below_never_reaches_the_caller() {
         &Rules::DOCUMENTED,
         None,
         None,
+        None,
     );
     assert_eq!((status, info), (NtStatus::STATUS_NOT_SUPPORTED, 0));
 }
@@ -397,6 +407,7 @@ fn monitor_forwards_untouched_and_passes_the_answer_through() {
     let PreOp::Forward {
         context,
         input_rewritten: false,
+        journal_seq: None,
     } = p
     else {
         panic!("{p:?}")
@@ -418,6 +429,7 @@ fn monitor_forwards_untouched_and_passes_the_answer_through() {
         },
         &Rules::DOCUMENTED,
         Some(&stats),
+        None,
         None,
     );
     assert_eq!(
@@ -497,6 +509,7 @@ fn inconsistent_lengths_never_panic() {
                         },
                         &Rules::DOCUMENTED,
                         Some(&stats),
+                        None,
                         None,
                     );
                 }

@@ -88,6 +88,7 @@ fn request(
             &Rules::DOCUMENTED,
             Some(&stats),
             Some(StorageAt { state, now }),
+            None,
         )),
         PreOp::Complete { .. } | PreOp::PassThrough { .. } => None,
     };

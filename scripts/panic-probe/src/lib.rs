@@ -14,13 +14,20 @@ use core::slice;
 
 use odx_core::complete::{complete_read, complete_write};
 use odx_core::filter::{
-    BufferedRequest, LowerAnswer, PostContext, PreOp, post_operation, pre_operation,
+    BufferedRequest, LowerAnswer, PostContext, PreEnv, PreOp, StorageAt, post_operation,
+    pre_operation, pre_operation_in,
 };
 use odx_core::flags::{FileAttributes, StreamMarkers, VolumeFlags};
+use odx_core::governance::{
+    Governance, Journal, JournalAt, JournalSeq, RuleSet, VolumeNames, text_lines,
+};
+use odx_core::iomgr::RequestorMode;
 use odx_core::policy::PolicyMode;
+use odx_core::port::governance::{write_journal_page, write_rules_text};
 use odx_core::port::{PortRequest, parse_request};
 use odx_core::rules::{LengthAlignment, TinyFile};
 use odx_core::stats::VolumeStats;
+use odx_core::storage::{StorageCapability, StorageState};
 use odx_core::wire::{
     OffloadReadInput, OffloadReadOutput, OffloadWriteInput, OffloadWriteOutput, StorageOffloadToken,
 };
@@ -169,6 +176,12 @@ impl OffloadFacts for Facts<'_> {
         let raw = self.0;
         self.answer(4, raw.lock_conflict != 0)
     }
+    fn process_image(&mut self) -> Option<&[u16]> {
+        None
+    }
+    fn file_path(&mut self) -> Option<&[u16]> {
+        None
+    }
 }
 
 /// Raw post-operation context (what the driver keeps as the completion context).
@@ -297,10 +310,151 @@ pub unsafe extern "C" fn odx_probe_post_operation(
         buffer,
         output_len,
     };
-    let (status, info) = post_operation(&ctx, answer, &rules, Some(stats));
+    // The storage's learning and the journal's completion are on the path too: a refusal from
+    // below starts a back-off, a forwarded record is completed.
+    let storage = StorageState::new(StorageCapability::Unknown, below);
+    let journal = Journal::<4>::new();
+    let (status, info) = post_operation(
+        &ctx,
+        answer,
+        &rules,
+        Some(stats),
+        Some(StorageAt {
+            state: &storage,
+            now: u64::from(below),
+        }),
+        Some(JournalSeq {
+            log: &journal,
+            seq: below_information as u64,
+        }),
+    );
     // SAFETY: the caller guarantees `information` is writable.
     unsafe { information.write(info) };
     status.0
+}
+
+/// Pre-operation with governance rules parsed from `text` (the port's strict loader, then the
+/// registry's lenient one), names from `process` / `path`, and a journal; then a journal page
+/// through the port's reply writer.
+///
+/// # Safety
+/// Every pointer valid for its length; `facts`, `raw_rules`, `stats` point to their types.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn odx_probe_governed(
+    code: u32,
+    mode: u32,
+    text: *const u8,
+    text_len: usize,
+    names: *const u16,
+    names_len: usize,
+    buffer: *mut u8,
+    buffer_len: usize,
+    input_len: usize,
+    output_len: usize,
+    facts: *const RawFacts,
+    raw_rules: *const RawRules,
+    stats: *const VolumeStats,
+    reply: *mut u8,
+    reply_len: usize,
+) -> u32 {
+    static JOURNAL: Journal<8> = Journal::new();
+    let Some(op) = OffloadOp::from_fsctl(code) else {
+        return u32::MAX;
+    };
+    // SAFETY: the caller guarantees each pointer is valid for its length and type.
+    let (text, names, buffer, facts, raw_rules, stats, reply) = unsafe {
+        (
+            slice::from_raw_parts(text, text_len),
+            slice::from_raw_parts(names, names_len),
+            slice::from_raw_parts_mut(buffer, buffer_len),
+            &*facts,
+            &*raw_rules,
+            &*stats,
+            slice::from_raw_parts_mut(reply, reply_len),
+        )
+    };
+    let text = core::str::from_utf8(text).unwrap_or_default();
+    let mut set = RuleSet::new();
+    if set.try_load_lines(text_lines(text)).is_err() {
+        let _ = set.load_lines(text_lines(text));
+    }
+    let (process, path) = names.split_at(names.len() / 2);
+    let mut facts = Named {
+        facts: Facts(facts),
+        process,
+        path,
+    };
+    let rules = rules(raw_rules);
+    let request = BufferedRequest {
+        op,
+        buffer,
+        input_len,
+        output_len,
+    };
+    let env = PreEnv {
+        mode: PolicyMode::from_u32(mode).unwrap_or_default(),
+        rules: &rules,
+        stats: Some(stats),
+        governance: Some(Governance {
+            rules: &set,
+            volume: VolumeNames {
+                device: path,
+                dos: process,
+                guid: &[],
+            },
+            requestor: if mode & 0x100 == 0 {
+                RequestorMode::User
+            } else {
+                RequestorMode::Kernel
+            },
+        }),
+        journal: Some(JournalAt {
+            log: &JOURNAL,
+            time: u64::from(code),
+            volume: mode,
+            process_id: u64::from(mode),
+            names: mode & 0x200 != 0,
+        }),
+    };
+    let pre = pre_operation_in(request, &mut facts, &env);
+    let page = write_journal_page(&JOURNAL, u64::from(code), mode, reply).unwrap_or(0);
+    let text_reply = write_rules_text(&set, reply).unwrap_or(0);
+    let verdict = match pre {
+        PreOp::Complete { status, .. } => status.0,
+        PreOp::Forward { .. } => 1,
+        PreOp::PassThrough { .. } => 3,
+    };
+    verdict ^ u32::try_from(page ^ text_reply).unwrap_or(0)
+}
+
+struct Named<'a> {
+    facts: Facts<'a>,
+    process: &'a [u16],
+    path: &'a [u16],
+}
+
+impl OffloadFacts for Named<'_> {
+    fn volume(&mut self) -> Result<VolumeFacts, NtStatus> {
+        self.facts.volume()
+    }
+    fn handle(&mut self) -> Result<HandleFacts, NtStatus> {
+        self.facts.handle()
+    }
+    fn stream_kind(&mut self) -> Result<StreamKind, NtStatus> {
+        self.facts.stream_kind()
+    }
+    fn stream_sizes(&mut self) -> Result<StreamSizes, NtStatus> {
+        self.facts.stream_sizes()
+    }
+    fn lock_conflict(&mut self, range: ByteRange, intent: LockIntent) -> Result<bool, NtStatus> {
+        self.facts.lock_conflict(range, intent)
+    }
+    fn process_image(&mut self) -> Option<&[u16]> {
+        (!self.process.is_empty()).then_some(self.process)
+    }
+    fn file_path(&mut self) -> Option<&[u16]> {
+        (!self.path.is_empty()).then_some(self.path)
+    }
 }
 
 /// `decide_read` / `decide_write` directly, writing the completion output or the forwarded

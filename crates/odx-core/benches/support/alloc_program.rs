@@ -194,6 +194,7 @@ pub fn run() {
                     &rules,
                     Some(&stats),
                     Some(at),
+                    None,
                 ));
             }
         });

@@ -60,6 +60,14 @@ impl OffloadFacts for MemFacts {
     fn lock_conflict(&mut self, _range: ByteRange, _intent: LockIntent) -> Result<bool, NtStatus> {
         Ok(self.lock_conflict)
     }
+    #[inline]
+    fn process_image(&mut self) -> Option<&[u16]> {
+        None
+    }
+    #[inline]
+    fn file_path(&mut self) -> Option<&[u16]> {
+        None
+    }
 }
 
 /// A 1 MiB offload read at 4 KiB (32 bytes).

@@ -147,9 +147,10 @@ impl RuleSet {
         let mut candidates = {
             let (op, requestor, length) = (subject.op(), subject.requestor(), subject.length());
             let volume = subject.volume();
-            rules
-                .iter()
-                .enumerate()
+            // `zip` with the bounded index range, not `enumerate` (whose counter is an addition
+            // the compiler cannot prove free of overflow: a panic site under overflow checks).
+            (0..RuleSet::CAPACITY)
+                .zip(rules)
                 .filter(|(_, r)| cheap_match(r, op, requestor, length, &volume))
                 .fold(0u64, |m, (i, _)| m | bit(i))
         };

@@ -15,11 +15,13 @@
 pub mod journal;
 pub mod matcher;
 pub mod parse;
+pub mod request;
 pub mod rule;
 
 pub use journal::{DecidedBy, Event, Journal, JournalStats, PageResult, Record};
 pub use matcher::{RuleSubject, VolumeNames};
-pub use parse::{LineError, ParseReport, RuleError, parse_rule};
+pub use parse::{LineError, ParseReport, RuleError, TextLines, parse_rule, text_lines};
+pub use request::{DecisionLog, Governance, JournalAt, JournalSeq};
 pub use rule::{Action, Bounds, Field, Name, Needs, Rule, RuleSet};
 
 /// Folds one UTF-16 unit for a case-insensitive comparison of names.

@@ -516,6 +516,40 @@ pub fn parse_rule(line: &str) -> Result<Rule, RuleError> {
     Ok(rule)
 }
 
+/// The lines of a rule text: split at `\n`, a `\r` before it dropped (what the port's
+/// `SetRules` and `odxctl rules load` hand in). Neither `str::split` nor `split_once` is used:
+/// both search with an index the compiler cannot prove in bounds (a panic site in the
+/// panic-check build).
+#[must_use]
+pub fn text_lines(text: &str) -> TextLines<'_> {
+    TextLines { rest: Some(text) }
+}
+
+/// The iterator of [`text_lines`].
+#[derive(Clone, Debug)]
+pub struct TextLines<'a> {
+    rest: Option<&'a str>,
+}
+
+impl<'a> Iterator for TextLines<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let rest = self.rest?;
+        // A byte search (`\n` is ASCII, so both sides stay on character boundaries); `str::get`
+        // rather than indexing or a char searcher, neither of which is proven in bounds.
+        let (line, tail) = match rest.bytes().position(|b| b == b'\n') {
+            Some(at) => (
+                rest.get(..at).unwrap_or_default(),
+                rest.get(at.saturating_add(1)..),
+            ),
+            None => (rest, None),
+        };
+        self.rest = tail;
+        Some(line.strip_suffix('\r').unwrap_or(line))
+    }
+}
+
 impl RuleSet {
     /// Parses one rule per line, skipping (and reporting) lines that are not rules; blank and
     /// comment lines are skipped silently. Never fails: what the driver does at load
@@ -532,8 +566,9 @@ impl RuleSet {
     pub fn load_lines<'a>(&mut self, lines: impl IntoIterator<Item = &'a str>) -> ParseReport {
         self.clear();
         let mut report = ParseReport::new();
-        for (i, text) in lines.into_iter().enumerate() {
-            let line = i.saturating_add(1);
+        // `zip` with a bounded range, not `enumerate`: the latter's counter is an addition the
+        // compiler cannot prove free of overflow (a panic site under overflow checks).
+        for (line, text) in (1..=usize::MAX).zip(lines) {
             match parse_rule(text) {
                 Ok(rule) => {
                     if self.push(rule).is_some() {
@@ -563,8 +598,9 @@ impl RuleSet {
         lines: impl IntoIterator<Item = &'a str>,
     ) -> Result<Self, LineError> {
         let mut set = Self::new();
-        for (i, text) in lines.into_iter().enumerate() {
-            let line = i.saturating_add(1);
+        // `zip` with a bounded range, not `enumerate`: the latter's counter is an addition the
+        // compiler cannot prove free of overflow (a panic site under overflow checks).
+        for (line, text) in (1..=usize::MAX).zip(lines) {
             match parse_rule(text) {
                 Ok(rule) => {
                     set.push(rule).ok_or(LineError {
@@ -594,8 +630,7 @@ impl RuleSet {
     {
         let lines = lines.into_iter();
         let mut count = 0usize;
-        for (i, text) in lines.clone().enumerate() {
-            let line = i.saturating_add(1);
+        for (line, text) in (1..=usize::MAX).zip(lines.clone()) {
             match parse_rule(text) {
                 Ok(_) if count >= Self::CAPACITY => {
                     return Err(LineError {

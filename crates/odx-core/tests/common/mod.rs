@@ -19,6 +19,12 @@ pub struct Facts {
     pub sizes: Result<StreamSizes, NtStatus>,
     pub locks: Vec<ByteRangeLock>,
     pub asked: Vec<FactKind>,
+    /// The requesting process's image (`None`: it cannot be learnt).
+    pub process: Option<Vec<u16>>,
+    /// The file's path from the volume root (`None`: it cannot be learnt).
+    pub path: Option<Vec<u16>>,
+    /// How often (process, path) were asked.
+    pub names_asked: (usize, usize),
 }
 
 impl Default for Facts {
@@ -35,6 +41,9 @@ impl Default for Facts {
             }),
             locks: Vec::new(),
             asked: Vec::new(),
+            process: None,
+            path: None,
+            names_asked: (0, 0),
         }
     }
 }
@@ -118,6 +127,14 @@ impl OffloadFacts for Facts {
     fn lock_conflict(&mut self, range: ByteRange, intent: LockIntent) -> Result<bool, NtStatus> {
         self.asked.push(FactKind::Locks);
         Ok(range_conflicts(&self.locks, range, intent, ME, 0))
+    }
+    fn process_image(&mut self) -> Option<&[u16]> {
+        self.names_asked.0 += 1;
+        self.process.as_deref()
+    }
+    fn file_path(&mut self) -> Option<&[u16]> {
+        self.names_asked.1 += 1;
+        self.path.as_deref()
     }
 }
 

@@ -7,6 +7,8 @@
 //! Replies: [`StatsReply`], [`PolicyReply`]. A request the filter cannot accept is answered with
 //! an NTSTATUS from [`parse_request`] and no reply body.
 
+pub mod governance;
+
 use static_assertions::const_assert_eq;
 use zerocopy::byteorder::little_endian::{U16, U32, U64};
 use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout, Unaligned};
@@ -24,7 +26,7 @@ pub const PORT_NAME: &str = "\\OdxfltPort";
 pub const MESSAGE_MAGIC: u32 = 0x4D58_444F;
 /// The protocol version this build speaks. Version 2 added `OpCountsWire::fact_failed` (the
 /// stats reply grew from 1064 to 1080 bytes); version 3 added [`StorageWire`] (1080 to 1152
-/// bytes). A peer of another version is refused with `STATUS_REVISION_MISMATCH` rather than
+/// bytes) and the governance messages ([`governance`]). A peer of another version is refused with `STATUS_REVISION_MISMATCH` rather than
 /// misread.
 pub const PROTOCOL_VERSION: u16 = 3;
 /// `volume` value meaning "every volume" (stats: summed; policy: the default for new volumes).
@@ -48,6 +50,18 @@ pub enum MessageKind {
     QueryConfig = 6,
     /// Reply: [`ConfigReply`].
     ConfigReply = 7,
+    /// Request: replace the rules (the header, then the rule text; [`governance`]).
+    SetRules = 8,
+    /// Reply: [`governance::RulesReply`].
+    RulesReply = 9,
+    /// Request: the rules in force (header only).
+    QueryRules = 10,
+    /// Reply: [`governance::RulesTextHeader`] and the rule text.
+    RulesText = 11,
+    /// Request: [`governance::ReadJournalMessage`].
+    ReadJournal = 12,
+    /// Reply: [`governance::JournalPageHeader`] and the records.
+    JournalPage = 13,
 }
 
 impl MessageKind {
@@ -62,6 +76,12 @@ impl MessageKind {
             5 => Some(Self::PolicyReply),
             6 => Some(Self::QueryConfig),
             7 => Some(Self::ConfigReply),
+            8 => Some(Self::SetRules),
+            9 => Some(Self::RulesReply),
+            10 => Some(Self::QueryRules),
+            11 => Some(Self::RulesText),
+            12 => Some(Self::ReadJournal),
+            13 => Some(Self::JournalPage),
             _ => None,
         }
     }
@@ -557,7 +577,7 @@ impl ConfigReply {
 
 /// A request the filter accepted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PortRequest {
+pub enum PortRequest<'a> {
     /// Statistics of `volume` (or [`ALL_VOLUMES`]).
     QueryStats {
         /// Volume index.
@@ -577,6 +597,20 @@ pub enum PortRequest {
     },
     /// The filter's configuration ([`ConfigReply`]).
     QueryConfig,
+    /// Replace the rules with `text` (UTF-8, one rule per line).
+    SetRules {
+        /// The rule text.
+        text: &'a str,
+    },
+    /// The rules in force, as text.
+    QueryRules,
+    /// Journal records from `from_seq` on.
+    ReadJournal {
+        /// First sequence number wanted.
+        from_seq: u64,
+        /// At most this many (0: as many as fit).
+        max_records: u32,
+    },
 }
 
 /// Parses a request from user mode.
@@ -585,7 +619,7 @@ pub enum PortRequest {
 /// `STATUS_BUFFER_TOO_SMALL` for a message shorter than its header or its kind's size (or than
 /// its own length field); `STATUS_REVISION_MISMATCH` for another protocol version;
 /// `STATUS_INVALID_PARAMETER` for a wrong magic, an unknown or reply kind, or an unknown mode.
-pub fn parse_request(bytes: &[u8]) -> Result<PortRequest, NtStatus> {
+pub fn parse_request(bytes: &[u8]) -> Result<PortRequest<'_>, NtStatus> {
     let header = MessageHeader::parse(bytes).map_err(|_| NtStatus::STATUS_BUFFER_TOO_SMALL)?;
     if header.magic.get() != MESSAGE_MAGIC {
         return Err(NtStatus::STATUS_INVALID_PARAMETER);
@@ -616,10 +650,41 @@ pub fn parse_request(bytes: &[u8]) -> Result<PortRequest, NtStatus> {
                 PolicyMode::from_u32(msg.mode.get()).ok_or(NtStatus::STATUS_INVALID_PARAMETER)?;
             Ok(PortRequest::SetPolicy { volume, mode })
         }
-        Some(MessageKind::QueryStats | MessageKind::QueryPolicy | MessageKind::QueryConfig) => {
-            Err(NtStatus::STATUS_BUFFER_TOO_SMALL)
+        Some(MessageKind::QueryRules) if declared >= MessageHeader::SIZE => {
+            Ok(PortRequest::QueryRules)
         }
-        Some(MessageKind::StatsReply | MessageKind::PolicyReply | MessageKind::ConfigReply)
+        Some(MessageKind::SetRules) if declared >= MessageHeader::SIZE => {
+            let text = body.get(MessageHeader::SIZE..).unwrap_or_default();
+            if text.len() > governance::RULES_TEXT_MAX {
+                return Err(NtStatus::STATUS_INVALID_PARAMETER);
+            }
+            let text =
+                core::str::from_utf8(text).map_err(|_| NtStatus::STATUS_INVALID_PARAMETER)?;
+            Ok(PortRequest::SetRules { text })
+        }
+        Some(MessageKind::ReadJournal) => {
+            let msg = governance::ReadJournalMessage::parse(body)
+                .map_err(|_| NtStatus::STATUS_BUFFER_TOO_SMALL)?;
+            Ok(PortRequest::ReadJournal {
+                from_seq: msg.from_seq.get(),
+                max_records: msg.max_records.get(),
+            })
+        }
+        Some(
+            MessageKind::QueryStats
+            | MessageKind::QueryPolicy
+            | MessageKind::QueryConfig
+            | MessageKind::QueryRules
+            | MessageKind::SetRules,
+        ) => Err(NtStatus::STATUS_BUFFER_TOO_SMALL),
+        Some(
+            MessageKind::StatsReply
+            | MessageKind::PolicyReply
+            | MessageKind::ConfigReply
+            | MessageKind::RulesReply
+            | MessageKind::RulesText
+            | MessageKind::JournalPage,
+        )
         | None => Err(NtStatus::STATUS_INVALID_PARAMETER),
     }
 }
