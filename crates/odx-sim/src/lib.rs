@@ -26,6 +26,6 @@ pub mod store;
 pub mod tokens;
 pub mod volume;
 
-pub use stack::{DecidedBy, FsctlOutcome, HandleId, ReadResult, Stack};
+pub use stack::{DecidedBy, FsctlOutcome, HandleId, ReadResult, Requester, Stack};
 pub use store::{DataStore, FileId, HostStore, MemStore};
 pub use volume::{SimError, Volume, VolumeConfig};

@@ -36,6 +36,8 @@ pub fn validate_then_execute<S: DataStore>(
         volume: volume.facts(),
         file,
         handle,
+        // NTFS's own checks never ask for names.
+        process: &[],
         counts: FactCounts::default(),
         vdl_visible: true,
     };

@@ -16,14 +16,17 @@
 //! state built at instance setup allows now (`StorageState::offload_flags`), never NTFS's
 //! sticky `IsOffload*Supported`, which the driver cannot see.
 //!
-//! Both callbacks are odx-core's `filter::{pre_operation, post_operation}`, the same functions
-//! the driver calls; this module only supplies the facts. Nothing here decides a rule.
+//! Both callbacks are odx-core's `filter::{pre_operation_in, post_operation}`, the same
+//! functions the driver calls, with the governance rules and the decision journal; this module
+//! only supplies the facts, including the two names a rule or the journal may ask for (the
+//! requesting process's image and the file's path). Nothing here matches a rule or writes a
+//! record.
 
 use odx_core::filter::{self, LowerAnswer};
-pub use odx_core::filter::{BufferedRequest, StorageAt};
+pub use odx_core::filter::{BufferedRequest, PreEnv, StorageAt};
 pub use odx_core::filter::{PostContext, PreOp};
+use odx_core::governance::JournalSeq;
 use odx_core::lock::{OpenId, range_conflicts};
-use odx_core::policy::PolicyMode;
 use odx_core::stats::VolumeStats;
 use odx_core::{
     ByteRange, FactKind, HandleFacts, LockIntent, NtStatus, OffloadFacts, Rules, StreamKind,
@@ -45,6 +48,14 @@ pub struct FactCounts {
     pub stream_sizes: u32,
     /// [`FactKind::Locks`].
     pub locks: u32,
+    /// `OffloadFacts::process_image` calls (a rule naming a process, the journal's names).
+    pub process_image: u32,
+    /// `OffloadFacts::file_path` calls (a rule naming a path or an extension, the journal's
+    /// names).
+    pub file_path: u32,
+    /// Name queries the kernel makes for these calls when each name is cached for the rest of
+    /// the request (the first call for each name; at most 2).
+    pub name_queries: u32,
 }
 
 impl FactCounts {
@@ -71,7 +82,8 @@ impl FactCounts {
         *slot = slot.saturating_add(1);
     }
 
-    /// Total queries.
+    /// Total file-system fact queries (the five [`FactKind`]s; name queries are counted apart,
+    /// in [`Self::name_queries`]).
     #[must_use]
     pub const fn total(&self) -> u32 {
         self.volume + self.handle + self.stream_kind + self.stream_sizes + self.locks
@@ -103,12 +115,20 @@ pub struct ModelFacts<'a> {
     pub file: &'a FileEntry,
     /// The handle.
     pub handle: HandleState,
+    /// The requesting process's image as the kernel hands it (a full path,
+    /// `\\Device\\HarddiskVolume1\\Windows\\System32\\copy.exe`); empty: the query fails.
+    pub process: &'a [u16],
     /// Query counts.
     pub counts: FactCounts,
     /// Whether the asker sees the file's valid data length: NTFS does (its own state); odxflt
     /// does not (the driver has no safe source for it, `odxflt::facts`), so to the filter model
     /// valid data length is end of file, as it is to the driver.
     pub vdl_visible: bool,
+}
+
+/// A name as a query answers it: empty means the query fails.
+const fn answered(name: &[u16]) -> Option<&[u16]> {
+    if name.is_empty() { None } else { Some(name) }
 }
 
 impl OffloadFacts for ModelFacts<'_> {
@@ -155,23 +175,38 @@ impl OffloadFacts for ModelFacts<'_> {
             self.handle.key,
         ))
     }
+
+    fn process_image(&mut self) -> Option<&[u16]> {
+        if self.counts.process_image == 0 {
+            self.counts.name_queries = self.counts.name_queries.saturating_add(1);
+        }
+        self.counts.process_image = self.counts.process_image.saturating_add(1);
+        answered(self.process)
+    }
+
+    fn file_path(&mut self) -> Option<&[u16]> {
+        if self.counts.file_path == 0 {
+            self.counts.name_queries = self.counts.name_queries.saturating_add(1);
+        }
+        self.counts.file_path = self.counts.file_path.saturating_add(1);
+        answered(&self.file.path)
+    }
 }
 
-/// odxflt's pre-operation callback: exactly `odx_core::filter::pre_operation`, the function the
-/// driver calls, over the simulator's METHOD_BUFFERED system buffer.
+/// odxflt's pre-operation callback: exactly `odx_core::filter::pre_operation_in`, the function
+/// the driver calls, over the simulator's METHOD_BUFFERED system buffer.
 pub fn pre_operation<F: OffloadFacts + ?Sized>(
     request: BufferedRequest<'_>,
-    mode: PolicyMode,
     facts: &mut F,
-    rules: &Rules,
-    stats: &VolumeStats,
+    env: &PreEnv<'_>,
 ) -> PreOp {
-    filter::pre_operation(request, mode, facts, rules, Some(stats))
+    filter::pre_operation_in(request, facts, env)
 }
 
 /// odxflt's post-operation callback: exactly `odx_core::filter::post_operation`, learning from the
-/// storage's answer into the volume's `StorageState` (`storage`). Returns the final status and
-/// `IoStatus.Information`; the output (if any) is rewritten into `buffer`.
+/// storage's answer into the volume's `StorageState` (`storage`) and completing the request's
+/// journal record (`journal`). Returns the final status and `IoStatus.Information`; the output
+/// (if any) is rewritten into `buffer`.
 #[allow(clippy::too_many_arguments)]
 pub fn post_operation(
     context: &PostContext,
@@ -182,6 +217,7 @@ pub fn post_operation(
     rules: &Rules,
     stats: &VolumeStats,
     storage: StorageAt<'_>,
+    journal: Option<JournalSeq<'_>>,
 ) -> (NtStatus, usize) {
     let answer = LowerAnswer {
         status: below,
@@ -189,5 +225,5 @@ pub fn post_operation(
         buffer,
         output_len,
     };
-    filter::post_operation(context, answer, rules, Some(stats), Some(storage))
+    filter::post_operation(context, answer, rules, Some(stats), Some(storage), journal)
 }

@@ -6,13 +6,15 @@ use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+use odx_core::FactKind;
 use odx_core::engine::{TOKEN_KEY_LEN, token_for_key};
 use odx_core::flags::{AccessMask, FileAttributes, StreamMarkers, SupportedFeatures};
+use odx_core::governance::{DecidedBy as JournalDecidedBy, ParseReport, Record, RuleSet};
 use odx_core::iomgr::{FilterSupportedFeaturesMode, RequestorMode};
 use odx_core::lock::ByteRangeLock;
 use odx_core::policy::PolicyMode;
 use odx_core::storage::{CopyOffloadLimits, DEFAULT_BACKOFF_SECONDS};
-use odx_core::validate::{READ_ORDER, WRITE_ORDER};
+use odx_core::validate::{Check, READ_ORDER, WRITE_ORDER};
 use odx_core::wire::{
     OffloadReadInput, OffloadReadOutput, OffloadWriteInput, OffloadWriteOutput, StorageOffloadToken,
 };
@@ -22,7 +24,10 @@ use toml::Spanned;
 
 pub use crate::disk::StorageQuery;
 use crate::odxflt::FactCounts;
-use crate::stack::{DecidedBy, HandleId, Stack, other_open, self_open};
+use crate::stack::{
+    DEFAULT_PROCESS, DEFAULT_PROCESS_ID, DecidedBy, HandleId, OwnedVolumeNames, Requester, Stack,
+    kernel_image_path, other_open, self_open,
+};
 use crate::store::{COPY_BUFFER, DataStore, FileId, MEM_MAX_FILE};
 use crate::volume::{SimError, VolumeConfig};
 
@@ -56,6 +61,28 @@ pub struct VolumeSpec {
     pub max_file_size: u64,
     /// odxflt's policy mode: `enforce`, `monitor` or `veto`.
     pub policy: String,
+    /// The volume's device name (a rule's `volume=` may name it; default
+    /// [`DEFAULT_DEVICE_NAME`]).
+    pub device_name: String,
+    /// The volume's DOS name (default [`DEFAULT_DOS_NAME`]; empty: the volume has none).
+    pub dos_name: String,
+    /// The volume's GUID name (default [`DEFAULT_GUID_NAME`]; empty: the volume has none).
+    pub guid_name: String,
+}
+
+/// `[volume] device_name`'s default.
+pub const DEFAULT_DEVICE_NAME: &str = "\\Device\\HarddiskVolume2";
+/// `[volume] dos_name`'s default.
+pub const DEFAULT_DOS_NAME: &str = "D:";
+/// `[volume] guid_name`'s default.
+pub const DEFAULT_GUID_NAME: &str = "\\??\\Volume{4c1b2d3e-0000-0000-0000-000000000001}";
+
+impl VolumeSpec {
+    /// The volume's names as odxflt caches them (what the rules' `volume=` is compared with).
+    #[must_use]
+    pub fn volume_names(&self) -> OwnedVolumeNames {
+        OwnedVolumeNames::new(&self.device_name, &self.dos_name, &self.guid_name)
+    }
 }
 
 impl Default for VolumeSpec {
@@ -75,6 +102,9 @@ impl Default for VolumeSpec {
             file_system: FsName::Ntfs,
             max_file_size: c.max_file_size,
             policy: "enforce".to_owned(),
+            device_name: DEFAULT_DEVICE_NAME.to_owned(),
+            dos_name: DEFAULT_DOS_NAME.to_owned(),
+            guid_name: DEFAULT_GUID_NAME.to_owned(),
         }
     }
 }
@@ -234,6 +264,29 @@ pub struct FileSpec {
     /// Initial content.
     #[serde(default)]
     pub content: Content,
+    /// The file's path from the volume root, what odxflt's name query answers (default
+    /// `"\\" + name`, [`Self::effective_path`]); `""`: the name query fails.
+    #[serde(default)]
+    pub path: Option<String>,
+}
+
+impl FileSpec {
+    /// The path odxflt's name query answers for the file: `path`, or `"\\" + name`; empty when
+    /// the query fails.
+    #[must_use]
+    pub fn effective_path(&self) -> String {
+        self.path
+            .clone()
+            .unwrap_or_else(|| format!("\\{}", self.name))
+    }
+}
+
+/// A `[[rule]]` table: one string of odxflt's `Parameters\Rules` (`REG_MULTI_SZ`), in order.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSpec {
+    /// The rule's text (docs/governance-rules.md).
+    pub text: String,
 }
 
 /// Lock owners.
@@ -422,6 +475,105 @@ pub struct StepSpec {
     /// stat: expected valid data length (NTFS's, not odxflt's view).
     #[serde(default, deserialize_with = "opt_big_u64")]
     pub expect_vdl: Option<u64>,
+    /// read/write: the requesting process's image name (default `copy.exe`,
+    /// [`Self::effective_process`]); `""`: the kernel cannot give it (the query fails).
+    #[serde(default)]
+    pub process: Option<String>,
+    /// read/write: the requesting process's id (default 1000, [`Self::effective_process_id`]).
+    #[serde(default)]
+    pub process_id: Option<u64>,
+    /// read/write: the step's journal record's `DecidedBy`: `rule N`, `mode veto`,
+    /// `mode monitor` or `check <Check>` ([`parse_decided_by`]).
+    #[serde(default)]
+    pub expect_decided_by: Option<String>,
+    /// set_rules: the rule text, one rule per line (`\n`).
+    #[serde(default)]
+    pub text: Option<String>,
+    /// set_rules: 0 (the rules were replaced) or the line the port refused (the previous rules
+    /// stay).
+    #[serde(default)]
+    pub expect_error_line: Option<u32>,
+}
+
+impl StepSpec {
+    /// The requesting process's image name: `process`, or `copy.exe`.
+    #[must_use]
+    pub fn effective_process(&self) -> &str {
+        self.process.as_deref().unwrap_or(DEFAULT_PROCESS)
+    }
+
+    /// The requesting process's id: `process_id`, or 1000.
+    #[must_use]
+    pub fn effective_process_id(&self) -> u64 {
+        self.process_id.unwrap_or(DEFAULT_PROCESS_ID)
+    }
+
+    /// The process image as the kernel hands it to odxflt
+    /// (`\\Device\\HarddiskVolume1\\Windows\\System32\\<process>` unless the name holds a
+    /// `\\`; empty when the query fails).
+    #[must_use]
+    pub fn kernel_process_image(&self) -> String {
+        kernel_image_path(self.effective_process())
+    }
+
+    /// The requester odxflt sees for this step.
+    #[must_use]
+    pub fn requester(&self) -> Requester {
+        Requester::new(self.effective_process(), self.effective_process_id())
+    }
+
+    /// `expect_decided_by`, parsed (validated at load, so `None` means the key is absent).
+    #[must_use]
+    pub fn expected_decided_by(&self) -> Option<JournalDecidedBy> {
+        self.expect_decided_by.as_deref().and_then(parse_decided_by)
+    }
+}
+
+/// A journal record's `DecidedBy` as `expect_decided_by` and `odxctl log` spell it: `rule N`,
+/// `mode veto`, `mode monitor`, `check <Check>` (`check FactUnavailable(StreamSizes)`),
+/// `unknown`.
+#[must_use]
+pub fn decided_by_label(decided: JournalDecidedBy) -> String {
+    match decided {
+        JournalDecidedBy::Unknown => "unknown".to_owned(),
+        JournalDecidedBy::Mode(mode) => format!("mode {}", mode.name()),
+        JournalDecidedBy::Check(check) => format!("check {check:?}"),
+        JournalDecidedBy::Rule(index) => format!("rule {index}"),
+    }
+}
+
+/// Every check a journal record can name (`check <name>`).
+fn journal_checks() -> Vec<Check> {
+    let mut checks: Vec<Check> = READ_ORDER.iter().chain(WRITE_ORDER).copied().collect();
+    checks.push(Check::Forward);
+    for kind in [
+        FactKind::Volume,
+        FactKind::Handle,
+        FactKind::StreamKind,
+        FactKind::StreamSizes,
+        FactKind::Locks,
+    ] {
+        checks.push(Check::FactUnavailable(kind));
+    }
+    checks.dedup();
+    checks
+}
+
+/// Parses `expect_decided_by`: `rule N`, `mode veto`, `mode monitor`, `mode enforce` (never
+/// recorded: enforce records the check), or `check <Check>`.
+#[must_use]
+pub fn parse_decided_by(text: &str) -> Option<JournalDecidedBy> {
+    let (kind, rest) = text.trim().split_once(' ')?;
+    let rest = rest.trim();
+    match kind {
+        "rule" => rest.parse().ok().map(JournalDecidedBy::Rule),
+        "mode" => PolicyMode::from_name(rest).map(JournalDecidedBy::Mode),
+        "check" => journal_checks()
+            .into_iter()
+            .find(|c| format!("{c:?}") == rest)
+            .map(JournalDecidedBy::Check),
+        _ => None,
+    }
 }
 
 /// A `[[filter]]` table: another minifilter attached to the volume (besides odxflt).
@@ -449,6 +601,8 @@ struct ScenarioToml {
     storage: Option<Spanned<StorageToml>>,
     #[serde(default, rename = "filter")]
     filters: Vec<FilterSpec>,
+    #[serde(default, rename = "rule")]
+    rules: Vec<RuleSpec>,
     #[serde(default, rename = "file")]
     files: Vec<Spanned<FileSpec>>,
     #[serde(default, rename = "lock")]
@@ -502,6 +656,10 @@ pub struct Scenario {
     pub volume: VolumeSpec,
     /// `[storage]`, resolved (defaults filled in from `[volume]`).
     pub storage: StorageSpec,
+    /// The `[[rule]]` texts, in order: odxflt's `Parameters\Rules`, loaded at instance start
+    /// with the lenient loader (bad strings skipped and reported in
+    /// [`ScenarioResult::rule_load`]).
+    pub rules: Vec<String>,
     /// `[[file]]`s.
     pub files: Vec<FileSpec>,
     /// `[[lock]]`s.
@@ -556,6 +714,12 @@ pub struct StepResult {
     pub decided_by: Option<DecidedBy>,
     /// Facts odxflt asked for (FSCTL steps).
     pub facts: Option<FactCounts>,
+    /// read/write: the requesting process's image name and id.
+    pub process: Option<(String, u64)>,
+    /// read/write: the step's journal record (`None`: the request never reached odxflt).
+    pub record: Option<Record>,
+    /// set_rules: the port's answer, `(error_line, error text, rules in force)`.
+    pub rules_reply: Option<(u32, Option<String>, u32)>,
     /// The expectation as written.
     pub expect: Option<String>,
     /// Every expectation of the step held.
@@ -573,6 +737,10 @@ pub struct ScenarioResult {
     pub description: Option<String>,
     /// Steps.
     pub steps: Vec<StepResult>,
+    /// What loading the `[[rule]]` strings did (rules taken, strings rejected and why).
+    pub rule_load: ParseReport,
+    /// Journal records overwritten before the run's end (more than the ring holds).
+    pub journal_lost: u64,
     /// Every step's expectations held.
     pub passed: bool,
 }
@@ -848,6 +1016,40 @@ impl Scenario {
                     }
                 }
             }
+            if spec.text.is_some() || spec.expect_error_line.is_some() {
+                return Err(at(
+                    span,
+                    format!("{what}: `text` / `expect_error_line` belong to op = \"set_rules\""),
+                ));
+            }
+            let fsctl = matches!(spec.op, Op::Read | Op::Write);
+            if !fsctl
+                && (spec.process.is_some()
+                    || spec.process_id.is_some()
+                    || spec.expect_decided_by.is_some())
+            {
+                return Err(at(
+                    span,
+                    format!(
+                        "{what}: `process`, `process_id` and `expect_decided_by` belong to op = \"read\" or \"write\""
+                    ),
+                ));
+            }
+            if let Some(d) = &spec.expect_decided_by {
+                if parse_decided_by(d).is_none() {
+                    return Err(at(
+                        span,
+                        format!(
+                            "{what}: expect_decided_by = {d:?} is not \"rule N\", \"mode veto\", \"mode monitor\" or \"check <Check>\" (checks: {})",
+                            journal_checks()
+                                .iter()
+                                .map(|c| format!("{c:?}"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    ));
+                }
+            }
             if spec.op != Op::Stat && (spec.expect_size.is_some() || spec.expect_vdl.is_some()) {
                 return Err(at(
                     span,
@@ -885,6 +1087,7 @@ impl Scenario {
             description: raw.description,
             volume: raw.volume,
             storage,
+            rules: raw.rules.into_iter().map(|r| r.text).collect(),
             files: raw.files.into_iter().map(Spanned::into_inner).collect(),
             locks: raw.locks.into_iter().map(Spanned::into_inner).collect(),
             steps,
@@ -947,6 +1150,8 @@ impl Scenario {
         let mode = FilterSupportedFeaturesMode::from_registry(self.volume.supported_features_mode);
         let mut stack = Stack::new(self.volume_config(), store, filters, mode);
         stack.set_registry_policy(PolicyMode::from_name(&self.volume.policy).unwrap_or_default());
+        stack.set_volume_names(self.volume.volume_names());
+        stack.load_registry_rules(self.rules.iter().map(String::as_str));
         for f in &self.files {
             let vol = stack.volume_mut();
             let id = vol.create_file(&f.name)?;
@@ -955,6 +1160,7 @@ impl Scenario {
                 fill_random(vol.data_mut(), id, &f.name, f.size)?;
             }
             vol.set_valid_data_length(id, f.vdl.unwrap_or(f.size))?;
+            vol.set_path(id, &f.effective_path())?;
             let mut attributes = FileAttributes::empty();
             let mut markers = StreamMarkers::empty();
             for a in &f.attributes {
@@ -993,6 +1199,13 @@ impl Scenario {
         Ok(stack)
     }
 
+    /// What loading the `[[rule]]` strings does: the driver's lenient load
+    /// (`RuleSet::load_lines`), bad strings reported by their number (from 1) and skipped.
+    #[must_use]
+    pub fn rule_load(&self) -> ParseReport {
+        RuleSet::parse_lines(self.rules.iter().map(String::as_str)).1
+    }
+
     /// Runs the scenario on a fresh stack over `store`.
     ///
     /// # Errors
@@ -1011,6 +1224,7 @@ impl Scenario {
         store: S,
     ) -> Result<(ScenarioResult, Stack<S>), SimError> {
         let mut stack = self.build(store)?;
+        let rule_load = self.rule_load();
         let mut tokens: HashMap<String, StorageOffloadToken> = HashMap::new();
         let mut results = Vec::new();
         for (index, step) in self.steps.iter().enumerate() {
@@ -1021,6 +1235,15 @@ impl Scenario {
             path: self.path.clone(),
             description: self.description.clone(),
             steps: results,
+            rule_load,
+            journal_lost: {
+                let stats = stack.journal().stats();
+                let capacity = crate::stack::JOURNAL_CAPACITY as u64;
+                stats
+                    .recorded
+                    .saturating_sub(capacity)
+                    .saturating_add(stats.dropped)
+            },
             passed,
         };
         Ok((result, stack))
@@ -1082,7 +1305,18 @@ fn access_mask(access: Option<&Vec<Access>>) -> AccessMask {
     }
 }
 
-/// Sends one offload FSCTL through the stack and records status, deciding rule and facts.
+/// The journal record `seq`, if the ring still holds it.
+fn journal_record<S: DataStore>(stack: &Stack<S>, seq: u64) -> Option<Record> {
+    let mut page = [Record::EMPTY];
+    let got = stack.journal().read_page(seq, &mut page);
+    page.into_iter()
+        .take(got.copied)
+        .find(|record| record.seq == seq)
+}
+
+/// Sends one offload FSCTL through the stack and records status, deciding rule, facts and the
+/// journal record.
+#[allow(clippy::too_many_arguments)]
 fn issue_fsctl<S: DataStore>(
     stack: &mut Stack<S>,
     handle: HandleId,
@@ -1090,13 +1324,43 @@ fn issue_fsctl<S: DataStore>(
     input: &[u8],
     out_len: usize,
     requestor: RequestorMode,
+    spec: &StepSpec,
     result: &mut StepResult,
 ) -> crate::stack::FsctlOutcome {
-    let outcome = stack.fsctl(handle, code, input, out_len, requestor);
+    let requester = spec.requester();
+    let outcome = stack.fsctl_as(handle, code, input, out_len, requestor, &requester);
     result.status = StepStatus::Status(outcome.status);
     result.decided_by = Some(outcome.decided_by);
     result.facts = Some(outcome.facts);
+    result.process = Some((
+        spec.effective_process().to_owned(),
+        spec.effective_process_id(),
+    ));
+    result.record = outcome
+        .journal_seq
+        .and_then(|seq| journal_record(stack, seq));
     outcome
+}
+
+/// `op = "set_rules"`: the text goes through the port's `SetRules`
+/// (`odx_core::serve::handle_request`), as `odxctl rules load` sends it.
+#[allow(dead_code)]
+fn set_rules_step<S: DataStore>(stack: &mut Stack<S>, text: &str, result: &mut StepResult) {
+    use odx_core::port::governance::RulesReply;
+    let request = crate::stack::set_rules_message(text);
+    match stack.port_request(&request, RulesReply::SIZE) {
+        Ok(bytes) => match RulesReply::parse(&bytes) {
+            Ok(reply) => {
+                result.rules_reply = Some((
+                    reply.error_line.get(),
+                    reply.error().map(str::to_owned),
+                    reply.rule_count.get(),
+                ));
+            }
+            Err(_) => result.status = StepStatus::Status(NtStatus::STATUS_INVALID_PARAMETER),
+        },
+        Err(status) => result.status = StepStatus::Status(status),
+    }
 }
 
 fn sized_input<T: WireStruct>(value: &T, in_len: Option<usize>) -> Vec<u8> {
@@ -1160,6 +1424,9 @@ fn run_step<S: DataStore>(
         flags: 0,
         decided_by: None,
         facts: None,
+        process: None,
+        record: None,
+        rules_reply: None,
         expect: spec.expect.clone(),
         expect_ok: true,
         failures: Vec::new(),
@@ -1184,6 +1451,7 @@ fn run_step<S: DataStore>(
                 &bytes,
                 out_len,
                 requestor,
+                spec,
                 &mut result,
             );
             let parsed = OffloadReadOutput::parse(&outcome.output)
@@ -1226,6 +1494,7 @@ fn run_step<S: DataStore>(
                 &bytes,
                 out_len,
                 requestor,
+                spec,
                 &mut result,
             );
             if let Some(out) = OffloadWriteOutput::parse(&outcome.output)
@@ -1355,6 +1624,30 @@ fn check_expectations(step: &Step, result: &mut StepResult) {
                 "expected decided by {want}, got {}",
                 got.unwrap_or_else(|| "none".to_owned())
             ));
+        }
+    }
+    if let Some(want) = spec.expected_decided_by() {
+        let got = result.record.map(|r| r.decided_by);
+        if got != Some(want) {
+            result.failures.push(format!(
+                "expected the journal to record decided by {}, got {}",
+                decided_by_label(want),
+                got.map_or_else(|| "no record".to_owned(), decided_by_label)
+            ));
+        }
+    }
+    if let Some(want) = spec.expect_error_line {
+        match &result.rules_reply {
+            Some((line, error, _)) if *line == want => {}
+            Some((line, error, _)) => result.failures.push(format!(
+                "expected set_rules error line {want}, got {line}{}",
+                error
+                    .as_deref()
+                    .map_or_else(String::new, |e| format!(" ({e})"))
+            )),
+            None => result.failures.push(format!(
+                "expected set_rules error line {want}, got no reply"
+            )),
         }
     }
     if let Some((eof, vdl)) = result.sizes {

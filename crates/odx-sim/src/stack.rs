@@ -1,7 +1,11 @@
 //! One volume stack as a user-mode caller sees it: the I/O manager's checks (handle access,
 //! Filter Manager's aggregated `SupportedFeatures`), odxflt, and the volume below.
 
+use odx_core::filter::PreEnv;
 use odx_core::flags::{AccessMask, OffloadReadFlags, SupportedFeatures, VolumeFlags};
+use odx_core::governance::{
+    DecisionLog, Governance, Journal, JournalAt, JournalSeq, ParseReport, RuleSet, VolumeNames,
+};
 use odx_core::iomgr::{
     FilterSupportedFeaturesMode, RequestorMode, aggregate_supported_features, io_manager_precheck,
 };
@@ -35,7 +39,7 @@ pub enum DecidedBy {
     IoManager,
     /// odxflt in pre-operation, by this rule.
     Odxflt(Check),
-    /// odxflt's policy (veto mode) refused without validating.
+    /// odxflt's policy (veto mode, or a rule's veto) refused without validating.
     Policy,
     /// The file system and storage below, mapped by odxflt's post-operation.
     Below {
@@ -51,7 +55,7 @@ impl DecidedBy {
         match self {
             Self::IoManager => "I/O manager".to_owned(),
             Self::Odxflt(check) => format!("odxflt: {check:?}"),
-            Self::Policy => "odxflt policy (veto)".to_owned(),
+            Self::Policy => "odxflt policy (veto mode or a veto rule)".to_owned(),
             Self::Below { below } => format!("volume below ({below})"),
         }
     }
@@ -68,6 +72,92 @@ pub struct FsctlOutcome {
     pub decided_by: DecidedBy,
     /// Facts odxflt asked for.
     pub facts: FactCounts,
+    /// The sequence number of the request's journal record (`None`: the request never reached
+    /// odxflt, so nothing was recorded).
+    pub journal_seq: Option<u64>,
+}
+
+/// Records the simulated odxflt keeps: the driver's ring size.
+pub const JOURNAL_CAPACITY: usize = 1024;
+
+/// The default requesting process's image file name.
+pub const DEFAULT_PROCESS: &str = "copy.exe";
+
+/// The default requesting process id.
+pub const DEFAULT_PROCESS_ID: u64 = 1000;
+
+/// The process image as the kernel hands it for an image file name: a name holding a `\` is
+/// taken as it is; any other non-empty name is put in `System32` of the boot volume
+/// (`\Device\HarddiskVolume1\Windows\System32\<name>`); an empty name stays empty (the query
+/// fails). The PE harness's kernel mock forms the same string.
+#[must_use]
+pub fn kernel_image_path(process: &str) -> String {
+    if process.is_empty() || process.contains('\\') {
+        process.to_owned()
+    } else {
+        format!("\\Device\\HarddiskVolume1\\Windows\\System32\\{process}")
+    }
+}
+
+/// Who sends a request, as odxflt can learn it: the process's image and id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Requester {
+    /// The image as the kernel hands it ([`kernel_image_path`]), UTF-16; empty: the query
+    /// fails.
+    pub image: Vec<u16>,
+    /// The process id.
+    pub process_id: u64,
+}
+
+impl Requester {
+    /// The requester for an image file name (or a full image path) and a process id.
+    #[must_use]
+    pub fn new(process: &str, process_id: u64) -> Self {
+        Self {
+            image: kernel_image_path(process).encode_utf16().collect(),
+            process_id,
+        }
+    }
+}
+
+impl Default for Requester {
+    fn default() -> Self {
+        Self::new(DEFAULT_PROCESS, DEFAULT_PROCESS_ID)
+    }
+}
+
+/// The volume's names as odxflt caches them at instance setup (what a rule's `volume=` is
+/// compared with), UTF-16.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OwnedVolumeNames {
+    /// `\Device\HarddiskVolume2`.
+    pub device: Vec<u16>,
+    /// `D:`.
+    pub dos: Vec<u16>,
+    /// `\??\Volume{…}`.
+    pub guid: Vec<u16>,
+}
+
+impl OwnedVolumeNames {
+    /// The names from text.
+    #[must_use]
+    pub fn new(device: &str, dos: &str, guid: &str) -> Self {
+        Self {
+            device: device.encode_utf16().collect(),
+            dos: dos.encode_utf16().collect(),
+            guid: guid.encode_utf16().collect(),
+        }
+    }
+
+    /// Borrowed, as the core takes them.
+    #[must_use]
+    pub fn names(&self) -> VolumeNames<'_> {
+        VolumeNames {
+            device: &self.device,
+            dos: &self.dos,
+            guid: &self.guid,
+        }
+    }
 }
 
 /// An offload read's typed result.
@@ -95,6 +185,14 @@ pub struct Stack<S> {
     /// odxflt's view of the storage, built at instance setup from the disk's answer to the
     /// copy-offload property query ([`crate::disk::instance_setup`]).
     storage: StorageState,
+    /// odxflt's governance rules (boxed: 64 rules of inline UTF-16 names).
+    rule_set: Box<RuleSet>,
+    /// odxflt's decision journal (boxed: the ring is a few hundred KiB).
+    journal: Box<Journal<JOURNAL_CAPACITY>>,
+    /// The journal asks for the names even when no rule needs them (the driver's default).
+    journal_names: bool,
+    /// The volume's names.
+    volume_names: OwnedVolumeNames,
 }
 
 impl<S: DataStore> PortTarget for Stack<S> {
@@ -128,6 +226,31 @@ impl<S: DataStore> PortTarget for Stack<S> {
     fn now(&self) -> u64 {
         self.interrupt_time()
     }
+    fn with_rules(&self, f: &mut dyn FnMut(&RuleSet)) {
+        f(&self.rule_set);
+    }
+    fn with_rules_mut(&mut self, f: &mut dyn FnMut(&mut RuleSet)) {
+        f(&mut self.rule_set);
+    }
+    fn journal(&self) -> Option<&dyn DecisionLog> {
+        Some(&*self.journal)
+    }
+}
+
+/// A `SetRules` port message: the header, then `text` (UTF-8, one rule per line), as
+/// `odxctl rules` and a scenario's `op = "set_rules"` send it.
+#[must_use]
+pub fn set_rules_message(text: &str) -> Vec<u8> {
+    use odx_core::port::{ALL_VOLUMES, MessageHeader, MessageKind};
+    use zerocopy::IntoBytes;
+    let header = MessageHeader::new(
+        MessageKind::SetRules,
+        MessageHeader::SIZE.saturating_add(text.len()),
+        ALL_VOLUMES,
+    );
+    let mut message = header.as_bytes().to_vec();
+    message.extend_from_slice(text.as_bytes());
+    message
 }
 
 /// The default lock owner of the opens a caller makes with [`Stack::open`] on one file: every
@@ -164,7 +287,54 @@ impl<S: DataStore> Stack<S> {
             default_policy: PolicyMode::Enforce,
             stats: VolumeStats::new(),
             storage,
+            rule_set: Box::default(),
+            journal: Box::default(),
+            journal_names: true,
+            volume_names: OwnedVolumeNames::new(
+                crate::scenario::DEFAULT_DEVICE_NAME,
+                crate::scenario::DEFAULT_DOS_NAME,
+                crate::scenario::DEFAULT_GUID_NAME,
+            ),
         }
+    }
+
+    /// Loads odxflt's rules as the driver does at instance start from `Parameters\Rules`
+    /// (one rule per `REG_MULTI_SZ` string): the lenient loader, bad strings skipped and
+    /// reported (their line is the string's number, from 1), never a failed load.
+    pub fn load_registry_rules<'a>(
+        &mut self,
+        strings: impl IntoIterator<Item = &'a str>,
+    ) -> ParseReport {
+        self.rule_set.load_lines(strings)
+    }
+
+    /// The rules in force.
+    #[must_use]
+    pub fn rule_set(&self) -> &RuleSet {
+        &self.rule_set
+    }
+
+    /// The decision journal.
+    #[must_use]
+    pub fn journal(&self) -> &Journal<JOURNAL_CAPACITY> {
+        &self.journal
+    }
+
+    /// Whether the journal asks for the process and file names of requests no rule needed them
+    /// for (default `true`, as the driver).
+    pub const fn set_journal_names(&mut self, names: bool) {
+        self.journal_names = names;
+    }
+
+    /// Sets the volume's names (what a rule's `volume=` is compared with).
+    pub fn set_volume_names(&mut self, names: OwnedVolumeNames) {
+        self.volume_names = names;
+    }
+
+    /// The volume's names.
+    #[must_use]
+    pub const fn volume_names(&self) -> &OwnedVolumeNames {
+        &self.volume_names
     }
 
     /// odxflt's storage state for the volume (capability from instance setup, back-offs).
@@ -286,9 +456,7 @@ impl<S: DataStore> Stack<S> {
         self.handles.get(handle.0).copied()
     }
 
-    /// `NtFsControlFile`: the I/O manager, then odxflt, then (if forwarded or passed through)
-    /// NTFS's own checks and the volume ([`crate::ntfs::validate_then_execute`]), and (if
-    /// forwarded) odxflt's post-operation.
+    /// [`Self::fsctl_as`] from the default requester (`copy.exe`, process id 1000).
     pub fn fsctl(
         &mut self,
         handle: HandleId,
@@ -297,11 +465,34 @@ impl<S: DataStore> Stack<S> {
         output_len: usize,
         requestor: RequestorMode,
     ) -> FsctlOutcome {
+        self.fsctl_as(
+            handle,
+            code,
+            input,
+            output_len,
+            requestor,
+            &Requester::default(),
+        )
+    }
+
+    /// `NtFsControlFile` from `requester`: the I/O manager, then odxflt (its rules, its checks,
+    /// its journal), then (if forwarded or passed through) NTFS's own checks and the volume
+    /// ([`crate::ntfs::validate_then_execute`]), and (if forwarded) odxflt's post-operation.
+    pub fn fsctl_as(
+        &mut self,
+        handle: HandleId,
+        code: u32,
+        input: &[u8],
+        output_len: usize,
+        requestor: RequestorMode,
+        requester: &Requester,
+    ) -> FsctlOutcome {
         let fail = |status, decided_by| FsctlOutcome {
             status,
             output: Vec::new(),
             decided_by,
             facts: FactCounts::default(),
+            journal_seq: None,
         };
         let Some(state) = self.handle(handle) else {
             return fail(NtStatus::STATUS_INVALID_HANDLE, DecidedBy::IoManager);
@@ -331,6 +522,7 @@ impl<S: DataStore> Stack<S> {
             volume: odxflt_volume,
             file,
             handle: state,
+            process: &requester.image,
             counts: FactCounts::default(),
             vdl_visible: false,
         };
@@ -340,8 +532,27 @@ impl<S: DataStore> Stack<S> {
             input_len: input.len(),
             output_len,
         };
-        let pre = pre_operation(request, self.policy, &mut facts, &self.rules, &self.stats);
+        let first_seq = self.journal.head();
+        let env = PreEnv {
+            mode: self.policy,
+            rules: &self.rules,
+            stats: Some(&self.stats),
+            governance: (!self.rule_set.is_empty()).then(|| Governance {
+                rules: &self.rule_set,
+                volume: self.volume_names.names(),
+                requestor,
+            }),
+            journal: Some(JournalAt {
+                log: &*self.journal,
+                time: now,
+                volume: 0,
+                process_id: requester.process_id,
+                names: self.journal_names,
+            }),
+        };
+        let pre = pre_operation(request, &mut facts, &env);
         let counts = facts.counts;
+        let journal_seq = (self.journal.head() > first_seq).then_some(first_seq);
         let (status, information, decided_by) = match pre {
             PreOp::Complete {
                 status,
@@ -370,7 +581,11 @@ impl<S: DataStore> Stack<S> {
                     },
                 )
             }
-            PreOp::Forward { context, .. } => {
+            PreOp::Forward {
+                context,
+                journal_seq: forwarded,
+                ..
+            } => {
                 // NTFS applies its own MS-FSA checks to whatever reaches it: what odxflt validated
                 // passes them again, and the rules odxflt leaves to NTFS (valid data length) and
                 // everything in monitor mode are decided there.
@@ -395,6 +610,10 @@ impl<S: DataStore> Stack<S> {
                         state: &self.storage,
                         now,
                     },
+                    forwarded.map(|seq| JournalSeq {
+                        log: &*self.journal,
+                        seq,
+                    }),
                 );
                 (
                     status,
@@ -411,6 +630,7 @@ impl<S: DataStore> Stack<S> {
             output: buffer,
             decided_by,
             facts: counts,
+            journal_seq,
         }
     }
 

@@ -89,6 +89,10 @@ pub struct FileEntry {
     pub id: FileId,
     /// Name.
     pub name: String,
+    /// The file's path from the volume root as `FltGetFileNameInformation` would give it
+    /// without the volume name (`\\Backups\\db.vhdx`; default `\\` + name), UTF-16; empty
+    /// when the name query fails.
+    pub path: Vec<u16>,
     /// End of file.
     pub end_of_file: u64,
     /// Valid data length (bytes from it up to end of file read as zero).
@@ -235,6 +239,7 @@ impl<S: DataStore> Volume<S> {
             FileEntry {
                 id,
                 name: name.to_owned(),
+                path: format!("\\{name}").encode_utf16().collect(),
                 end_of_file: 0,
                 valid_data_length: 0,
                 attributes: FileAttributes::empty(),
@@ -295,6 +300,16 @@ impl<S: DataStore> Volume<S> {
         entry.attributes = attributes;
         entry.markers = markers;
         entry.delete_pending = delete_pending;
+        Ok(())
+    }
+
+    /// Sets the file's path from the volume root (what odxflt's name query answers; empty:
+    /// the query fails).
+    ///
+    /// # Errors
+    /// No such file.
+    pub fn set_path(&mut self, id: FileId, path: &str) -> Result<(), SimError> {
+        self.entry_mut(id)?.path = path.encode_utf16().collect();
         Ok(())
     }
 

@@ -251,6 +251,13 @@ impl OffloadFacts for Probed<'_> {
     fn lock_conflict(&mut self, _: ByteRange, _: LockIntent) -> Result<bool, NtStatus> {
         Ok(false)
     }
+    // Validation never asks for names (only the rules and the journal do).
+    fn process_image(&mut self) -> Option<&[u16]> {
+        None
+    }
+    fn file_path(&mut self) -> Option<&[u16]> {
+        None
+    }
 }
 
 /// What the core's validation says about a whole-file, sector-aligned request on `file` whose
