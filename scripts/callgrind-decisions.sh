@@ -34,6 +34,11 @@ declare -A what=(
   [write]="decide_write: parse + validate + verdict, facts in memory, forwarded"
   [pre_read]="pre_operation, read: policy enforce + decide_read (+ a 32-byte copy into the buffer)"
   [pre_write]="pre_operation, write: policy enforce + decide_write + rewrite check"
+  [pre_write_mode]="pre_operation, write: as pre_write, with the mode and rules read at run time (as the driver does)"
+  [pre_write_in]="pre_operation_in, write: what the driver calls, nothing configured (no rules, no journal)"
+  [pre_write_rules]="pre_operation_in, write: as pre_write, with an empty rule set configured"
+  [pre_write_journal]="pre_operation_in, write: as pre_write, recording in the journal (no names)"
+  [pre_write_both]="pre_operation_in, write: one process rule (the process is not asked: the mock knows none) + journal"
   [compare]="baseline: one == on a control code (plus the loop and black_box)"
   [mask]="baseline: one masked compare of a control code's common bits (plus the loop and black_box)"
   [from_fsctl]="OffloadOp::from_fsctl on a non-offload control code (plus the loop and black_box)"
@@ -42,8 +47,8 @@ declare -A what=(
   [from_fsctl_zero_data]="from_fsctl on FSCTL_SET_ZERO_DATA, a write-access code above the offload read code"
   [from_fsctl_oplock]="from_fsctl on FSCTL_REQUEST_OPLOCK, one of the codes that pass the first test"
 )
-declare -A goal=([read]=150 [write]=200 [pre_read]=250 [pre_write]=250 [from_fsctl]=6)
-for path in copy read write pre_read pre_write compare mask from_fsctl compare_branch from_fsctl_branch from_fsctl_oplock from_fsctl_zero_data; do
+declare -A goal=([read]=150 [write]=200 [pre_read]=250 [pre_write]=250 [pre_write_in]=250 [from_fsctl]=6)
+for path in copy read write pre_read pre_write pre_write_mode pre_write_in pre_write_rules pre_write_journal pre_write_both compare mask from_fsctl compare_branch from_fsctl_branch from_fsctl_oplock from_fsctl_zero_data; do
   a=$(instructions "$path" $n1)
   b=$(instructions "$path" $n2)
   per=$(awk -v a="$a" -v b="$b" -v n=$((n2 - n1)) 'BEGIN { printf "%.1f", (b - a) / n }')

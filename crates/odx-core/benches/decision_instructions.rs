@@ -10,7 +10,9 @@ use std::hint::black_box;
 use std::process::ExitCode;
 
 use odx_core::ctl::{OFFLOAD_COMMON_BITS, OFFLOAD_COMMON_MASK};
-use odx_core::filter::{BufferedRequest, pre_operation};
+use odx_core::filter::{BufferedRequest, PreEnv, pre_operation, pre_operation_in};
+use odx_core::governance::{Governance, Journal, JournalAt, RuleSet, VolumeNames};
+use odx_core::iomgr::RequestorMode;
 use odx_core::policy::PolicyMode;
 use odx_core::{FSCTL_OFFLOAD_READ, OffloadOp, OffloadRequest, Rules, decide_read, decide_write};
 
@@ -31,7 +33,7 @@ fn main() -> ExitCode {
     else {
         // Under `cargo bench` (no arguments) there is nothing to measure: callgrind does that.
         eprintln!(
-            "usage: decision_instructions <copy|read|write|pre_read|pre_write|compare|mask|from_fsctl|compare_branch|from_fsctl_branch|from_fsctl_oplock|from_fsctl_zero_data> <n>"
+            "usage: decision_instructions <copy|read|write|pre_read|pre_write|pre_write_mode|pre_write_in|pre_write_rules|pre_write_journal|pre_write_both|compare|mask|from_fsctl|compare_branch|from_fsctl_branch|from_fsctl_oplock|from_fsctl_zero_data> <n>"
         );
         return ExitCode::SUCCESS;
     };
@@ -101,6 +103,87 @@ fn main() -> ExitCode {
                     &rules,
                     None,
                 ));
+            }
+        }
+        "pre_write_mode" => {
+            // pre_write with the mode read at run time, as the driver reads it (a constant
+            // lets the compiler fold the policy match away).
+            for _ in 0..n {
+                let mut f = black_box(facts);
+                let request = BufferedRequest {
+                    op: OffloadOp::Write,
+                    buffer: black_box(&mut buffer),
+                    input_len: 544,
+                    output_len: 16,
+                };
+                black_box(pre_operation(
+                    request,
+                    black_box(PolicyMode::Enforce),
+                    &mut f,
+                    black_box(&rules),
+                    None,
+                ));
+            }
+        }
+        "pre_write_in" => {
+            // What the driver calls, with nothing configured (no rules, no journal).
+            let env = PreEnv {
+                mode: PolicyMode::Enforce,
+                rules: &rules,
+                stats: None,
+                governance: None,
+                journal: None,
+            };
+            for _ in 0..n {
+                let mut f = black_box(facts);
+                let request = BufferedRequest {
+                    op: OffloadOp::Write,
+                    buffer: black_box(&mut buffer),
+                    input_len: 544,
+                    output_len: 16,
+                };
+                black_box(pre_operation_in(request, &mut f, black_box(&env)));
+            }
+        }
+        "pre_write_rules" | "pre_write_journal" | "pre_write_both" => {
+            // Governance configured: an empty rule set ("rules") or one rule naming a process
+            // that does not match ("both"), and/or the journal without names.
+            let mut set = Box::new(RuleSet::new());
+            if path == "pre_write_both" {
+                set.try_load_lines(["veto process=robocopy.exe"]).ok();
+            }
+            let journal = Box::new(Journal::<1024>::new());
+            let dos: Vec<u16> = "D:".encode_utf16().collect();
+            for i in 0..n {
+                let mut f = black_box(facts);
+                let request = BufferedRequest {
+                    op: OffloadOp::Write,
+                    buffer: black_box(&mut buffer),
+                    input_len: 544,
+                    output_len: 16,
+                };
+                let env = PreEnv {
+                    mode: PolicyMode::Enforce,
+                    rules: &rules,
+                    stats: None,
+                    governance: (path != "pre_write_journal").then(|| Governance {
+                        rules: &set,
+                        volume: VolumeNames {
+                            device: &[],
+                            dos: &dos,
+                            guid: &[],
+                        },
+                        requestor: RequestorMode::User,
+                    }),
+                    journal: (path != "pre_write_rules").then_some(JournalAt {
+                        log: &*journal,
+                        time: i,
+                        volume: 0,
+                        process_id: 4,
+                        names: false,
+                    }),
+                };
+                black_box(pre_operation_in(request, &mut f, black_box(&env)));
             }
         }
         "compare" => {

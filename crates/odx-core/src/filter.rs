@@ -158,29 +158,39 @@ pub fn pre_operation<F: OffloadFacts + ?Sized>(
     rules: &Rules,
     stats: Option<&VolumeStats>,
 ) -> PreOp {
-    pre_operation_in(
-        request,
-        facts,
-        &PreEnv {
-            mode,
-            rules,
-            stats,
-            governance: None,
-            journal: None,
-        },
-    )
+    govern_and_apply(request, mode, None, facts, rules, stats)
 }
 
 /// odxflt's pre-operation for an offload FSCTL: the first matching rule's action, or the
 /// volume's mode, decides how the request is governed ([`govern`]); the counters and the journal
 /// record what happened.
+// Always inlined: the plain path is `pre_operation`'s own, and a call would add its prologue
+// and the returned `PreOp`'s copy to every request (48 instructions, callgrind).
+#[inline(always)]
 pub fn pre_operation_in<F: OffloadFacts + ?Sized>(
-    mut request: BufferedRequest<'_>,
+    request: BufferedRequest<'_>,
     facts: &mut F,
     env: &PreEnv<'_>,
 ) -> PreOp {
+    let rules = env.governance.filter(|g| !g.rules.rules().is_empty());
+    if rules.is_none() && env.journal.is_none() {
+        // Nothing configured: exactly the path without governance (callgrind: no instruction
+        // more than before rules existed).
+        return govern_and_apply(request, env.mode, None, facts, env.rules, env.stats);
+    }
+    governed_path(request, facts, env, rules)
+}
+
+// Out of line: the rules' subject and the journal's record stay off the plain path's frame.
+#[inline(never)]
+fn governed_path<F: OffloadFacts + ?Sized>(
+    mut request: BufferedRequest<'_>,
+    facts: &mut F,
+    env: &PreEnv<'_>,
+    rules: Option<Governance<'_>>,
+) -> PreOp {
     let op = request.op;
-    let matched = env.governance.and_then(|g| {
+    let matched = rules.and_then(|g| {
         g.rules.evaluate(&mut FactsSubject {
             facts: &mut *facts,
             op,
@@ -190,6 +200,38 @@ pub fn pre_operation_in<F: OffloadFacts + ?Sized>(
         })
     });
     let mode = matched.map_or(env.mode, |(_, action)| action);
+    let mut governed = None;
+    let pre = govern_and_apply(
+        BufferedRequest {
+            op,
+            buffer: &mut *request.buffer,
+            input_len: request.input_len,
+            output_len: request.output_len,
+        },
+        mode,
+        Some(&mut governed),
+        facts,
+        env.rules,
+        env.stats,
+    );
+    match (env.journal, governed) {
+        (Some(at), Some(governed)) => record(at, pre, &governed, matched, facts, &mut request),
+        _ => pre,
+    }
+}
+
+/// Governs the request under `mode`, counts it, and turns the outcome into the callback's
+/// answer; `keep` receives the governed outcome for the journal.
+#[inline(always)]
+fn govern_and_apply<F: OffloadFacts + ?Sized>(
+    mut request: BufferedRequest<'_>,
+    mode: PolicyMode,
+    keep: Option<&mut Option<Governed>>,
+    facts: &mut F,
+    rules: &Rules,
+    stats: Option<&VolumeStats>,
+) -> PreOp {
+    let op = request.op;
     let governed = govern(
         mode,
         op,
@@ -198,12 +240,15 @@ pub fn pre_operation_in<F: OffloadFacts + ?Sized>(
             output_len: request.output_len,
         },
         facts,
-        env.rules,
+        rules,
     );
-    if let Some(stats) = env.stats {
+    if let Some(stats) = stats {
         stats.on_pre_operation(op, &governed);
     }
-    let pre = match governed {
+    if let Some(keep) = keep {
+        *keep = Some(governed);
+    }
+    match governed {
         Governed::Veto(status) => PreOp::Complete {
             status,
             information: 0,
@@ -239,10 +284,6 @@ pub fn pre_operation_in<F: OffloadFacts + ?Sized>(
                 journal_seq: None,
             },
         },
-    };
-    match env.journal {
-        Some(at) => record(at, pre, &governed, matched, facts, &mut request),
-        None => pre,
     }
 }
 

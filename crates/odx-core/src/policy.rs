@@ -80,6 +80,7 @@ pub enum Governed {
 }
 
 /// Applies `mode` to a request: veto asks no fact; monitor decides (for the record) but forwards.
+#[inline]
 pub fn govern<F: OffloadFacts + ?Sized>(
     mode: PolicyMode,
     op: OffloadOp,
