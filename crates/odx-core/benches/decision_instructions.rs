@@ -147,41 +147,42 @@ fn main() -> ExitCode {
         }
         "pre_write_rules" | "pre_write_journal" | "pre_write_both" => {
             // Governance configured: an empty rule set ("rules") or one rule naming a process
-            // that does not match ("both"), and/or the journal without names.
+            // that does not match ("both"), and/or the journal without names. The environment
+            // is built once, as the driver's configuration is.
             let mut set = Box::new(RuleSet::new());
             if path == "pre_write_both" {
                 set.try_load_lines(["veto process=robocopy.exe"]).ok();
             }
             let journal = Box::new(Journal::<1024>::new());
             let dos: Vec<u16> = "D:".encode_utf16().collect();
-            for i in 0..n {
+            let env = PreEnv {
+                mode: PolicyMode::Enforce,
+                rules: &rules,
+                stats: None,
+                governance: (path != "pre_write_journal").then_some(Governance {
+                    rules: &set,
+                    volume: VolumeNames {
+                        device: &[],
+                        dos: &dos,
+                        guid: &[],
+                    },
+                    requestor: RequestorMode::User,
+                }),
+                journal: (path != "pre_write_rules").then_some(JournalAt {
+                    log: &*journal,
+                    time: 0,
+                    volume: 0,
+                    process_id: 4,
+                    names: false,
+                }),
+            };
+            for _ in 0..n {
                 let mut f = black_box(facts);
                 let request = BufferedRequest {
                     op: OffloadOp::Write,
                     buffer: black_box(&mut buffer),
                     input_len: 544,
                     output_len: 16,
-                };
-                let env = PreEnv {
-                    mode: PolicyMode::Enforce,
-                    rules: &rules,
-                    stats: None,
-                    governance: (path != "pre_write_journal").then(|| Governance {
-                        rules: &set,
-                        volume: VolumeNames {
-                            device: &[],
-                            dos: &dos,
-                            guid: &[],
-                        },
-                        requestor: RequestorMode::User,
-                    }),
-                    journal: (path != "pre_write_rules").then_some(JournalAt {
-                        log: &*journal,
-                        time: i,
-                        volume: 0,
-                        process_id: 4,
-                        names: false,
-                    }),
                 };
                 black_box(pre_operation_in(request, &mut f, black_box(&env)));
             }
