@@ -420,17 +420,15 @@ impl Slot {
     }
 }
 
+/// Packs `units` four to a word into `out` (whose words are zero: `encode` starts from zeros, so
+/// the words past the name stay zero). Chunk by chunk: a short or empty name costs only its own
+/// units (the per-unit index arithmetic this replaced cost ~600 instructions per record,
+/// callgrind `pre_write_journal`).
 fn pack_units(out: &mut [u64], units: &[u16]) {
-    for (i, word) in out.iter_mut().enumerate() {
+    for (word, chunk) in out.iter_mut().zip(units.chunks(4)) {
         let mut w = 0u64;
-        for j in 0..4usize {
-            let u = i
-                .checked_mul(4)
-                .and_then(|k| k.checked_add(j))
-                .and_then(|k| units.get(k))
-                .copied()
-                .unwrap_or(0);
-            w |= u64::from(u).wrapping_shl(u32::try_from(j).unwrap_or(0).wrapping_mul(16));
+        for (shift, unit) in [0_u32, 16, 32, 48].into_iter().zip(chunk) {
+            w |= u64::from(*unit).wrapping_shl(shift);
         }
         *word = w;
     }
