@@ -27,7 +27,7 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
   cargo install --locked cargo-fuzz
 fi
 
-all_targets=(wire decide_read decide_write complete token_engine port filter_callbacks)
+all_targets=(wire decide_read decide_write complete token_engine port filter_callbacks rules)
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=("${all_targets[@]}")
 
