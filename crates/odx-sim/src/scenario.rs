@@ -368,6 +368,8 @@ pub enum Op {
     Compare,
     /// Check a file's end of file and valid data length.
     Stat,
+    /// Replace odxflt's rules through the port's `SetRules` (all or nothing).
+    SetRules,
 }
 
 impl Op {
@@ -381,6 +383,7 @@ impl Op {
             Self::AdvanceMs => "advance_ms",
             Self::Compare => "compare",
             Self::Stat => "stat",
+            Self::SetRules => "set_rules",
         }
     }
 }
@@ -1015,8 +1018,17 @@ impl Scenario {
                         ));
                     }
                 }
+                Op::SetRules => {
+                    if spec.text.is_none() {
+                        return Err(at(
+                            span,
+                            format!("{what} needs `text` (the rules, one per line)"),
+                        ));
+                    }
+                }
             }
-            if spec.text.is_some() || spec.expect_error_line.is_some() {
+            if spec.op != Op::SetRules && (spec.text.is_some() || spec.expect_error_line.is_some())
+            {
                 return Err(at(
                     span,
                     format!("{what}: `text` / `expect_error_line` belong to op = \"set_rules\""),
@@ -1344,7 +1356,6 @@ fn issue_fsctl<S: DataStore>(
 
 /// `op = "set_rules"`: the text goes through the port's `SetRules`
 /// (`odx_core::serve::handle_request`), as `odxctl rules load` sends it.
-#[allow(dead_code)]
 fn set_rules_step<S: DataStore>(stack: &mut Stack<S>, text: &str, result: &mut StepResult) {
     use odx_core::port::governance::RulesReply;
     let request = crate::stack::set_rules_message(text);
@@ -1534,6 +1545,7 @@ fn run_step<S: DataStore>(
                 .ok_or_else(|| SimError::NoFile(spec.file.clone().unwrap_or_default()))?;
             result.sizes = Some((entry.end_of_file, entry.valid_data_length));
         }
+        Op::SetRules => set_rules_step(stack, spec.text.as_deref().unwrap_or(""), &mut result),
     }
     check_expectations(step, &mut result);
     Ok(result)

@@ -22,9 +22,12 @@ fn at_least_forty_scenarios_and_every_step_has_an_expectation() {
     for s in &all {
         assert!(s.description.is_some(), "{} has no description", s.path);
         for step in &s.steps {
-            // A stat step's expectation is its expect_size / expect_vdl (required at load).
+            // A stat step's expectation is its expect_size / expect_vdl (required at load); a
+            // set_rules step's is its expect_error_line.
             assert!(
-                step.expect.is_some() || step.spec.op == Op::Stat,
+                step.expect.is_some()
+                    || step.spec.op == Op::Stat
+                    || (step.spec.op == Op::SetRules && step.spec.expect_error_line.is_some()),
                 "{} line {}: step without expect",
                 s.path,
                 step.line

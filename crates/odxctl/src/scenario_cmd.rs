@@ -3,7 +3,9 @@
 use std::io::Write;
 use std::path::Path;
 
-use odx_sim::scenario::{Scenario, ScenarioResult, StepStatus, decided_label};
+use odx_sim::scenario::{
+    Scenario, ScenarioResult, StepResult, StepStatus, decided_by_label, decided_label,
+};
 use odx_sim::{HostStore, MemStore};
 use serde_json::{Value, json};
 
@@ -94,11 +96,68 @@ pub fn to_json(r: &ScenarioResult) -> Value {
                 "end_of_file": s.sizes.map(|(eof, _)| eof),
                 "valid_data_length": s.sizes.map(|(_, vdl)| vdl),
                 "flags": s.flags,
+                "process": s.process.as_ref().map(|(name, _)| name),
+                "process_id": s.process.as_ref().map(|(_, id)| id),
+                "journal_decided_by": s.record.map(|rec| decided_by_label(rec.decided_by)),
+                "journal_rule": s.record.and_then(|rec| rec.rule),
+                "rules_error_line": s.rules_reply.as_ref().map(|(line, _, _)| line),
+                "rules_error": s.rules_reply.as_ref().and_then(|(_, e, _)| e.clone()),
+                "rules_in_force": s.rules_reply.as_ref().map(|(_, _, n)| n),
                 "expect_ok": s.expect_ok,
             })
         })
         .collect();
-    json!({ "file": r.path, "steps": steps, "passed": r.passed })
+    let rejected: Vec<String> = r
+        .rule_load
+        .errors()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    json!({
+        "file": r.path,
+        "rules_loaded": r.rule_load.accepted,
+        "rules_rejected": r.rule_load.rejected,
+        "rule_errors": rejected,
+        "steps": steps,
+        "passed": r.passed,
+    })
+}
+
+/// What the journal recorded for a step (`-` for steps odxflt did not see), or what a
+/// `set_rules` step's port answer was.
+fn recorded(s: &StepResult) -> String {
+    if let Some((line, _, count)) = &s.rules_reply {
+        return match line {
+            0 => format!("rules replaced ({count} in force)"),
+            n => format!("refused at line {n}"),
+        };
+    }
+    s.record
+        .map_or_else(|| "-".to_owned(), |rec| decided_by_label(rec.decided_by))
+}
+
+/// The `[[rule]]` load report line(s), as the driver's load would log them.
+fn write_rule_load(out: &mut dyn Write, r: &ScenarioResult) -> std::io::Result<()> {
+    let load = &r.rule_load;
+    if load.accepted == 0 && load.rejected == 0 {
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "  rules at load: {} taken, {} rejected (skipped)",
+        load.accepted, load.rejected
+    )?;
+    for e in load.errors() {
+        writeln!(out, "    [[rule]] string {}: {}", e.line, e.error)?;
+    }
+    if load.rejected > load.errors().len() {
+        writeln!(
+            out,
+            "    ({} more not kept)",
+            load.rejected - load.errors().len()
+        )?;
+    }
+    Ok(())
 }
 
 fn write_human(
@@ -111,6 +170,7 @@ fn write_human(
         Some(d) => writeln!(out, "{verdict} {} — {d}", r.path)?,
         None => writeln!(out, "{verdict} {}", r.path)?,
     }
+    write_rule_load(out, r)?;
     let rows: Vec<Vec<String>> = r
         .steps
         .iter()
@@ -138,6 +198,7 @@ fn write_human(
                 s.decided_by
                     .as_ref()
                     .map_or_else(|| "-".to_owned(), decided_label),
+                recorded(s),
                 if s.expect_ok {
                     "ok".to_owned()
                 } else {
@@ -156,6 +217,7 @@ fn write_human(
             "length",
             "flags",
             "decided by",
+            "journal",
             "expect",
         ],
         &rows,
@@ -167,6 +229,11 @@ fn write_human(
         .iter()
         .find(|s| s.path == r.path)
         .map(|s| &s.steps);
+    for s in &r.steps {
+        if let Some((_, Some(error), _)) = &s.rules_reply {
+            writeln!(out, "  step {}: set_rules refused: {error}", s.index)?;
+        }
+    }
     for s in r.steps.iter().filter(|s| !s.expect_ok) {
         let line = lines.and_then(|l| l.get(s.index)).map_or(0, |st| st.line);
         writeln!(
