@@ -3,7 +3,8 @@
 //! answer into what the callbacks return. No rule is decided here; every status and every length
 //! comes from `odx_core`.
 
-use odx_core::filter::{self, PreOp, StorageAt};
+use odx_core::filter::{self, PreEnv, PreOp, StorageAt};
+use odx_core::governance::{Governance, JournalAt, JournalSeq};
 use odx_core::policy::PolicyMode;
 use odx_core::stats::VolumeStats;
 use odx_core::{NtStatus, OffloadFacts, OffloadOp, Rules};
@@ -30,6 +31,8 @@ pub enum PreAction {
         /// The input in the system buffer was rewritten (a trimmed `CopyLength`). The parameter
         /// block is unchanged, so the callback data is not marked dirty.
         input_rewritten: bool,
+        /// The request's journal record, completed in post-operation.
+        journal_seq: Option<u64>,
     },
     /// `FLT_PREOP_SUCCESS_NO_CALLBACK`: the request goes down exactly as the caller sent it and
     /// the file system decides (a fact query failed; already counted by the core).
@@ -54,18 +57,30 @@ pub struct Pending {
     pub context: PostContext,
     /// The volume's statistics slot (`None`: not counted).
     pub slot: Option<u32>,
+    /// The journal record to complete (`None`: none was made).
+    pub journal_seq: Option<u64>,
 }
 
 /// Pre-operation: the core filter's pre-operation over the system buffer, under the volume's
-/// policy, recording the outcome in `stats` (the volume's counters, if it has a slot).
+/// policy and the governance rules (`None`: none in force), recording the outcome in `stats`
+/// (the volume's counters, if it has a slot) and in the journal.
 pub fn pre_operation<F: OffloadFacts + ?Sized>(
     op: OffloadOp,
     mode: PolicyMode,
     buffer: &mut SystemBuffer<'_>,
     facts: &mut F,
     stats: Option<&VolumeStats>,
+    governance: Option<Governance<'_>>,
+    journal: Option<JournalAt<'_>>,
 ) -> PreAction {
-    match filter::pre_operation(buffer.buffered(op), mode, facts, &Rules::DOCUMENTED, stats) {
+    let env = PreEnv {
+        mode,
+        rules: &Rules::DOCUMENTED,
+        stats,
+        governance,
+        journal,
+    };
+    match filter::pre_operation_in(buffer.buffered(op), facts, &env) {
         PreOp::Complete {
             status,
             information,
@@ -77,9 +92,11 @@ pub fn pre_operation<F: OffloadFacts + ?Sized>(
         PreOp::Forward {
             context,
             input_rewritten,
+            journal_seq,
         } => PreAction::Forward {
             context,
             input_rewritten,
+            journal_seq,
         },
         PreOp::PassThrough { .. } => PreAction::PassThrough,
     }
@@ -95,6 +112,7 @@ pub fn post_operation(
     buffer: &mut SystemBuffer<'_>,
     stats: Option<&VolumeStats>,
     storage: Option<StorageAt<'_>>,
+    journal: Option<JournalSeq<'_>>,
 ) -> PostAction {
     let (status, information) = filter::post_operation(
         context,
@@ -102,6 +120,7 @@ pub fn post_operation(
         &Rules::DOCUMENTED,
         stats,
         storage,
+        journal,
     );
     PostAction {
         status,
@@ -131,6 +150,12 @@ mod tests {
     }
 
     impl OffloadFacts for File {
+        fn process_image(&mut self) -> Option<&[u16]> {
+            None
+        }
+        fn file_path(&mut self) -> Option<&[u16]> {
+            None
+        }
         fn volume(&mut self) -> Result<VolumeFacts, NtStatus> {
             Ok(VolumeFacts::ntfs_default())
         }
@@ -180,6 +205,8 @@ mod tests {
                 vdl: 1 << 20,
             },
             None,
+            None,
+            None,
         );
         assert_eq!(
             action,
@@ -205,12 +232,15 @@ mod tests {
                 vdl: 4096,
             },
             None,
+            None,
+            None,
         );
         assert_eq!(
             action,
             PreAction::Forward {
                 context: PostContext::Read(ReadContext::untouched(4096, SectorSize::DEFAULT)),
-                input_rewritten: false
+                input_rewritten: false,
+                journal_seq: None,
             }
         );
         assert_eq!(bytes, before);
@@ -230,6 +260,7 @@ mod tests {
             NtStatus::STATUS_SUCCESS,
             528,
             &mut buffer,
+            None,
             None,
             None,
         );
@@ -266,6 +297,7 @@ mod tests {
                 state: &storage,
                 now: 1_000,
             }),
+            None,
         );
         assert_eq!(action.status, NtStatus::STATUS_NOT_SUPPORTED);
         assert!(storage.backoff_until(OffloadOp::Read, 1_001).is_some());
@@ -276,6 +308,12 @@ mod tests {
     fn a_failed_fact_query_is_a_pass_through_without_callback() {
         struct NoSizes;
         impl OffloadFacts for NoSizes {
+            fn process_image(&mut self) -> Option<&[u16]> {
+                None
+            }
+            fn file_path(&mut self) -> Option<&[u16]> {
+                None
+            }
             fn volume(&mut self) -> Result<VolumeFacts, NtStatus> {
                 Ok(VolumeFacts::ntfs_default())
             }
@@ -302,6 +340,8 @@ mod tests {
             &mut buffer,
             &mut NoSizes,
             Some(&stats),
+            None,
+            None,
         );
         assert_eq!(action, PreAction::PassThrough);
         assert_eq!(bytes, before);
@@ -330,10 +370,13 @@ mod tests {
                 vdl: 5000,
             },
             None,
+            None,
+            None,
         );
         let PreAction::Forward {
             context: PostContext::Read(context),
             input_rewritten,
+            ..
         } = action
         else {
             panic!("expected a forwarded read, got {action:?}");
@@ -360,12 +403,15 @@ mod tests {
                 vdl: 1 << 20,
             },
             None,
+            None,
+            None,
         );
         assert!(matches!(
             action,
             PreAction::Forward {
                 context: PostContext::Write(_),
-                input_rewritten: false
+                input_rewritten: false,
+                journal_seq: None,
             }
         ));
         assert_eq!(bytes, before);
@@ -395,6 +441,7 @@ mod tests {
             NtStatus::STATUS_SUCCESS,
             528,
             &mut buffer,
+            None,
             None,
             None,
         );
@@ -430,6 +477,7 @@ mod tests {
             &mut buffer,
             None,
             None,
+            None,
         );
         assert_eq!(
             action,
@@ -451,6 +499,7 @@ mod tests {
             &mut buffer,
             None,
             None,
+            None,
         );
         assert_eq!(
             action.status,
@@ -462,6 +511,7 @@ mod tests {
             NtStatus::STATUS_FILE_LOCK_CONFLICT,
             0,
             &mut buffer,
+            None,
             None,
             None,
         );
@@ -488,6 +538,7 @@ mod tests {
             &mut buffer,
             None,
             None,
+            None,
         );
         assert_eq!(
             action,
@@ -504,6 +555,12 @@ mod tests {
     fn veto_policy_refuses_without_asking_a_fact() {
         struct NoFacts;
         impl OffloadFacts for NoFacts {
+            fn process_image(&mut self) -> Option<&[u16]> {
+                None
+            }
+            fn file_path(&mut self) -> Option<&[u16]> {
+                None
+            }
             fn volume(&mut self) -> Result<VolumeFacts, NtStatus> {
                 panic!("veto must not ask")
             }
@@ -527,6 +584,8 @@ mod tests {
             PolicyMode::Veto,
             &mut buffer,
             &mut NoFacts,
+            None,
+            None,
             None,
         );
         assert_eq!(
@@ -553,6 +612,8 @@ mod tests {
             &mut buffer,
             &mut file,
             Some(&stats),
+            None,
+            None,
         );
         let PreAction::Forward { context, .. } = action else {
             panic!("a plain read is forwarded: {action:?}")
@@ -571,6 +632,7 @@ mod tests {
             &mut buffer,
             Some(&stats),
             None,
+            None,
         );
         assert_eq!(action.status, NtStatus::STATUS_SUCCESS);
         let read = stats.read.counts();
@@ -584,6 +646,8 @@ mod tests {
             &mut buffer,
             &mut file,
             Some(&stats),
+            None,
+            None,
         );
         assert_eq!(stats.read.counts().completed, 1);
     }

@@ -55,6 +55,13 @@ pub trait KernelSource {
     /// # Errors
     /// The query's status.
     fn standard(&mut self) -> Result<StandardInformation, NtStatus>;
+    /// The requesting process's image path (`SeLocateProcessImageName`), queried at most once
+    /// per request and held (then freed) by the source; `None` when it cannot be learnt.
+    fn process_image(&mut self) -> Option<&[u16]>;
+    /// The file's path from the volume root (`FltGetFileNameInformation`, opened name),
+    /// queried at most once per request and released by the source; `None` when it cannot be
+    /// learnt.
+    fn file_path(&mut self) -> Option<&[u16]>;
 }
 
 /// How byte-range locks are learned. odxflt does not shadow lock state (docs/driver.md,
@@ -133,6 +140,14 @@ impl<S: KernelSource> OffloadFacts for KernelFacts<S> {
             LockView::FileSystemDecides => Ok(false),
         }
     }
+
+    fn process_image(&mut self) -> Option<&[u16]> {
+        self.source.process_image()
+    }
+
+    fn file_path(&mut self) -> Option<&[u16]> {
+        self.source.file_path()
+    }
 }
 
 #[cfg(test)]
@@ -169,6 +184,12 @@ mod tests {
         fn attributes(&mut self) -> Result<u32, NtStatus> {
             self.asked.push(FactKind::StreamKind);
             Ok(self.attributes)
+        }
+        fn process_image(&mut self) -> Option<&[u16]> {
+            None
+        }
+        fn file_path(&mut self) -> Option<&[u16]> {
+            None
         }
         fn standard(&mut self) -> Result<StandardInformation, NtStatus> {
             self.asked.push(FactKind::StreamSizes);

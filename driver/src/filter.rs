@@ -3,6 +3,8 @@
 
 use odx_core::NtStatus;
 use odx_core::filter::StorageAt;
+use odx_core::governance::{Governance, JournalAt, JournalSeq};
+use odx_core::iomgr::RequestorMode;
 use odx_core::storage::StorageState;
 
 use crate::dispatch::{self, Pending, PreAction};
@@ -12,12 +14,18 @@ use crate::ffi::callbacks::{
     UnloadHandler,
 };
 use crate::ffi::context::InstanceContextRef;
-use crate::ffi::kernel::interrupt_time;
+use crate::ffi::kernel::{interrupt_time, system_time};
+use crate::ffi::names::{requestor_process_id, volume_names};
 use crate::ffi::query::{RequestSource, raw_volume};
 use crate::ffi::registration;
+use crate::ffi::rules;
 use crate::ffi::storage::query_capability;
 use crate::volume::InstanceContext;
-use crate::volumes::VOLUMES;
+use crate::volumes::{JOURNAL, VOLUMES};
+
+/// The journal records the process image and the file path of every decision, not only of those
+/// a rule needed them for (`JournalAt::names`): one name query of each kind per governed request.
+pub const JOURNAL_NAMES: bool = true;
 
 /// `STATUS_FLT_DO_NOT_ATTACH`.
 const STATUS_FLT_DO_NOT_ATTACH: NtStatus = NtStatus(0xC01C_000F);
@@ -58,10 +66,53 @@ impl OperationHandler for Odxflt {
                 &fallback
             }
         };
-        let source = RequestSource::new(objects, instance.facts(), storage);
+        let raw = data.as_ptr();
+        let requestor = if data.requestor_kernel() {
+            RequestorMode::Kernel
+        } else {
+            RequestorMode::User
+        };
+        let source = RequestSource::new(objects, instance.facts(), storage, raw);
         let mut facts = KernelFacts::new(source, LockView::FileSystemDecides);
-        let action =
-            dispatch::pre_operation(op, mode, &mut data.system_buffer(), &mut facts, stats);
+        let journal = JournalAt {
+            log: &JOURNAL,
+            time: system_time(),
+            volume: slot.unwrap_or(u32::MAX),
+            process_id: requestor_process_id(raw),
+            names: JOURNAL_NAMES,
+        };
+        let mut buffer = data.system_buffer();
+        // No rules in force: no lock, no evaluation. Otherwise the whole core pre-operation
+        // runs under the shared push lock (ffi::rules: why that cannot deadlock); the facts
+        // (and the names they hold) are dropped after the lock is released.
+        let action = if rules::none() {
+            dispatch::pre_operation(
+                op,
+                mode,
+                &mut buffer,
+                &mut facts,
+                stats,
+                None,
+                Some(journal),
+            )
+        } else {
+            rules::read(|set| {
+                let governance = Governance {
+                    rules: set,
+                    volume: instance.names(),
+                    requestor,
+                };
+                dispatch::pre_operation(
+                    op,
+                    mode,
+                    &mut buffer,
+                    &mut facts,
+                    stats,
+                    Some(governance),
+                    Some(journal),
+                )
+            })
+        };
         match action {
             PreAction::Complete {
                 status,
@@ -70,9 +121,15 @@ impl OperationHandler for Odxflt {
             // A trimmed `CopyLength` is rewritten in the system buffer, not in the parameter
             // block: the callback data is not dirty (FltSetCallbackDataDirty is for changes to
             // the parameter block or the target).
-            PreAction::Forward { context, .. } => {
-                PreOutcome::WithCallback(Pending { context, slot })
-            }
+            PreAction::Forward {
+                context,
+                journal_seq,
+                ..
+            } => PreOutcome::WithCallback(Pending {
+                context,
+                slot,
+                journal_seq,
+            }),
             PreAction::PassThrough => PreOutcome::NoCallback,
         }
     }
@@ -93,6 +150,9 @@ impl OperationHandler for Odxflt {
             &mut data.system_buffer(),
             stats,
             storage,
+            pending
+                .journal_seq
+                .map(|seq| JournalSeq { log: &JOURNAL, seq }),
         );
         data.set_io_status(action.status, action.information);
     }
@@ -109,10 +169,11 @@ impl InstanceHandler for Odxflt {
         // What the storage says about copy offload (IOCTL_STORAGE_QUERY_PROPERTY, PASSIVE_LEVEL);
         // any failure is "unknown": requests are forwarded and the storage's answers teach.
         let capability = query_capability(objects);
+        let (device, guid) = volume_names(objects.volume());
         let slot = VOLUMES.attach(capability);
         let attached = InstanceContextRef::allocate(
             objects.filter(),
-            InstanceContext::new(facts, capability, slot),
+            InstanceContext::new(facts, capability, slot).with_names(device, guid),
         )
         .and_then(|context| context.set_on(objects.instance()));
         match attached {

@@ -2,7 +2,9 @@
 
 use core::sync::atomic::{AtomicBool, Ordering};
 
+use crate::ffi::names::VolumeName;
 use odx_core::flags::VolumeFlags;
+use odx_core::governance::VolumeNames;
 use odx_core::storage::{StorageCapability, StorageState};
 use odx_core::{FileSystemKind, SectorSize, VolumeFacts};
 
@@ -108,6 +110,8 @@ pub struct InstanceContext {
     capability: StorageCapability,
     torn_down: AtomicBool,
     slot: Option<u32>,
+    device_name: VolumeName,
+    guid_name: VolumeName,
 }
 
 impl InstanceContext {
@@ -121,6 +125,27 @@ impl InstanceContext {
             capability,
             torn_down: AtomicBool::new(false),
             slot,
+            device_name: VolumeName::NONE,
+            guid_name: VolumeName::NONE,
+        }
+    }
+
+    /// The same context with the volume's names (instance setup: `FltGetVolumeName`,
+    /// `FltGetVolumeGuidName`).
+    #[must_use]
+    pub const fn with_names(mut self, device: VolumeName, guid: VolumeName) -> Self {
+        self.device_name = device;
+        self.guid_name = guid;
+        self
+    }
+
+    /// The volume's names for the rules. No DOS name (`D:`): docs/driver.md, "Volume names".
+    #[must_use]
+    pub fn names(&self) -> VolumeNames<'_> {
+        VolumeNames {
+            device: self.device_name.units(),
+            dos: &[],
+            guid: self.guid_name.units(),
         }
     }
 

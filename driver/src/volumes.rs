@@ -10,6 +10,7 @@
 
 use core::sync::atomic::{AtomicU32, Ordering};
 
+use odx_core::governance::{DecisionLog, Journal, RuleSet};
 use odx_core::policy::PolicyMode;
 use odx_core::port::RegistrySource;
 use odx_core::serve::PortTarget;
@@ -75,6 +76,8 @@ pub struct VolumeTable {
     registry_value: AtomicU32,
     backoff: AtomicU32,
     backoff_source: AtomicU32,
+    rules_accepted: AtomicU32,
+    rules_rejected: AtomicU32,
 }
 
 /// odxflt's table.
@@ -91,7 +94,32 @@ impl VolumeTable {
             registry_value: AtomicU32::new(0),
             backoff: AtomicU32::new(DEFAULT_BACKOFF_SECONDS),
             backoff_source: AtomicU32::new(0),
+            rules_accepted: AtomicU32::new(0),
+            rules_rejected: AtomicU32::new(0),
         }
+    }
+
+    /// What the registry's `Parameters\Rules` load did (DriverEntry): rules taken, lines
+    /// rejected. Kept for a debugger (`dt odxflt!VOLUMES`) and the PE harness; the port protocol
+    /// has no field for it (QueryRules shows the rules taken).
+    pub fn rules_loaded(&self, accepted: usize, rejected: usize) {
+        self.rules_accepted.store(
+            u32::try_from(accepted).unwrap_or(u32::MAX),
+            Ordering::Release,
+        );
+        self.rules_rejected.store(
+            u32::try_from(rejected).unwrap_or(u32::MAX),
+            Ordering::Release,
+        );
+    }
+
+    /// `(accepted, rejected)` of the registry load.
+    #[must_use]
+    pub fn rules_load(&self) -> (u32, u32) {
+        (
+            self.rules_accepted.load(Ordering::Acquire),
+            self.rules_rejected.load(Ordering::Acquire),
+        )
     }
 
     /// At load: the back-off period from the service's `Parameters\OffloadBackoffSeconds`.
@@ -249,7 +277,27 @@ impl PortTarget for PortView<'_> {
     fn now(&self) -> u64 {
         crate::ffi::kernel::interrupt_time()
     }
+
+    fn with_rules(&self, f: &mut dyn FnMut(&RuleSet)) {
+        crate::ffi::rules::read(|set| f(set));
+    }
+
+    fn with_rules_mut(&mut self, f: &mut dyn FnMut(&mut RuleSet)) {
+        crate::ffi::rules::write(|set| f(set));
+    }
+
+    fn journal(&self) -> Option<&dyn DecisionLog> {
+        Some(&JOURNAL)
+    }
 }
+
+/// Records in the decision journal.
+pub const JOURNAL_RECORDS: usize = 1024;
+
+/// The decision journal: a lock-free ring of [`JOURNAL_RECORDS`] records (200 bytes each) in the
+/// image's non-paged data, written from pre-operation (<= APC_LEVEL) and post-operation (<=
+/// DISPATCH_LEVEL), read by the port in pages (`odx_core::governance::Journal`).
+pub static JOURNAL: Journal<JOURNAL_RECORDS> = Journal::new();
 
 /// Where the back-off period came from (`Parameters\OffloadBackoffSeconds`), as
 /// `RegistrySource` says it for `DefaultPolicy`: absent or another type means the default

@@ -169,6 +169,32 @@ typedef enum _FLT_SET_CONTEXT_OPERATION {
 #define FLT_PORT_CONNECT 0x0001
 #define FLT_PORT_ALL_ACCESS (FLT_PORT_CONNECT | STANDARD_RIGHTS_ALL)
 
+/* fltkernel.h; neither header set has the file-name structure or its option flags (issue 15). */
+typedef struct _KL_UNICODE_STRING {
+    USHORT Length;
+    USHORT MaximumLength;
+    unsigned short *Buffer;
+} UNICODE_STRING; /* ntdef.h's layout; pinned against both header sets as UNICODE_STRING */
+typedef USHORT FLT_FILE_NAME_PARSED_FLAGS;
+typedef ULONG FLT_FILE_NAME_OPTIONS;
+typedef struct _FLT_FILE_NAME_INFORMATION {
+    USHORT Size;
+    FLT_FILE_NAME_PARSED_FLAGS NamesParsed;
+    FLT_FILE_NAME_OPTIONS Format;
+    UNICODE_STRING Name;
+    UNICODE_STRING Volume;
+    UNICODE_STRING Share;
+    UNICODE_STRING Extension;
+    UNICODE_STRING Stream;
+    UNICODE_STRING FinalComponent;
+    UNICODE_STRING ParentDir;
+} FLT_FILE_NAME_INFORMATION;
+#define FLT_FILE_NAME_NORMALIZED 0x01
+#define FLT_FILE_NAME_OPENED 0x02
+#define FLT_FILE_NAME_QUERY_DEFAULT 0x0100
+#define FLT_FILE_NAME_QUERY_CACHE_ONLY 0x0200
+#define STATUS_FLT_INVALID_NAME_REQUEST 0xC01C0005L
+
 /* ntifs.h: FsRtlGetSupportedFeatures (neither header set has them). */
 #define SUPPORTED_FS_FEATURES_OFFLOAD_READ 0x00000001
 #define SUPPORTED_FS_FEATURES_OFFLOAD_WRITE 0x00000002
@@ -310,4 +336,27 @@ void kl_probe(void)
     KL_SOURCE(SUPPORTED_FS_FEATURES_*, KL_DOCS "ntifs/nf-ntifs-fsrtlgetsupportedfeatures");
     KL_CONST(SUPPORTED_FS_FEATURES_OFFLOAD_READ);
     KL_CONST(SUPPORTED_FS_FEATURES_OFFLOAD_WRITE);
+
+    KL_SOURCE(FLT_FILE_NAME_INFORMATION,
+              KL_DOCS "fltkernel/ns-fltkernel-_flt_file_name_information");
+    KL_SIZE(FLT_FILE_NAME_INFORMATION);
+    KL_FIELD(FLT_FILE_NAME_INFORMATION, Size);
+    KL_FIELD(FLT_FILE_NAME_INFORMATION, NamesParsed);
+    KL_FIELD(FLT_FILE_NAME_INFORMATION, Format);
+    KL_FIELD(FLT_FILE_NAME_INFORMATION, Name);
+    KL_FIELD(FLT_FILE_NAME_INFORMATION, Volume);
+    KL_FIELD(FLT_FILE_NAME_INFORMATION, Share);
+    KL_FIELD(FLT_FILE_NAME_INFORMATION, Extension);
+    KL_FIELD(FLT_FILE_NAME_INFORMATION, Stream);
+    KL_FIELD(FLT_FILE_NAME_INFORMATION, FinalComponent);
+    KL_FIELD(FLT_FILE_NAME_INFORMATION, ParentDir);
+    KL_SOURCE(FLT_FILE_NAME_*,
+              KL_DOCS "fltkernel/nf-fltkernel-fltgetfilenameinformation" KL_WDK_VALUE("fltKernel.h"));
+    KL_CONST(FLT_FILE_NAME_NORMALIZED);
+    KL_CONST(FLT_FILE_NAME_OPENED);
+    KL_CONST(FLT_FILE_NAME_QUERY_DEFAULT);
+    KL_CONST(FLT_FILE_NAME_QUERY_CACHE_ONLY);
+    KL_SOURCE(STATUS_FLT_INVALID_NAME_REQUEST,
+              KL_DOCS "fltkernel/nf-fltkernel-fltgetfilenameinformation" KL_WDK_VALUE("ntstatus.h"));
+    KL_STATUS(STATUS_FLT_INVALID_NAME_REQUEST);
 }

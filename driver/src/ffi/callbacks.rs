@@ -91,6 +91,20 @@ impl CallbackData<'_> {
         SystemBuffer::new(all, input_len, output_len)
     }
 
+    /// The callback data itself, for the Filter Manager routines that take it
+    /// (`FltGetFileNameInformation`, `FltGetRequestorProcess`, `FltGetRequestorProcessId`);
+    /// valid for the callback.
+    #[must_use]
+    pub fn as_ptr(&self) -> *const FLT_CALLBACK_DATA {
+        &raw const *self.data
+    }
+
+    /// `RequestorMode` (`KernelMode` 0, `UserMode` 1; offset pinned in `views`).
+    #[must_use]
+    pub fn requestor_kernel(&self) -> bool {
+        self.data.RequestorMode == 0
+    }
+
     /// `IoStatus` as the layer below left it (post-operation).
     #[must_use]
     pub fn io_status(&self) -> (NtStatus, usize) {

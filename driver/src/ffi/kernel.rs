@@ -42,6 +42,86 @@ unsafe extern "system" {
 unsafe extern "system" {
     /// Takes no arguments and may be called at any IRQL (wdm.h; Windows 7 and later).
     safe fn KeQueryUnbiasedInterruptTime() -> u64;
+    /// `VOID KeQuerySystemTimePrecise(PLARGE_INTEGER CurrentTime)`: Windows 8 and later, any
+    /// IRQL (wdm/nf-wdm-kequerysystemtimeprecise).
+    fn KeQuerySystemTimePrecise(current_time: *mut i64);
+}
+
+/// System time now (100-ns ticks since 1601, UTC): the decision journal's clock
+/// (`KeQuerySystemTimePrecise`, any IRQL, Windows 8+). The journal records when a decision was
+/// made in wall-clock time, which an administrator compares with other logs; the unbiased
+/// interrupt time (the back-off's clock) is not a date.
+#[cfg(target_os = "windows")]
+#[must_use]
+pub fn system_time() -> u64 {
+    let mut now = 0_i64;
+    // SAFETY: `now` is a valid LARGE_INTEGER out location; the routine may be called at any IRQL.
+    unsafe { KeQuerySystemTimePrecise(&mut now) };
+    u64::try_from(now).unwrap_or(0)
+}
+
+/// Host builds: the host test clock.
+#[cfg(not(target_os = "windows"))]
+#[must_use]
+pub fn system_time() -> u64 {
+    HOST_TIME.load(core::sync::atomic::Ordering::Relaxed)
+}
+
+/// A byte buffer in non-paged pool (the port's message buffers, the registry's rules), freed on
+/// drop. Zero-filled at allocation.
+#[derive(Debug)]
+pub struct PoolBytes {
+    pointer: NonNull<u8>,
+    len: usize,
+}
+
+impl PoolBytes {
+    /// `len` zeroed bytes (`len` > 0), or `None` when the pool has none.
+    #[must_use]
+    pub fn zeroed(len: usize) -> Option<Self> {
+        if len == 0 {
+            return None;
+        }
+        // SAFETY: ExAllocatePoolWithTag may be called at IRQL <= DISPATCH_LEVEL for non-paged
+        // pool; callers run at PASSIVE_LEVEL; it returns NULL or `len` bytes.
+        let raw = unsafe { ExAllocatePoolWithTag(NON_PAGED_POOL_NX, len, POOL_TAG) };
+        let pointer = NonNull::new(raw.cast::<u8>())?;
+        // SAFETY: `pointer` is a fresh allocation of `len` writable bytes.
+        unsafe { core::ptr::write_bytes(pointer.as_ptr(), 0, len) };
+        Some(Self { pointer, len })
+    }
+
+    /// The bytes.
+    #[must_use]
+    pub fn as_slice(&self) -> &[u8] {
+        // SAFETY: `len` initialised bytes owned by `self` until drop.
+        unsafe { core::slice::from_raw_parts(self.pointer.as_ptr(), self.len) }
+    }
+
+    /// The bytes, writable.
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        // SAFETY: `len` initialised bytes owned exclusively by `self` until drop.
+        unsafe { core::slice::from_raw_parts_mut(self.pointer.as_ptr(), self.len) }
+    }
+}
+
+impl Drop for PoolBytes {
+    fn drop(&mut self) {
+        // SAFETY: the block came from ExAllocatePoolWithTag with POOL_TAG and is freed once.
+        unsafe { ExFreePoolWithTag(self.pointer.as_ptr().cast::<c_void>(), POOL_TAG) };
+    }
+}
+
+/// Frees a block the kernel allocated for odxflt (`SeLocateProcessImageName`'s image name):
+/// `ExFreePoolWithTag(.., 0)`, i.e. `ExFreePool`, "the ExFreeXxx routine that corresponds to
+/// the routine used to allocate the buffer" (ntifs/nf-ntifs-selocateprocessimagename), without
+/// a tag check (odxflt does not know the kernel's tag).
+///
+/// # Safety
+/// `pointer` is a pool block handed to odxflt to free, not freed before.
+pub unsafe fn free_kernel_block(pointer: *mut c_void) {
+    // SAFETY: forwarded from the caller; tag 0 is ExFreePool's.
+    unsafe { ExFreePoolWithTag(pointer, 0) };
 }
 
 /// The interrupt time in 100-ns ticks, the clock of the storage back-off

@@ -17,10 +17,12 @@ pub mod context;
 pub mod entry;
 pub mod kernel;
 pub mod layouts;
+pub mod names;
 pub mod port;
 pub mod query;
 pub mod registration;
 pub mod registry;
+pub mod rules;
 pub mod storage;
 pub mod views;
 

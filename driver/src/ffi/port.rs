@@ -23,7 +23,8 @@ use core::ptr::{null, null_mut};
 use core::sync::atomic::{AtomicIsize, Ordering};
 
 use odx_core::NtStatus;
-use odx_core::port::{PORT_NAME, StatsReply};
+use odx_core::port::governance::{RULES_TEXT_MAX, RulesTextHeader};
+use odx_core::port::{MessageHeader, PORT_NAME};
 use odx_core::serve::handle_request;
 use odx_core::wire::WireStruct;
 use windows_sys::Wdk::Foundation::OBJECT_ATTRIBUTES;
@@ -36,6 +37,7 @@ use windows_sys::Win32::Foundation::{
 };
 use windows_sys::Win32::Security::PSECURITY_DESCRIPTOR;
 
+use super::kernel::PoolBytes;
 use super::{core_status, nt, nt_success};
 use crate::volumes::VOLUMES;
 
@@ -44,8 +46,13 @@ pub const FLT_PORT_ALL_ACCESS: u32 = 0x001F_0001;
 
 crate::pin_constant!(FLT_PORT_ALL_ACCESS => "FLT_PORT_ALL_ACCESS");
 
-/// Longest request read from the caller (every request is 16 or 24 bytes).
-pub const REQUEST_MAX: usize = 64;
+/// Longest request read from the caller: a `SetRules` header and its text (every other request
+/// is 16 or 24 bytes).
+pub const REQUEST_MAX: usize = MessageHeader::SIZE + RULES_TEXT_MAX;
+
+/// Longest reply written: a `QueryRules` reply with the longest text (a journal page, the
+/// stats and the config replies are shorter or as long as the caller's buffer allows).
+pub const REPLY_MAX: usize = RulesTextHeader::SIZE + RULES_TEXT_MAX;
 
 /// Characters of [`PORT_NAME`].
 const NAME_LEN: usize = PORT_NAME.len();
@@ -161,7 +168,11 @@ unsafe extern "system" fn disconnect(_connection_cookie: *const c_void) {
     }
 }
 
-/// `PFLT_MESSAGE_NOTIFY`: one request in, one reply out (or a status and no reply).
+/// `PFLT_MESSAGE_NOTIFY`: one request in, one reply out (or a status and no reply). Both
+/// buffers are non-paged pool of the caller's lengths, capped at [`REQUEST_MAX`] /
+/// [`REPLY_MAX`] (a `SetRules` carries up to `RULES_TEXT_MAX` bytes of text, a `QueryRules`
+/// reply as much): no message byte is on the stack. A failed allocation answers
+/// `STATUS_INSUFFICIENT_RESOURCES` and changes nothing.
 unsafe extern "system" fn message(
     _port_cookie: *const c_void,
     input: *const c_void,
@@ -170,43 +181,66 @@ unsafe extern "system" fn message(
     output_length: u32,
     return_length: *mut u32,
 ) -> NTSTATUS {
-    let mut request = [0u8; REQUEST_MAX];
     let in_len = usize::try_from(input_length)
         .unwrap_or(usize::MAX)
         .min(REQUEST_MAX);
     let in_len = if input.is_null() { 0 } else { in_len };
+    let mut request = None;
     if in_len > 0 {
+        let Some(mut buffer) = PoolBytes::zeroed(in_len) else {
+            return nt(NtStatus::STATUS_INSUFFICIENT_RESOURCES);
+        };
         // SAFETY: Filter Manager passes the caller's input buffer of `input_length` bytes (probed
         // by FilterSendMessage), a user address that may become invalid at any time, which
-        // `copy_guarded` survives; `in_len` <= that length and <= the local buffer, which is
-        // writable kernel stack and does not overlap it.
-        let status = unsafe { copy_guarded(request.as_mut_ptr(), input.cast::<u8>(), in_len) };
+        // `copy_guarded` survives; `in_len` <= that length and == the pool buffer's length,
+        // which is writable kernel memory and does not overlap it.
+        let status = unsafe {
+            copy_guarded(
+                buffer.as_mut_slice().as_mut_ptr(),
+                input.cast::<u8>(),
+                in_len,
+            )
+        };
         if !nt_success(status) {
             return status;
         }
+        request = Some(buffer);
     }
-    let mut reply = [0u8; StatsReply::SIZE];
     let out_len = usize::try_from(output_length)
         .unwrap_or(usize::MAX)
-        .min(StatsReply::SIZE);
+        .min(REPLY_MAX);
     let out_len = if output.is_null() { 0 } else { out_len };
+    let mut reply = None;
+    if out_len > 0 {
+        let Some(buffer) = PoolBytes::zeroed(out_len) else {
+            return nt(NtStatus::STATUS_INSUFFICIENT_RESOURCES);
+        };
+        reply = Some(buffer);
+    }
     let answer = handle_request(
-        request.get(..in_len).unwrap_or_default(),
-        reply.get_mut(..out_len).unwrap_or_default(),
+        request
+            .as_ref()
+            .map(PoolBytes::as_slice)
+            .unwrap_or_default(),
+        reply
+            .as_mut()
+            .map(PoolBytes::as_mut_slice)
+            .unwrap_or_default(),
         &mut VOLUMES.port(),
     );
     let written = match answer {
         Ok(written) => written.min(out_len),
         Err(status) => return nt(status),
     };
-    let status = if written > 0 {
-        // SAFETY: `output` is the caller's output buffer of `output_length` bytes (non-NULL,
-        // probed by FilterSendMessage), a user address that may become invalid at any time,
-        // which `copy_guarded` survives; `written` <= out_len <= output_length; the local reply
-        // is readable kernel stack and does not overlap it.
-        unsafe { copy_guarded(output.cast::<u8>(), reply.as_ptr(), written) }
-    } else {
-        nt(NtStatus::STATUS_SUCCESS)
+    let status = match (&reply, written) {
+        (Some(reply), 1..) => {
+            // SAFETY: `output` is the caller's output buffer of `output_length` bytes (non-NULL,
+            // probed by FilterSendMessage), a user address that may become invalid at any time,
+            // which `copy_guarded` survives; `written` <= out_len <= output_length and <= the
+            // pool reply's length; the pool reply does not overlap it.
+            unsafe { copy_guarded(output.cast::<u8>(), reply.as_slice().as_ptr(), written) }
+        }
+        _ => nt(NtStatus::STATUS_SUCCESS),
     };
     let written = if nt_success(status) { written } else { 0 };
     if !return_length.is_null() {
@@ -284,7 +318,8 @@ mod tests {
         let decoded = std::string::String::from_utf16(&PORT_NAME_UTF16).unwrap();
         assert_eq!(decoded, PORT_NAME);
         assert_eq!(usize::from(NAME_BYTES), PORT_NAME.len() * 2);
-        const { assert!(StatsReply::SIZE >= odx_core::port::ConfigReply::SIZE) };
+        const { assert!(REPLY_MAX >= odx_core::port::StatsReply::SIZE) };
+        const { assert!(REPLY_MAX >= odx_core::port::ConfigReply::SIZE) };
     }
 
     #[test]

@@ -18,8 +18,11 @@ use windows_sys::Wdk::Storage::FileSystem::{
 use windows_sys::Wdk::System::SystemServices::FILE_FS_SIZE_INFORMATION;
 use windows_sys::Win32::System::IO::IO_STATUS_BLOCK;
 
+use windows_sys::Wdk::Storage::FileSystem::Minifilters::FLT_CALLBACK_DATA;
+
 use super::callbacks::RelatedObjects;
 use super::kernel::{PASSIVE_LEVEL, current_irql, interrupt_time};
+use super::names::{FileName, ProcessImage};
 use super::{core_status, nt_success};
 use crate::facts::{FileObjectState, KernelSource, StandardInformation};
 use crate::volume::{RawVolume, with_storage};
@@ -39,12 +42,18 @@ const DELETE_PENDING: usize = core::mem::offset_of!(FILE_STANDARD_INFORMATION, D
 /// request through untouched, like any failed fact query.
 pub const STATUS_RAISED_IRQL: NtStatus = NtStatus(0xC000_0184);
 
-/// The kernel side of one request's facts.
+/// The kernel side of one request's facts. The names it queried are held until it is dropped
+/// (when pre-operation returns): the file name released, the image buffer freed, on every path.
 #[derive(Debug)]
 pub struct RequestSource<'a> {
     objects: RelatedObjects<'a>,
     volume: VolumeFacts,
     storage: &'a StorageState,
+    data: *const FLT_CALLBACK_DATA,
+    file_name: Option<FileName>,
+    file_asked: bool,
+    image: Option<ProcessImage>,
+    image_asked: bool,
 }
 
 impl<'a> RequestSource<'a> {
@@ -55,11 +64,17 @@ impl<'a> RequestSource<'a> {
         objects: RelatedObjects<'a>,
         volume: VolumeFacts,
         storage: &'a StorageState,
+        data: *const FLT_CALLBACK_DATA,
     ) -> Self {
         Self {
             objects,
             volume,
             storage,
+            data,
+            file_name: None,
+            file_asked: false,
+            image: None,
+            image_asked: false,
         }
     }
 
@@ -101,6 +116,22 @@ impl<'a> RequestSource<'a> {
 }
 
 impl KernelSource for RequestSource<'_> {
+    fn process_image(&mut self) -> Option<&[u16]> {
+        if !self.image_asked {
+            self.image_asked = true;
+            self.image = ProcessImage::query(self.data);
+        }
+        self.image.as_ref().and_then(ProcessImage::units)
+    }
+
+    fn file_path(&mut self) -> Option<&[u16]> {
+        if !self.file_asked {
+            self.file_asked = true;
+            self.file_name = FileName::query(self.data);
+        }
+        self.file_name.as_ref().and_then(FileName::path)
+    }
+
     fn volume(&mut self) -> Result<VolumeFacts, NtStatus> {
         // The storage's offload flags at the interrupt time of the request (one
         // KeQueryUnbiasedInterruptTime, any IRQL).

@@ -229,6 +229,7 @@ impl FilterManager for FltMgr {
 /// `DriverEntry` after the KMDF step: the default policy from the registry, then register, open
 /// the port and start the filter.
 pub fn load(driver: *const DRIVER_OBJECT, registry_path: *const UNICODE_STRING) -> NTSTATUS {
+    super::rules::init();
     let parameters = super::registry::parameters(registry_path);
     VOLUMES.load_default(parameters.policy);
     VOLUMES.load_backoff(parameters.backoff);

@@ -13,8 +13,8 @@ use core::ffi::c_void;
 
 use windows_sys::Wdk::Foundation::{DRIVER_OBJECT, FILE_OBJECT, OBJECT_ATTRIBUTES};
 use windows_sys::Wdk::Storage::FileSystem::Minifilters::{
-    FLT_CALLBACK_DATA, FLT_CONTEXT_REGISTRATION, FLT_OPERATION_REGISTRATION, FLT_REGISTRATION,
-    FLT_RELATED_OBJECTS,
+    FLT_CALLBACK_DATA, FLT_CONTEXT_REGISTRATION, FLT_FILE_NAME_INFORMATION,
+    FLT_OPERATION_REGISTRATION, FLT_REGISTRATION, FLT_RELATED_OBJECTS,
 };
 use windows_sys::Wdk::Storage::FileSystem::{
     FILE_BASIC_INFORMATION, FILE_FS_SECTOR_SIZE_INFORMATION, FILE_STANDARD_INFORMATION,
@@ -149,6 +149,20 @@ pin_layout!(FLT_RELATED_OBJECTS = "FLT_RELATED_OBJECTS" {
     Instance => "Instance",
     FileObject => "FileObject",
     Transaction => "Transaction",
+});
+
+// windows-sys declares it correctly; pinned (ffi::names reads Name and Volume).
+pin_layout!(FLT_FILE_NAME_INFORMATION = "FLT_FILE_NAME_INFORMATION" {
+    Size => "Size",
+    NamesParsed => "NamesParsed",
+    Format => "Format",
+    Name => "Name",
+    Volume => "Volume",
+    Share => "Share",
+    Extension => "Extension",
+    Stream => "Stream",
+    FinalComponent => "FinalComponent",
+    ParentDir => "ParentDir",
 });
 
 pin_layout!(FLT_REGISTRATION = "FLT_REGISTRATION" {
