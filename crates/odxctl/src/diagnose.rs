@@ -9,8 +9,9 @@ use std::fmt::Write as _;
 use std::io::Write;
 
 use odx_core::flags::{FileAttributes, StreamMarkers, SupportedFeatures, VolumeFlags};
+use odx_core::governance::{Needs, RuleSet, RuleSubject, VolumeNames, text_lines};
 use odx_core::iomgr::{
-    FilterSupportedFeaturesMode, aggregate_supported_features, filter_not_supported,
+    FilterSupportedFeaturesMode, RequestorMode, aggregate_supported_features, filter_not_supported,
     required_feature,
 };
 use odx_core::policy::PolicyMode;
@@ -139,6 +140,19 @@ pub struct FileFact {
     pub volume: VolumeFact,
 }
 
+/// What odxflt's rules are matched against for one probed file.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct RuleView {
+    /// The volume's device name (`\Device\HarddiskVolume3`; empty: unknown).
+    pub device: String,
+    /// Its DOS name (`D:`; empty: none).
+    pub dos: String,
+    /// Its GUID name (`\??\Volume{…}`; empty: unknown).
+    pub guid: String,
+    /// The file's path from the volume root (`\Backups\db.vhdx`).
+    pub path: String,
+}
+
 /// Where the facts come from.
 pub trait Probe {
     /// The facts of one file.
@@ -148,6 +162,15 @@ pub trait Probe {
     fn file(&mut self, path: &str) -> Result<FileFact, String>;
     /// `HKLM\SYSTEM\CurrentControlSet\Control\FileSystem\FilterSupportedFeaturesMode`.
     fn supported_features_mode(&mut self) -> FilterSupportedFeaturesMode;
+    /// odxflt's rules in force, as text (`None`: odxflt not reachable, or no rules support).
+    fn odxflt_rules(&mut self) -> Option<String> {
+        None
+    }
+    /// The names the rules see for `file` (`None`: cannot be learnt; rules are not matched).
+    fn rule_view(&mut self, file: &FileFact) -> Option<RuleView> {
+        let _ = file;
+        None
+    }
 }
 
 /// How much a finding matters.
@@ -438,6 +461,132 @@ fn policy_findings(op: OffloadOp, side: &str, volume: &VolumeFact, findings: &mu
     }
 }
 
+/// A probed request as the rules see it.
+struct RuleProbe {
+    op: OffloadOp,
+    length: u64,
+    size: u64,
+    process: Option<Vec<u16>>,
+    path: Vec<u16>,
+    device: Vec<u16>,
+    dos: Vec<u16>,
+    guid: Vec<u16>,
+}
+
+impl RuleSubject for RuleProbe {
+    fn op(&self) -> OffloadOp {
+        self.op
+    }
+    fn requestor(&self) -> RequestorMode {
+        RequestorMode::User
+    }
+    fn length(&self) -> u64 {
+        self.length
+    }
+    fn volume(&self) -> VolumeNames<'_> {
+        VolumeNames {
+            device: &self.device,
+            dos: &self.dos,
+            guid: &self.guid,
+        }
+    }
+    fn process_image(&mut self) -> Option<&[u16]> {
+        self.process.as_deref().filter(|p| !p.is_empty())
+    }
+    fn file_path(&mut self) -> Option<&[u16]> {
+        Some(self.path.as_slice()).filter(|p| !p.is_empty())
+    }
+    fn file_size(&mut self) -> Option<u64> {
+        Some(self.size)
+    }
+}
+
+/// What odxflt's rules say about one side of the copy: the first matching rule, as a finding.
+/// Returns whether a rule matched (then the volume's mode does not apply).
+#[allow(clippy::too_many_arguments)]
+fn rule_findings(
+    op: OffloadOp,
+    side: &str,
+    file: &FileFact,
+    eof: u64,
+    rules: &RuleSet,
+    view: &RuleView,
+    process: Option<&str>,
+    findings: &mut Vec<Finding>,
+) -> bool {
+    let wide = |s: &str| s.encode_utf16().collect::<Vec<u16>>();
+    let sector = file.volume.facts.sector_size;
+    let mut subject = RuleProbe {
+        op,
+        length: sector.round_up(eof.max(1)).unwrap_or(u64::MAX),
+        size: eof,
+        process: process.map(wide),
+        path: wide(&view.path),
+        device: wide(&view.device),
+        dos: wide(&view.dos),
+        guid: wide(&view.guid),
+    };
+    let matched = rules.evaluate(&mut subject);
+    let rule_text = |i: usize| rules.get(i).map(ToString::to_string).unwrap_or_default();
+    let who = process.map_or_else(String::new, |p| format!(" by {p}"));
+    match matched {
+        Some((i, PolicyMode::Veto)) => findings.push(Finding {
+            severity: Severity::Blocks,
+            subject: format!("odxflt rule {i}"),
+            text: format!(
+                "`{}` matches the {side}'s {}{who}: odxflt refuses it on the rule's account",
+                rule_text(i),
+                op_name(op)
+            ),
+            status: Some(filter_not_supported(op)),
+            fix: format!("odxctl rules remove {i}"),
+        }),
+        Some((i, PolicyMode::Monitor)) => findings.push(Finding {
+            severity: Severity::Note,
+            subject: format!("odxflt rule {i}"),
+            text: format!(
+                "`{}` matches the {side}'s {}{who}: odxflt lets it down untouched (NTFS and the storage decide) and only counts it",
+                rule_text(i),
+                op_name(op)
+            ),
+            status: None,
+            fix: format!("odxctl rules remove {i} (to have odxflt validate it)"),
+        }),
+        Some((i, PolicyMode::Enforce)) => findings.push(Finding {
+            severity: Severity::Note,
+            subject: format!("odxflt rule {i}"),
+            text: format!(
+                "`{}` matches the {side}'s {}{who}: odxflt validates it, whatever the volume's policy",
+                rule_text(i),
+                op_name(op)
+            ),
+            status: None,
+            fix: String::new(),
+        }),
+        None => {}
+    }
+    if process.is_none() {
+        // Rules before the match (or all, without one) that name a process could not be
+        // checked: say which would veto if the copying process were named.
+        let until = matched.map_or(rules.len(), |(i, _)| i);
+        for (i, rule) in rules.rules().iter().enumerate().take(until) {
+            if rule.action == PolicyMode::Veto && rule.needs().contains(Needs::PROCESS) {
+                findings.push(Finding {
+                    severity: Severity::Note,
+                    subject: format!("odxflt rule {i}"),
+                    text: format!(
+                        "`{rule}` names a process: it vetoes the {side}'s {} if the copy is made by that process (--process NAME checks it)",
+                        op_name(op)
+                    ),
+                    status: None,
+                    fix: format!("odxctl rules remove {i}"),
+                });
+            }
+        }
+    }
+    matched.is_some()
+}
+
 fn file_findings(op: OffloadOp, side: &str, file: &FileFact, eof: u64, out: &mut Vec<Finding>) {
     let names = refusing_names(&file.kind);
     let validated = validation(op, file, eof);
@@ -620,6 +769,7 @@ pub fn diagnose<P: Probe + ?Sized>(
     probe: &mut P,
     src: &str,
     dst: Option<&str>,
+    process: Option<&str>,
 ) -> Result<Diagnosis, String> {
     let source = probe.file(src)?;
     let destination = dst.map(|d| probe.file(d)).transpose()?;
@@ -645,9 +795,26 @@ pub fn diagnose<P: Probe + ?Sized>(
             &mut findings,
         );
     }
-    policy_findings(OffloadOp::Read, "source", &source.volume, &mut findings);
+    // odxflt's rules, then (when none matches) the volume's mode.
+    let rules = probe
+        .odxflt_rules()
+        .and_then(|text| RuleSet::try_parse_lines(text_lines(&text)).ok())
+        .filter(|set| !set.is_empty());
+    let mut sides = vec![(OffloadOp::Read, "source", &source, source.size)];
     if let Some(d) = target {
-        policy_findings(OffloadOp::Write, "destination", &d.volume, &mut findings);
+        sides.push((OffloadOp::Write, "destination", d, d.size.max(source.size)));
+    }
+    for (op, side, file, eof) in sides {
+        let view = rules.as_ref().and_then(|_| probe.rule_view(file));
+        let ruled = match (&rules, &view) {
+            (Some(set), Some(view)) if file.volume.policy.is_some() => {
+                rule_findings(op, side, file, eof, set, view, process, &mut findings)
+            }
+            _ => false,
+        };
+        if !ruled {
+            policy_findings(op, side, &file.volume, &mut findings);
+        }
     }
     odxflt_view_findings(OffloadOp::Read, "source", &source.volume, &mut findings);
     if let Some(d) = target {
@@ -927,9 +1094,10 @@ pub fn run<P: Probe + ?Sized>(
     probe: &mut P,
     src: &str,
     dst: Option<&str>,
+    process: Option<&str>,
     json: bool,
 ) -> CmdResult {
-    let d = diagnose(probe, src, dst).map_err(Failure::input)?;
+    let d = diagnose(probe, src, dst, process).map_err(Failure::input)?;
     if json {
         writeln!(out, "{}", to_json(&d))?;
     } else {

@@ -10,7 +10,9 @@ use odx_core::{StreamKind, VolumeFacts};
 use odx_sim::scenario::{Scenario, StorageQuery};
 use odx_sim::{MemStore, Stack};
 
-use crate::diagnose::{FileFact, FilterFact, OdxfltStorage, Probe, StorageFact, VolumeFact};
+use crate::diagnose::{
+    FileFact, FilterFact, OdxfltStorage, Probe, RuleView, StorageFact, VolumeFact,
+};
 use crate::port_cmd::sole_volume_stats;
 
 /// odxflt's altitude (inf/odxflt.inx).
@@ -97,5 +99,22 @@ impl Probe for SimProbe {
 
     fn supported_features_mode(&mut self) -> FilterSupportedFeaturesMode {
         self.stack.supported_features_mode()
+    }
+
+    fn odxflt_rules(&mut self) -> Option<String> {
+        crate::rules_cmd::query_rules(&mut self.stack).ok()
+    }
+
+    fn rule_view(&mut self, file: &FileFact) -> Option<RuleView> {
+        let volume = self.stack.volume();
+        let entry = volume.id_of(&file.path).and_then(|id| volume.entry(id))?;
+        let names = self.stack.volume_names();
+        let text = |units: &[u16]| String::from_utf16_lossy(units);
+        Some(RuleView {
+            device: text(&names.device),
+            dos: text(&names.dos),
+            guid: text(&names.guid),
+            path: text(&entry.path),
+        })
     }
 }

@@ -7,7 +7,9 @@ mod demo;
 mod diagnose;
 mod diagnose_sim;
 mod explain;
+mod log_cmd;
 mod port_cmd;
+mod rules_cmd;
 mod scenario_cmd;
 mod text;
 #[cfg(windows)]
@@ -68,6 +70,26 @@ enum Command {
         #[arg(long)]
         scenario: Option<PathBuf>,
     },
+    /// odxflt's governance rules (docs/governance-rules.md): list, add, remove, load, save
+    /// through \\OdxfltPort on Windows (replaced all or nothing: on any error odxflt keeps its
+    /// rules), or on a scenario's simulated stack with --scenario (its [[rule]] tables; not
+    /// persistent: a change lasts for the command only); check validates a file offline.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
+    /// odxflt's decision journal: every offload request, what decided it (rule, check or the
+    /// volume's mode), its status and bytes; lost records counted. Windows: through
+    /// \\OdxfltPort; --scenario: runs the scenario's steps and prints their records.
+    Log {
+        /// Keep reading new records (Windows; polls every second until interrupted). With
+        /// --scenario the steps are all there is: prints them and exits.
+        #[arg(long)]
+        follow: bool,
+        /// Run this scenario's steps on the simulated stack, then read its journal.
+        #[arg(long)]
+        scenario: Option<PathBuf>,
+    },
     /// Every reason ODX will not happen from SRC to DST, ending with the culprit and the fix.
     /// Exit status 1 when a reason was found.
     Diagnose {
@@ -75,10 +97,64 @@ enum Command {
         src: String,
         /// Destination file (optional).
         dst: Option<String>,
+        /// The process that will copy (its image file name, robocopy.exe), for rules that name
+        /// one; without it such rules are reported as not matching (the name is unknown).
+        #[arg(long)]
+        process: Option<String>,
         /// Probe this scenario's simulated stack ([volume], [[filter]], [[file]]) instead of
         /// Windows.
         #[arg(long)]
         scenario: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RulesCommand {
+    /// Print the rules in force, numbered (first match wins).
+    List {
+        /// Use this scenario's simulated stack (its [[rule]] tables, as loaded at start).
+        #[arg(long)]
+        scenario: Option<PathBuf>,
+    },
+    /// Insert RULE (`veto process=robocopy.exe`) at index N (default: after the last).
+    Add {
+        /// The rule, one argument (quote it).
+        rule: String,
+        /// Its index once inserted (0 = first).
+        #[arg(long)]
+        at: Option<usize>,
+        /// Use this scenario's simulated stack (not persistent).
+        #[arg(long)]
+        scenario: Option<PathBuf>,
+    },
+    /// Remove rule N (`odxctl rules list` numbers them).
+    Remove {
+        /// The rule's index.
+        index: usize,
+        /// Use this scenario's simulated stack (not persistent).
+        #[arg(long)]
+        scenario: Option<PathBuf>,
+    },
+    /// Replace every rule with FILE's (one rule per line; # comments); all or nothing.
+    Load {
+        /// The rules file.
+        file: PathBuf,
+        /// Use this scenario's simulated stack (not persistent).
+        #[arg(long)]
+        scenario: Option<PathBuf>,
+    },
+    /// Write the rules in force to FILE (default: stdout), in the form `load` reads.
+    Save {
+        /// The file.
+        file: Option<PathBuf>,
+        /// Use this scenario's simulated stack.
+        #[arg(long)]
+        scenario: Option<PathBuf>,
+    },
+    /// Validate a rules file offline: every error with its line; exit status 2 if any.
+    Check {
+        /// The rules file.
+        file: PathBuf,
     },
 }
 
@@ -182,10 +258,83 @@ fn policy(
     }
 }
 
+/// The scenario's stack as odxflt starts on it (its [[rule]] strings loaded, no step run), with
+/// the strings the load rejected reported on stderr.
+fn rules_stack(path: &std::path::Path) -> Result<odx_sim::Stack<odx_sim::MemStore>, Failure> {
+    let scenario =
+        odx_sim::scenario::Scenario::load(path).map_err(|e| Failure::input(e.to_string()))?;
+    let mut err = io::stderr().lock();
+    for e in scenario.rule_load().errors() {
+        let _ = writeln!(
+            err,
+            "odxctl: warning: {}: [[rule]] string {} skipped at load: {}",
+            scenario.path, e.line, e.error
+        );
+    }
+    scenario
+        .build(odx_sim::MemStore::new())
+        .map_err(|e| Failure::input(format!("{}: {e}", scenario.path)))
+}
+
+fn rules(out: &mut dyn Write, command: RulesCommand, json: bool) -> CmdResult {
+    let (action, scenario) = match command {
+        RulesCommand::Check { file } => return rules_cmd::check_file(out, &file, json),
+        RulesCommand::List { scenario } => (rules_cmd::RulesAction::List, scenario),
+        RulesCommand::Add { rule, at, scenario } => {
+            (rules_cmd::RulesAction::Add { rule, at }, scenario)
+        }
+        RulesCommand::Remove { index, scenario } => {
+            (rules_cmd::RulesAction::Remove { index }, scenario)
+        }
+        RulesCommand::Load { file, scenario } => (
+            rules_cmd::RulesAction::Load {
+                text: rules_cmd::read_rules_file(&file)?,
+                name: file.display().to_string(),
+            },
+            scenario,
+        ),
+        RulesCommand::Save { file, scenario } => (rules_cmd::RulesAction::Save { file }, scenario),
+    };
+    match scenario {
+        Some(path) => {
+            let mut stack = rules_stack(&path)?;
+            rules_cmd::run(out, &mut stack, &action, true, json)
+        }
+        #[cfg(windows)]
+        None => {
+            let mut port = windows::port::FilterPort::connect()?;
+            rules_cmd::run(out, &mut port, &action, false, json)
+        }
+        #[cfg(not(windows))]
+        None => Err(needs_windows("rules")),
+    }
+}
+
+fn log(out: &mut dyn Write, follow: bool, scenario: Option<PathBuf>, json: bool) -> CmdResult {
+    match scenario {
+        Some(path) => {
+            let mut stack = port_cmd::scenario_stack(&path)?;
+            log_cmd::run(out, &mut stack, log_cmd::Clock::Simulated, None, json)
+        }
+        #[cfg(windows)]
+        None => {
+            let mut port = windows::port::FilterPort::connect()?;
+            let follow = follow.then_some(std::time::Duration::from_secs(1));
+            log_cmd::run(out, &mut port, log_cmd::Clock::System, follow, json)
+        }
+        #[cfg(not(windows))]
+        None => {
+            let _ = follow;
+            Err(needs_windows("log"))
+        }
+    }
+}
+
 fn diagnose_cmd(
     out: &mut dyn Write,
     src: &str,
     dst: Option<&str>,
+    process: Option<&str>,
     scenario: Option<PathBuf>,
     json: bool,
 ) -> CmdResult {
@@ -194,7 +343,7 @@ fn diagnose_cmd(
             let scenario = odx_sim::scenario::Scenario::load(&path)
                 .map_err(|e| Failure::input(e.to_string()))?;
             let mut probe = diagnose_sim::SimProbe::new(&scenario).map_err(Failure::input)?;
-            diagnose::run(out, &mut probe, src, dst, json)
+            diagnose::run(out, &mut probe, src, dst, process, json)
         }
         #[cfg(windows)]
         None => diagnose::run(
@@ -202,6 +351,7 @@ fn diagnose_cmd(
             &mut windows::probe::WindowsProbe::new(),
             src,
             dst,
+            process,
             json,
         ),
         #[cfg(not(windows))]
@@ -225,9 +375,21 @@ fn main() -> ExitCode {
             volume,
             scenario,
         } => policy(&mut out, mode.as_deref(), volume, scenario, cli.json),
-        Command::Diagnose { src, dst, scenario } => {
-            diagnose_cmd(&mut out, &src, dst.as_deref(), scenario, cli.json)
-        }
+        Command::Diagnose {
+            src,
+            dst,
+            process,
+            scenario,
+        } => diagnose_cmd(
+            &mut out,
+            &src,
+            dst.as_deref(),
+            process.as_deref(),
+            scenario,
+            cli.json,
+        ),
+        Command::Rules { command } => rules(&mut out, command, cli.json),
+        Command::Log { follow, scenario } => log(&mut out, follow, scenario, cli.json),
     };
     let _ = out.flush();
     match result {

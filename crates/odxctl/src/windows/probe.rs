@@ -42,7 +42,9 @@ const FILE_READ_ONLY_VOLUME: u32 = 0x0008_0000;
 use super::copy::logical_sector;
 use super::port::FilterPort;
 use super::{Handle, from_wide, wide};
-use crate::diagnose::{FileFact, FilterFact, OdxfltStorage, Probe, StorageFact, VolumeFact};
+use crate::diagnose::{
+    FileFact, FilterFact, OdxfltStorage, Probe, RuleView, StorageFact, VolumeFact,
+};
 use crate::port_cmd::{PortClient, sole_volume_stats};
 
 /// Probes the running system.
@@ -385,5 +387,42 @@ impl Probe for WindowsProbe {
         } else {
             FilterSupportedFeaturesMode::Normal
         }
+    }
+
+    fn odxflt_rules(&mut self) -> Option<String> {
+        let mut port = FilterPort::connect().ok()?;
+        crate::rules_cmd::query_rules(&mut port).ok()
+    }
+
+    /// The DOS and GUID names of the file's volume and its path from the volume root (the
+    /// device name is not learnt: a rule naming it does not match here).
+    fn rule_view(&mut self, file: &FileFact) -> Option<RuleView> {
+        let full = std::fs::canonicalize(&file.path)
+            .ok()?
+            .display()
+            .to_string();
+        let full = full.strip_prefix("\\\\?\\").unwrap_or(&full).to_owned();
+        let root = volume_root(&full).ok()?;
+        let path = full.get(root.len().saturating_sub(1)..)?.to_owned();
+        let top = root.trim_end_matches('\\');
+        let dos = if top.len() == 2 && top.ends_with(':') {
+            top.to_owned()
+        } else {
+            String::new()
+        };
+        // `volume_fact` names the volume "C: (\\?\Volume{…}\)"; rules spell it \??\Volume{…}.
+        let guid = file
+            .volume
+            .name
+            .split_once('(')
+            .and_then(|(_, g)| g.strip_suffix(')'))
+            .map(|g| g.trim_end_matches('\\').replacen("\\\\?\\", "\\??\\", 1))
+            .unwrap_or_default();
+        Some(RuleView {
+            device: String::new(),
+            dos,
+            guid,
+            path,
+        })
     }
 }
