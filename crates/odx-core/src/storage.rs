@@ -4,20 +4,23 @@
 //! - **The storage's own description**, asked once at instance setup with
 //!   `IOCTL_STORAGE_QUERY_PROPERTY` (`StorageDeviceCopyOffloadProperty`, `PropertyStandardQuery`)
 //!   on the volume's disk device: a `DEVICE_COPY_OFFLOAD_DESCRIPTOR` means it can
-//!   ([`StorageCapability::Supported`], with its limits), `STATUS_NOT_SUPPORTED` means it cannot
-//!   ([`StorageCapability::NotSupported`]), anything else leaves it [`StorageCapability::Unknown`]
-//!   and requests are forwarded as if the storage could ([`StorageCapability::from_query`]).
+//!   ([`StorageCapability::Supported`], with its limits), `STATUS_DEVICE_FEATURE_NOT_SUPPORTED`
+//!   (the storage class driver's answer for a device without the Block Device ROD Limits VPD
+//!   page) or `STATUS_NOT_SUPPORTED` means it cannot ([`StorageCapability::NotSupported`]),
+//!   anything else leaves it [`StorageCapability::Unknown`] and requests are forwarded as if the
+//!   storage could ([`StorageCapability::from_query`]).
 //! - **The storage's answers.** When a forwarded offload comes back `STATUS_NOT_SUPPORTED` or
 //!   `STATUS_DEVICE_FEATURE_NOT_SUPPORTED`, that operation is refused early on this volume for a
-//!   back-off period (default [`DEFAULT_BACKOFF_SECONDS`], as Windows' storage stack backs off a
-//!   LUN pair), then tried again ([`StorageState::learn`]).
+//!   back-off period (default [`DEFAULT_BACKOFF_SECONDS`]; Windows' own copy engine waits as long
+//!   before it tries offload again between a source and destination that refused, but odxflt's
+//!   back-off is per volume and operation), then tried again ([`StorageState::learn`]).
 //!
 //! Either way the answer reaches the check order through the volume's
 //! `OFFLOAD_{READ,WRITE}_SUPPORTED` flags ([`StorageState::offload_flags`]), i.e. at MS-FSA read 2
 //! / write 3 (`IsOffload{Read,Write}Supported`, [`crate::Check::OffloadSupported`]): before any
 //! file fact is asked, and with the documented `STATUS_NOT_SUPPORTED`.
 //!
-//! Time is the interrupt time in 100-ns ticks (`KeQueryInterruptTime` in the driver, the
+//! Time is the interrupt time in 100-ns ticks (`KeQueryUnbiasedInterruptTime` in the driver, the
 //! simulated clock in the simulator); it never goes backwards and does not jump with the wall
 //! clock. All state is in atomics: post-operation learns at up to `DISPATCH_LEVEL` on any CPU
 //! while pre-operations read.
@@ -30,9 +33,9 @@ use crate::status::NtStatus;
 
 /// Interrupt-time ticks (100 ns) per second.
 pub const TICKS_PER_SECOND: u64 = 10_000_000;
-/// The back-off after the storage refused an offload: 3 minutes, the period Windows' own storage
-/// stack waits before it tries a LUN pair that refused again. `Parameters\OffloadBackoffSeconds`
-/// overrides it.
+/// The back-off after the storage refused an offload: 3 minutes (the period Windows' copy engine
+/// waits before offloading again between a source and destination that refused; odxflt's is per
+/// volume and operation). `Parameters\OffloadBackoffSeconds` overrides it.
 pub const DEFAULT_BACKOFF_SECONDS: u32 = 180;
 /// The longest back-off a registry value may ask for (one day); longer values are clamped.
 pub const MAX_BACKOFF_SECONDS: u32 = 86_400;
@@ -84,9 +87,10 @@ pub struct CopyOffloadLimits {
     pub optimal_transfer_count: u64,
     /// `MaximumDataDescriptors`.
     pub maximum_data_descriptors: u32,
-    /// `MaximumTransferLengthPerDescriptor`, bytes.
+    /// `MaximumTransferLengthPerDescriptor`, logical blocks (the descriptor's page; the class
+    /// driver fills it from the Block Limits VPD page, in blocks).
     pub maximum_transfer_length_per_descriptor: u32,
-    /// `OptimalTransferLengthPerDescriptor`, bytes.
+    /// `OptimalTransferLengthPerDescriptor`, logical blocks.
     pub optimal_transfer_length_per_descriptor: u32,
     /// `OptimalTransferLengthGranularity`, logical blocks.
     pub optimal_transfer_length_granularity: u16,
@@ -109,16 +113,17 @@ fn u64_at(bytes: &[u8], at: usize) -> Option<u64> {
 
 impl CopyOffloadLimits {
     /// Reads a returned `DEVICE_COPY_OFFLOAD_DESCRIPTOR`: the bytes the storage returned
-    /// (`IoStatus.Information` of them). `None` unless the whole structure is there and its
-    /// `Version` and `Size` both claim at least the documented size (the header-only answer a
-    /// caller gets with a short buffer is not a descriptor).
+    /// (`IoStatus.Information` of them). `None` unless the whole structure is there and `Size`
+    /// claims at least the documented size (the header-only answer a caller gets with a short
+    /// buffer — 8 bytes — is not a descriptor). `Version` is not compared with the size: the
+    /// storage class driver writes `Version = 1, Size = 48` (classpnp's
+    /// `ClasspDeviceCopyOffloadProperty`), though the structure's page describes `Version` as the
+    /// structure's size; any non-zero version is taken.
     #[must_use]
     pub fn from_descriptor(bytes: &[u8]) -> Option<Self> {
         use descriptor as d;
-        let claimed = |at| u32_at(bytes, at).and_then(|v| usize::try_from(v).ok());
-        if bytes.len() < d::STRUCT_SIZE
-            || claimed(d::VERSION)? < d::STRUCT_SIZE
-            || claimed(d::SIZE)? < d::STRUCT_SIZE
+        let size = u32_at(bytes, d::SIZE).and_then(|v| usize::try_from(v).ok())?;
+        if bytes.len() < d::STRUCT_SIZE || size < d::STRUCT_SIZE || u32_at(bytes, d::VERSION)? == 0
         {
             return None;
         }
@@ -143,8 +148,8 @@ impl CopyOffloadLimits {
         })
     }
 
-    /// The descriptor as the storage returns it (`Version` = `Size` = 48), for the simulator
-    /// and tests.
+    /// The descriptor as the storage class driver returns it (`Version` = 1, `Size` = 48), for
+    /// the simulator and tests.
     #[must_use]
     pub fn to_descriptor(&self) -> [u8; descriptor::STRUCT_SIZE] {
         use descriptor as d;
@@ -157,9 +162,8 @@ impl CopyOffloadLimits {
                 slot.copy_from_slice(bytes);
             }
         };
-        let size = 48_u32.to_le_bytes();
-        put(d::VERSION, &size);
-        put(d::SIZE, &size);
+        put(d::VERSION, &1_u32.to_le_bytes());
+        put(d::SIZE, &48_u32.to_le_bytes());
         put(
             d::MAXIMUM_TOKEN_LIFETIME,
             &self.maximum_token_lifetime.to_le_bytes(),
@@ -206,22 +210,28 @@ pub enum StorageCapability {
     Unknown,
     /// The storage returned a copy-offload descriptor.
     Supported(CopyOffloadLimits),
-    /// The storage answered `STATUS_NOT_SUPPORTED`: it has no copy offload. Every offload on the
-    /// volume is refused with `STATUS_NOT_SUPPORTED` before any file fact is asked.
+    /// The storage answered `STATUS_DEVICE_FEATURE_NOT_SUPPORTED` or `STATUS_NOT_SUPPORTED`: it has
+    /// no copy offload. Every offload on the volume is refused with `STATUS_NOT_SUPPORTED` before
+    /// any file fact is asked.
     NotSupported,
 }
 
 impl StorageCapability {
     /// Interprets the property query's completion: its status and the bytes it returned.
     ///
-    /// Only an explicit `STATUS_NOT_SUPPORTED` means "no copy offload" (the storage class driver's
-    /// answer for a device without the third-party-copy VPD page). Every other failure — in
-    /// particular `STATUS_INVALID_DEVICE_REQUEST` from a stack that does not know the property,
-    /// which may still pass offload requests on — is [`Self::Unknown`], as is a success without a
-    /// whole descriptor.
+    /// "No copy offload" is `STATUS_DEVICE_FEATURE_NOT_SUPPORTED` — what the storage class
+    /// driver answers for a device without the Block Device ROD Limits VPD page (classpnp's
+    /// `ClasspDeviceCopyOffloadProperty`) — or `STATUS_NOT_SUPPORTED` (another driver's way of
+    /// saying it; classpnp itself uses it only for a query type it does not know). Every other
+    /// failure is [`Self::Unknown`]: `STATUS_INVALID_DEVICE_REQUEST` from a stack that does not
+    /// know the property (it may still pass offload requests on), `STATUS_INVALID_LEVEL` (asked at
+    /// `DISPATCH_LEVEL`), the status of a failed ROD-limits command, no memory; so is a success
+    /// without a whole descriptor.
     #[must_use]
     pub fn from_query(status: NtStatus, returned: &[u8]) -> Self {
-        if status == NtStatus::STATUS_NOT_SUPPORTED {
+        if status == NtStatus::STATUS_DEVICE_FEATURE_NOT_SUPPORTED
+            || status == NtStatus::STATUS_NOT_SUPPORTED
+        {
             return Self::NotSupported;
         }
         // Only STATUS_SUCCESS completes the query (STATUS_PENDING is not a completion, and
@@ -499,22 +509,42 @@ mod tests {
     }
 
     #[test]
-    fn only_not_supported_means_no_offload() {
+    fn the_class_drivers_answers_are_read_as_it_means_them() {
+        // What classpnp's ClasspDeviceCopyOffloadProperty does (Windows' storage class driver,
+        // read from its disassembly): a descriptor with Version = 1 and Size = 48; no Block
+        // Device ROD Limits page -> STATUS_DEVICE_FEATURE_NOT_SUPPORTED; an unknown query type
+        // -> STATUS_NOT_SUPPORTED; at DISPATCH_LEVEL -> STATUS_INVALID_LEVEL; a buffer under 48
+        // bytes -> success with the 8-byte header only (Version = Size = 48).
         let bytes = limits().to_descriptor();
+        assert_eq!(&bytes[0..8], &[1, 0, 0, 0, 48, 0, 0, 0]);
         assert_eq!(
             StorageCapability::from_query(NtStatus::STATUS_SUCCESS, &bytes),
             StorageCapability::Supported(limits())
         );
+        for no in [
+            NtStatus::STATUS_DEVICE_FEATURE_NOT_SUPPORTED,
+            NtStatus::STATUS_NOT_SUPPORTED,
+        ] {
+            assert_eq!(
+                StorageCapability::from_query(no, &[]),
+                StorageCapability::NotSupported,
+                "{no:?}"
+            );
+        }
+        let mut header_only = [0_u8; 8];
+        header_only[0..4].copy_from_slice(&48_u32.to_le_bytes());
+        header_only[4..8].copy_from_slice(&48_u32.to_le_bytes());
         assert_eq!(
-            StorageCapability::from_query(NtStatus::STATUS_NOT_SUPPORTED, &[]),
-            StorageCapability::NotSupported
+            StorageCapability::from_query(NtStatus::STATUS_SUCCESS, &header_only),
+            StorageCapability::Unknown
         );
         for status in [
             NtStatus::STATUS_INVALID_DEVICE_REQUEST,
             NtStatus::STATUS_INSUFFICIENT_RESOURCES,
+            NtStatus(0xC000_0148), // STATUS_INVALID_LEVEL
+            NtStatus(0xC000_0185), // STATUS_IO_DEVICE_ERROR (a failed ROD-limits command)
             NtStatus(0x0000_0103), // STATUS_PENDING
             NtStatus(0x8000_0005), // STATUS_BUFFER_OVERFLOW
-            NtStatus::STATUS_DEVICE_FEATURE_NOT_SUPPORTED,
         ] {
             assert_eq!(
                 StorageCapability::from_query(status, &bytes),
