@@ -24,10 +24,12 @@ pub const DEFAULT_GRANULARITY: u16 = 1;
 /// The disk's answer to odxflt's copy-offload property query at instance setup.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StorageQuery {
-    /// `STATUS_SUCCESS` with a `DEVICE_COPY_OFFLOAD_DESCRIPTOR` (48 bytes, `Version` = `Size` =
-    /// 48) carrying these limits.
+    /// `STATUS_SUCCESS` with a `DEVICE_COPY_OFFLOAD_DESCRIPTOR` (48 bytes, `Version` = 1, `Size` =
+    /// 48, as the storage class driver writes it) carrying these limits.
     Descriptor(CopyOffloadLimits),
-    /// `STATUS_NOT_SUPPORTED`: the disk has no copy offload (no third-party-copy VPD page).
+    /// `STATUS_DEVICE_FEATURE_NOT_SUPPORTED`: the disk has no copy offload (no Block Device ROD
+    /// Limits VPD page; the storage class driver's answer, classpnp's
+    /// `ClasspDeviceCopyOffloadProperty`).
     NotSupported,
     /// The query completes with this (failure) status: a stack that does not know the
     /// property (`STATUS_INVALID_DEVICE_REQUEST`), no memory, …
@@ -45,7 +47,7 @@ impl StorageQuery {
             Self::Descriptor(limits) => {
                 Some((NtStatus::STATUS_SUCCESS, limits.to_descriptor().to_vec()))
             }
-            Self::NotSupported => Some((NtStatus::STATUS_NOT_SUPPORTED, Vec::new())),
+            Self::NotSupported => Some((NtStatus::STATUS_DEVICE_FEATURE_NOT_SUPPORTED, Vec::new())),
             Self::Fails(status) => Some((*status, Vec::new())),
             Self::NoDisk => None,
         }

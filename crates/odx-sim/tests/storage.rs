@@ -48,9 +48,12 @@ fn each_query_answers_with_its_status_and_bytes() {
     assert_eq!(bytes.len(), 48);
     let limits = CopyOffloadLimits::from_descriptor(&bytes).unwrap();
     assert_eq!(limits.maximum_data_descriptors, 8);
+    // The storage class driver's answers: Version = 1 in a descriptor, and
+    // DEVICE_FEATURE_NOT_SUPPORTED for a disk without copy offload.
+    assert_eq!(&bytes[0..8], &[1, 0, 0, 0, 48, 0, 0, 0]);
     assert_eq!(
         answer("[storage]\nquery = \"not_supported\"\n"),
-        Some((NtStatus::STATUS_NOT_SUPPORTED, Vec::new()))
+        Some((NtStatus::STATUS_DEVICE_FEATURE_NOT_SUPPORTED, Vec::new()))
     );
     assert_eq!(
         answer("[storage]\nquery = \"fails\"\n"),

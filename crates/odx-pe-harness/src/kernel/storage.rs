@@ -5,7 +5,9 @@
 //!
 //! The disk answers from the scenario's `[storage]` (`odx_sim::scenario::StorageSpec`): a
 //! `DEVICE_COPY_OFFLOAD_DESCRIPTOR` laid out here by the golden table (never by odx-core's
-//! `to_descriptor`), `STATUS_NOT_SUPPORTED`, another failure, or no disk device at all. The
+//! `to_descriptor`), `STATUS_DEVICE_FEATURE_NOT_SUPPORTED` (what the storage class driver answers
+//! for a disk without copy offload: classpnp's `ClasspDeviceCopyOffloadProperty`), another
+//! failure, or no disk device at all. The
 //! request is modelled as the documented METHOD_BUFFERED IRP: `IoBuildDeviceIoControlRequest`
 //! copies the input into a system buffer the IRP owns; the disk reads the query from it and
 //! writes the descriptor into it; completion copies `Information` bytes (at most
@@ -43,7 +45,8 @@ const PAGE: usize = 4096;
 pub enum DiskAnswer {
     /// `STATUS_SUCCESS` with a descriptor of these limits.
     Descriptor(CopyOffloadLimits),
-    /// `STATUS_NOT_SUPPORTED`.
+    /// No copy offload: `STATUS_DEVICE_FEATURE_NOT_SUPPORTED`, the class driver's answer for a
+    /// disk without the Block Device ROD Limits VPD page.
     NotSupported,
     /// This failure status.
     Fails(NtStatus),
@@ -430,14 +433,16 @@ fn disk_answers(k: &mut super::Kernel, irp: &mut Irp) -> (NtStatus, usize) {
                 (STATUS_INVALID_PARAMETER, 0)
             }
         },
-        DiskAnswer::NotSupported => (NtStatus::STATUS_NOT_SUPPORTED, 0),
+        DiskAnswer::NotSupported => (NtStatus::STATUS_DEVICE_FEATURE_NOT_SUPPORTED, 0),
         DiskAnswer::Fails(status) => (status, 0),
         DiskAnswer::NoDisk => (status_constant("STATUS_FLT_NO_DEVICE_OBJECT"), 0),
     }
 }
 
-/// `DEVICE_COPY_OFFLOAD_DESCRIPTOR` for `limits`, laid out by the golden table (Version = Size =
-/// the table's size; field widths: ULONG, ULONG, DWORD64, DWORD64, ULONG, ULONG, ULONG, USHORT).
+/// `DEVICE_COPY_OFFLOAD_DESCRIPTOR` for `limits`, laid out by the golden table, with the header
+/// the storage class driver writes: `Version` = 1, `Size` = the table's size (classpnp's
+/// `ClasspDeviceCopyOffloadProperty`; the structure's page would have `Version` = the size).
+/// Field widths: ULONG, ULONG, DWORD64, DWORD64, ULONG, ULONG, ULONG, USHORT.
 ///
 /// # Errors
 /// The table lacks the structure or a field.
@@ -447,7 +452,7 @@ pub fn descriptor(limits: &CopyOffloadLimits) -> anyhow::Result<Vec<u8>> {
     let size = t.size(name)?;
     let mut blob = Blob::new(size);
     let size32 = u32::try_from(size)?;
-    blob.put::<u32>(t.offset(name, "Version")?, size32);
+    blob.put::<u32>(t.offset(name, "Version")?, 1);
     blob.put::<u32>(t.offset(name, "Size")?, size32);
     blob.put::<u32>(
         t.offset(name, "MaximumTokenLifetime")?,
