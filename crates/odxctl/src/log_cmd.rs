@@ -4,7 +4,6 @@
 //! lost.
 
 use std::io::Write;
-use std::time::Duration;
 
 use odx_core::governance::DecidedBy;
 use odx_core::governance::journal::STATUS_PENDING;
@@ -297,8 +296,8 @@ fn lost_line(lost: u64) -> String {
     )
 }
 
-/// `odxctl log`: every record in the journal; with `follow`, then every new one, polling every
-/// `follow` interval for ever.
+/// `odxctl log`: every record in the journal; with `follow` (a wait between polls), then every
+/// new one, for ever.
 ///
 /// # Errors
 /// The port refused.
@@ -306,7 +305,7 @@ pub fn run<C: PortClient + ?Sized>(
     out: &mut dyn Write,
     client: &mut C,
     clock: Clock,
-    follow: Option<Duration>,
+    follow: Option<&dyn Fn()>,
     json: bool,
 ) -> CmdResult {
     let (records, lost, mut next) = read_all(client, 0)?;
@@ -331,7 +330,7 @@ pub fn run<C: PortClient + ?Sized>(
                 writeln!(out, "{}", lost_line(lost))?;
             }
         }
-        Some(interval) => {
+        Some(wait) => {
             // One JSON object (or one table row) per record as it arrives.
             let mut header = true;
             let mut emit = |out: &mut dyn Write, records: &[JournalRecordWire], lost: u64| {
@@ -353,7 +352,7 @@ pub fn run<C: PortClient + ?Sized>(
             };
             emit(out, &records, lost)?;
             loop {
-                std::thread::sleep(interval);
+                wait();
                 let (records, lost, after) = read_all(client, next)?;
                 next = after;
                 emit(out, &records, lost)?;

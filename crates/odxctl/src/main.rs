@@ -319,7 +319,8 @@ fn log(out: &mut dyn Write, follow: bool, scenario: Option<PathBuf>, json: bool)
         #[cfg(windows)]
         None => {
             let mut port = windows::port::FilterPort::connect()?;
-            let follow = follow.then_some(std::time::Duration::from_secs(1));
+            let wait = || windows::sleep_ms(1000);
+            let follow = follow.then_some(&wait as &dyn Fn());
             log_cmd::run(out, &mut port, log_cmd::Clock::System, follow, json)
         }
         #[cfg(not(windows))]

@@ -12,6 +12,13 @@ use std::io;
 use odx_core::{NtStatus, Win32Error};
 use windows_sys::Win32::Foundation::{CloseHandle, GetLastError, HANDLE, INVALID_HANDLE_VALUE};
 
+/// Waits `ms` milliseconds with kernel32's `Sleep` (`std::thread::sleep` would import the
+/// high-resolution waitable timer functions, which the Windows 8 exports list does not hold).
+pub fn sleep_ms(ms: u32) {
+    // SAFETY: `Sleep` takes a plain count and has no preconditions.
+    unsafe { windows_sys::Win32::System::Threading::Sleep(ms) }
+}
+
 /// A NUL-terminated UTF-16 string.
 #[must_use]
 pub fn wide(text: &str) -> Vec<u16> {

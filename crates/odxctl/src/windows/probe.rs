@@ -397,10 +397,8 @@ impl Probe for WindowsProbe {
     /// The DOS and GUID names of the file's volume and its path from the volume root (the
     /// device name is not learnt: a rule naming it does not match here).
     fn rule_view(&mut self, file: &FileFact) -> Option<RuleView> {
-        let full = std::fs::canonicalize(&file.path)
-            .ok()?
-            .display()
-            .to_string();
+        // GetFullPathNameW (`canonicalize` would import GetFinalPathNameByHandleW).
+        let full = std::path::absolute(&file.path).ok()?.display().to_string();
         let full = full.strip_prefix("\\\\?\\").unwrap_or(&full).to_owned();
         let root = volume_root(&full).ok()?;
         let path = full.get(root.len().saturating_sub(1)..)?.to_owned();
