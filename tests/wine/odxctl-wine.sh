@@ -163,8 +163,12 @@ culprit=$(grep -o '"culprit":{[^}]*}' "$out" || true)
 check "diagnose --json: culprit subject \"filter contosoav\", win32 4441" eval \
   'rc_is 1 && grep -qF "\"subject\":\"filter contosoav\"" <<<"$culprit" && grep -qF "\"win32\":4441" <<<"$culprit"'
 run n tests/observability/diagnose_clean.toml diagnose 'D:\src.bin' 'D:\dst.bin'
-check "diagnose with every filter at 0x3: no filter blocks (the culprit is Wine's storage)" eval \
-  'rc_is 1 && lacks "BLOCKS filter" && tail -n1 "$out" | grep -q "^culprit: storage of D:"'
+check "diagnose with every filter at 0x3 and odxflt's storage view 'supported': no culprit (odxflt's kernel view outranks the user-mode query Wine cannot answer)" eval \
+  'rc_is 0 && lacks "BLOCKS filter" && tail -n1 "$out" | grep -q "^culprit: none"'
+run n tests/observability/diagnose_storage_not_supported.toml diagnose 'D:\src.bin' 'D:\dst.bin'
+sed 's/^/    /' "$out"
+check "diagnose with odxflt's storage view 'not supported': the culprit is the storage of D:, from odxflt's instance-setup query" eval \
+  'rc_is 1 && lacks "BLOCKS filter" && tail -n1 "$out" | grep -q "^culprit: the storage of D:"'
 run n "$veto" diagnose 'D:\src.bin' 'D:\dst.bin'
 check "diagnose with odxflt's policy at veto (read through the port): the culprit is odxflt's policy (4440)" eval \
   'rc_is 1 && tail -n1 "$out" | grep -q "^culprit: odxflt policy: veto on D: .*(4440 STATUS_OFFLOAD_READ_FLT_NOT_SUPPORTED)"'

@@ -652,7 +652,7 @@ fn odxflt_storage_findings(
     storage: &OdxfltStorage,
     findings: &mut Vec<Finding>,
 ) -> bool {
-    let subject = format!("the storage of {}", volume.name);
+    let subject = format!("the storage of {}", volume.name.trim_end_matches(':'));
     let instance = format!(
         "fltmc detach odxflt {v} then fltmc attach odxflt {v}",
         v = fltmc_volume(&volume.name)
@@ -750,7 +750,7 @@ fn storage_findings(op: OffloadOp, side: &str, volume: &VolumeFact, findings: &m
     if supported != Some(true) {
         findings.push(Finding {
             severity: Severity::Blocks,
-            subject: format!("the storage of {}", volume.name),
+            subject: format!("the storage of {}", volume.name.trim_end_matches(':')),
             text: format!(
                 "({side}) does not report copy offload ({})",
                 op_name(op)
