@@ -67,13 +67,15 @@ impl StorageQuery {
 
 /// The descriptor a simulated disk returns unless the scenario says otherwise, derived from the
 /// volume's token engine: lifetimes in whole seconds of `max_ttl_ms` / `default_ttl_ms`,
-/// `MaximumTransferSize` = `OptimalTransferCount` = `max_transfer`, per-descriptor lengths the same
-/// (capped at 4 GiB - 1, the field's width), [`DEFAULT_DATA_DESCRIPTORS`] descriptors,
+/// `MaximumTransferSize` = `OptimalTransferCount` = `max_transfer` (bytes), per-descriptor lengths
+/// the same in logical blocks (the descriptor's page counts them in blocks: `max_transfer` /
+/// `sector_size`, capped at the field's width), [`DEFAULT_DATA_DESCRIPTORS`] descriptors,
 /// granularity [`DEFAULT_GRANULARITY`].
 #[must_use]
 pub fn default_limits(config: &VolumeConfig) -> CopyOffloadLimits {
     let seconds = |ms: u64| u32::try_from(ms / 1000).unwrap_or(u32::MAX);
-    let per_descriptor = u32::try_from(config.max_transfer).unwrap_or(u32::MAX);
+    let blocks = config.max_transfer / u64::from(config.sector_size.get());
+    let per_descriptor = u32::try_from(blocks).unwrap_or(u32::MAX);
     CopyOffloadLimits {
         maximum_token_lifetime: seconds(config.max_ttl_ms),
         default_token_lifetime: seconds(config.default_ttl_ms),
@@ -130,7 +132,11 @@ mod tests {
             (300, 30)
         );
         assert_eq!(l.maximum_transfer_size, 256 << 20);
-        assert_eq!(l.maximum_transfer_length_per_descriptor, 256 << 20);
+        assert_eq!(
+            l.maximum_transfer_length_per_descriptor,
+            (256 << 20) / 512,
+            "in 512-byte blocks"
+        );
         assert_eq!(
             (
                 l.maximum_data_descriptors,

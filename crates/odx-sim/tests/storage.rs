@@ -22,7 +22,9 @@ fn without_a_storage_table_the_disk_describes_the_volume_s_engine() {
     let l = s.storage.limits;
     assert_eq!(l.maximum_transfer_size, 1 << 20);
     assert_eq!(l.optimal_transfer_count, 1 << 20);
-    assert_eq!(l.maximum_transfer_length_per_descriptor, 1 << 20);
+    // Per-descriptor lengths are in logical blocks (the descriptor's page): 1 MiB of 512-byte
+    // sectors.
+    assert_eq!(l.maximum_transfer_length_per_descriptor, (1 << 20) / 512);
     assert_eq!(
         (l.maximum_token_lifetime, l.default_token_lifetime),
         (60, 30)

@@ -218,14 +218,14 @@ pub fn backoff_setting(seconds: u32) -> String {
 #[must_use]
 pub fn limits_text(l: &CopyOffloadLimits) -> String {
     format!(
-        "token lifetime {} (max {}), max transfer {} (optimal {}), {} descriptor(s) of at most {} (optimal {}), granularity {} block(s)",
+        "token lifetime {} (max {}), max transfer {} (optimal {}), {} descriptor(s) of at most {} block(s) (optimal {}), granularity {} block(s)",
         duration(u64::from(l.default_token_lifetime)),
         duration(u64::from(l.maximum_token_lifetime)),
         bytes(l.maximum_transfer_size),
         bytes(l.optimal_transfer_count),
         l.maximum_data_descriptors,
-        bytes(u64::from(l.maximum_transfer_length_per_descriptor)),
-        bytes(u64::from(l.optimal_transfer_length_per_descriptor)),
+        l.maximum_transfer_length_per_descriptor,
+        l.optimal_transfer_length_per_descriptor,
         l.optimal_transfer_length_granularity
     )
 }
