@@ -693,7 +693,7 @@ fn odxflt_storage_findings(
             severity: Severity::Blocks,
             subject,
             text: format!(
-                "does not support offload ({side}, {}): it refused an offload {} at interrupt time {} with STATUS_NOT_SUPPORTED or STATUS_DEVICE_FEATURE_NOT_SUPPORTED{counted}; back-off until interrupt time {} (ends in {}): {who}",
+                "does not support offload ({side}, {}): an offload {} was refused below odxflt at interrupt time {} with STATUS_NOT_SUPPORTED or STATUS_DEVICE_FEATURE_NOT_SUPPORTED{counted} (DEVICE_FEATURE_NOT_SUPPORTED comes from the storage stack; NOT_SUPPORTED may also come from the file system or a filter below odxflt); back-off until interrupt time {} (ends in {}): {who}",
                 op_name(op),
                 op_word(op),
                 interrupt_time(b.refused_at),

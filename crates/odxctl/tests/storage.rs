@@ -167,7 +167,7 @@ fn diagnose_names_storage_that_refused_with_its_back_off() {
         "{line}"
     );
     assert!(
-        line.contains("refused an offload write at interrupt time 0 s"),
+        line.contains("an offload write was refused below odxflt at interrupt time 0 s"),
         "{line}"
     );
     assert!(
