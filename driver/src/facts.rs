@@ -79,12 +79,36 @@ pub enum LockView {
 pub struct KernelFacts<S> {
     source: S,
     locks: LockView,
+    /// The stream sizes once asked: a size rule and the checks both ask, one query serves both.
+    sizes: Option<Result<StreamSizes, NtStatus>>,
 }
 
 impl<S: KernelSource> KernelFacts<S> {
     /// Facts for one request.
     pub const fn new(source: S, locks: LockView) -> Self {
-        Self { source, locks }
+        Self {
+            source,
+            locks,
+            sizes: None,
+        }
+    }
+
+    fn query_sizes(&mut self) -> Result<StreamSizes, NtStatus> {
+        let standard = self.source.standard()?;
+        let end_of_file = u64::try_from(standard.end_of_file).unwrap_or(0);
+        // Valid data length is not a fact odxflt can know: there is no query class for it, and
+        // the only place it could be read — the FCB header behind `FILE_OBJECT.FsContext` — may
+        // belong to another driver and is read without the file system's locks. A wrong value
+        // would not just move a trimming point: a read trimmed at it gets
+        // `ALL_ZERO_BEYOND_CURRENT_RANGE`, which tells the copy engine the rest of the file is
+        // zero (data loss at the destination). So the core sees VDL = EOF and never applies its
+        // valid-data-length rules in the filter; NTFS applies MS-FSA read 14/15 and write 16
+        // itself, under its own locks, and its answer (trim, zero token, flag) passes through.
+        Ok(StreamSizes {
+            end_of_file,
+            valid_data_length: end_of_file,
+            delete_pending: standard.delete_pending,
+        })
     }
 
     /// The source (for tests and for releasing what it holds).
@@ -116,24 +140,16 @@ impl<S: KernelSource> OffloadFacts for KernelFacts<S> {
     }
 
     fn stream_sizes(&mut self) -> Result<StreamSizes, NtStatus> {
-        let standard = self.source.standard()?;
-        // Negative sizes do not occur on a sane file system; read them as zero (an empty file
-        // ends every request at STATUS_END_OF_FILE).
-        let end_of_file = u64::try_from(standard.end_of_file).unwrap_or(0);
-        // Valid data length is not a fact odxflt can know: there is no query class for it, and
-        // the only place it could be read — the FCB header behind `FILE_OBJECT.FsContext` — may
-        // belong to another driver and is read without the file system's locks. A wrong value
-        // would not just move a trimming point: a read trimmed at it gets
-        // `ALL_ZERO_BEYOND_CURRENT_RANGE`, which tells the copy engine the rest of the file is
-        // zero (data loss at the destination). So the core sees VDL = EOF and never applies its
-        // valid-data-length rules in the filter; NTFS applies MS-FSA read 14/15 and write 16
-        // itself, under its own locks, and its answer (trim, zero token, flag) passes through.
-        Ok(StreamSizes {
-            end_of_file,
-            valid_data_length: end_of_file,
-            delete_pending: standard.delete_pending,
-        })
+        if let Some(known) = self.sizes {
+            return known;
+        }
+        let sizes = self.query_sizes();
+        self.sizes = Some(sizes);
+        sizes
     }
+
+    // Negative sizes do not occur on a sane file system; read them as zero (an empty file
+    // ends every request at STATUS_END_OF_FILE).
 
     fn lock_conflict(&mut self, _range: ByteRange, _intent: LockIntent) -> Result<bool, NtStatus> {
         match self.locks {

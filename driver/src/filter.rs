@@ -19,7 +19,7 @@ use crate::ffi::names::{requestor_process_id, volume_names};
 use crate::ffi::query::{RequestSource, raw_volume};
 use crate::ffi::registration;
 use crate::ffi::rules;
-use crate::ffi::storage::query_capability;
+use crate::ffi::storage::query_storage;
 use crate::volume::InstanceContext;
 use crate::volumes::{JOURNAL, VOLUMES};
 
@@ -66,7 +66,7 @@ impl OperationHandler for Odxflt {
                 &fallback
             }
         };
-        let raw = data.as_ptr();
+        let raw = data.request();
         let requestor = if data.requestor_kernel() {
             RequestorMode::Kernel
         } else {
@@ -83,36 +83,25 @@ impl OperationHandler for Odxflt {
         };
         let mut buffer = data.system_buffer();
         // No rules in force: no lock, no evaluation. Otherwise the whole core pre-operation
-        // runs under the shared push lock (ffi::rules: why that cannot deadlock); the facts
-        // (and the names they hold) are dropped after the lock is released.
-        let action = if rules::none() {
-            dispatch::pre_operation(
-                op,
-                mode,
-                &mut buffer,
-                &mut facts,
-                stats,
-                None,
-                Some(journal),
-            )
-        } else {
-            rules::read(|set| {
-                let governance = Governance {
-                    rules: set,
-                    volume: instance.names(),
-                    requestor,
-                };
-                dispatch::pre_operation(
-                    op,
-                    mode,
-                    &mut buffer,
-                    &mut facts,
-                    stats,
-                    Some(governance),
-                    Some(journal),
-                )
-            })
-        };
+        // runs under the shared push lock (ffi::rules: why that cannot deadlock), released
+        // before the facts (and the names they hold) are dropped. One call site, so the
+        // dispatch stays inlined (its frame would otherwise be a second 500 B on the stack).
+        let rules = (!rules::none()).then(rules::Shared::acquire);
+        let governance = rules.as_ref().map(|shared| Governance {
+            rules: shared.set(),
+            volume: instance.names(),
+            requestor,
+        });
+        let action = dispatch::pre_operation(
+            op,
+            mode,
+            &mut buffer,
+            &mut facts,
+            stats,
+            governance,
+            Some(journal),
+        );
+        drop(rules);
         match action {
             PreAction::Complete {
                 status,
@@ -168,12 +157,12 @@ impl InstanceHandler for Odxflt {
         };
         // What the storage says about copy offload (IOCTL_STORAGE_QUERY_PROPERTY, PASSIVE_LEVEL);
         // any failure is "unknown": requests are forwarded and the storage's answers teach.
-        let capability = query_capability(objects);
+        let (capability, dos) = query_storage(objects);
         let (device, guid) = volume_names(objects.volume());
         let slot = VOLUMES.attach(capability);
         let attached = InstanceContextRef::allocate(
             objects.filter(),
-            InstanceContext::new(facts, capability, slot).with_names(device, guid),
+            InstanceContext::new(facts, capability, slot).with_names(device, dos, guid),
         )
         .and_then(|context| context.set_on(objects.instance()));
         match attached {

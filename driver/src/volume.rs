@@ -111,6 +111,7 @@ pub struct InstanceContext {
     torn_down: AtomicBool,
     slot: Option<u32>,
     device_name: VolumeName,
+    dos_name: VolumeName,
     guid_name: VolumeName,
 }
 
@@ -126,25 +127,32 @@ impl InstanceContext {
             torn_down: AtomicBool::new(false),
             slot,
             device_name: VolumeName::NONE,
+            dos_name: VolumeName::NONE,
             guid_name: VolumeName::NONE,
         }
     }
 
     /// The same context with the volume's names (instance setup: `FltGetVolumeName`,
-    /// `FltGetVolumeGuidName`).
+    /// `IoVolumeDeviceToDosName`, `FltGetVolumeGuidName`).
     #[must_use]
-    pub const fn with_names(mut self, device: VolumeName, guid: VolumeName) -> Self {
+    pub const fn with_names(
+        mut self,
+        device: VolumeName,
+        dos: VolumeName,
+        guid: VolumeName,
+    ) -> Self {
         self.device_name = device;
+        self.dos_name = dos;
         self.guid_name = guid;
         self
     }
 
-    /// The volume's names for the rules. No DOS name (`D:`): docs/driver.md, "Volume names".
+    /// The volume's names for the rules.
     #[must_use]
     pub fn names(&self) -> VolumeNames<'_> {
         VolumeNames {
             device: self.device_name.units(),
-            dos: &[],
+            dos: self.dos_name.units(),
             guid: self.guid_name.units(),
         }
     }

@@ -18,6 +18,7 @@ use odx_core::engine::{SIMULATED_TOKEN_TYPE, TOKEN_KEY_LEN, TokenKey, key_of, to
 use odx_core::flags::{AccessMask, FileAttributes, StreamMarkers};
 use odx_core::iomgr::{RequestorMode, io_manager_precheck};
 use odx_core::policy::PolicyMode;
+use odx_core::port::governance::RulesReply;
 use odx_core::wire::{
     OffloadReadInput, OffloadReadOutput, OffloadWriteInput, OffloadWriteOutput, StorageOffloadToken,
 };
@@ -74,6 +75,12 @@ const MAX_FILE_SIZE: &str = "[volume] max_file_size = 2 MiB is no NTFS volume's:
 MaxFileSize from the cluster size ((2^32 - 1) clusters), so the binary's limit is 2 TiB or more \
 and the request fails later, at end of file";
 
+/// Why a size rule costs the binary one `FileStandardInformation` query where the simulator's
+/// facts count two.
+const SIZES_CACHED: &str = "facts only: a size rule and the checks both ask the stream sizes; \
+odxflt's KernelFacts keeps the first answer for the request (one FltQueryInformationFile), the \
+simulator's model counts each ask";
+
 /// The documented differences (docs/pe-harness.md, "Known differences").
 pub const KNOWN_DIFFERENCES: &[KnownDifference] = &[
     KnownDifference {
@@ -96,6 +103,30 @@ pub const KNOWN_DIFFERENCES: &[KnownDifference] = &[
         step: 2,
         difference: Difference::FactsOnly,
         reason: METADATA,
+    },
+    KnownDifference {
+        scenario: "rules_size_threshold.toml",
+        step: 1,
+        difference: Difference::FactsOnly,
+        reason: SIZES_CACHED,
+    },
+    KnownDifference {
+        scenario: "rules_size_threshold.toml",
+        step: 3,
+        difference: Difference::FactsOnly,
+        reason: SIZES_CACHED,
+    },
+    KnownDifference {
+        scenario: "rules_size_threshold.toml",
+        step: 4,
+        difference: Difference::FactsOnly,
+        reason: SIZES_CACHED,
+    },
+    KnownDifference {
+        scenario: "rules_size_threshold.toml",
+        step: 5,
+        difference: Difference::FactsOnly,
+        reason: SIZES_CACHED,
     },
     KnownDifference {
         scenario: "write_max_file_size.toml",
@@ -899,6 +930,58 @@ pub(crate) fn file_name(path: &str) -> String {
         .map_or_else(|| path.to_owned(), |n| n.to_string_lossy().into_owned())
 }
 
+/// The scenario's names and rules for the mock kernel the next load installs.
+pub fn preset_names(scenario: &Scenario) {
+    let rules = (!scenario.rules.is_empty()).then(|| scenario.rules.clone());
+    kernel::names::preset(
+        &scenario.volume.device_name,
+        &scenario.volume.dos_name,
+        &scenario.volume.guid_name,
+        rules,
+    );
+}
+
+/// The next request's process and file, as the scenario names them.
+pub fn step_names(scenario: &Scenario, spec: &odx_sim::scenario::StepSpec) {
+    let path = spec
+        .file
+        .as_ref()
+        .and_then(|name| scenario.files.iter().find(|f| &f.name == name))
+        .map_or_else(
+            || kernel::names::DEFAULT_PATH.to_owned(),
+            |f| f.effective_path(),
+        );
+    let step = kernel::names::StepNames {
+        path,
+        process: spec.effective_process().to_owned(),
+        process_id: u32::try_from(spec.effective_process_id()).unwrap_or(u32::MAX),
+    };
+    kernel::with(|k| k.names.step = step);
+}
+
+/// `SetRules` through the image's port (connect, send, disconnect): `(error line, rules in
+/// force)` of its reply, `None` when it answered no reply.
+///
+/// # Errors
+/// The image has no port or its callbacks fail.
+pub fn set_rules_through_port(
+    driver: &mut LoadedDriver,
+    message: &[u8],
+) -> Result<Option<(u32, u32)>> {
+    let connected = driver.port_connect()?;
+    if !connected.is_success() {
+        return Ok(None);
+    }
+    let (status, reply) = driver.port_message(Some(message), RulesReply::SIZE)?;
+    driver.port_disconnect()?;
+    if !status.is_success() {
+        return Ok(None);
+    }
+    Ok(RulesReply::parse(&reply)
+        .ok()
+        .map(|r| (r.error_line.get(), r.rule_count.get())))
+}
+
 /// Runs one scenario through the simulator and through the image.
 ///
 /// # Errors
@@ -917,6 +1000,7 @@ pub fn run_scenario(
     // The policy reaches the image the way it does on Windows: Parameters\DefaultPolicy under
     // the service key, read at DriverEntry. An image without the registry read cannot get it.
     let policy = PolicyMode::from_name(&scenario.volume.policy).unwrap_or_default();
+    preset_names(scenario);
     let mut driver = LoadedDriver::load_with_policy(image, volume, Some(policy.as_u32()))?;
     let reads_registry = driver
         .image()
@@ -959,6 +1043,7 @@ pub fn run_scenario(
         };
         match spec.op {
             Op::Read | Op::Write => {
+                step_names(scenario, spec);
                 let forged = forged_token(seed(&name, index));
                 let requestor = match spec.requestor {
                     Requestor::User => RequestorMode::User,
@@ -968,9 +1053,14 @@ pub fn run_scenario(
                 let (_, bin_input, _) = bin.input(spec, forged);
                 let sim_handle = sim.open(spec)?;
                 let bin_handle = bin.open(spec)?;
-                let outcome =
-                    sim.stack
-                        .fsctl(sim_handle, code_of(op), &sim_input, out_len, requestor);
+                let outcome = sim.stack.fsctl_as(
+                    sim_handle,
+                    code_of(op),
+                    &sim_input,
+                    out_len,
+                    requestor,
+                    &spec.requester(),
+                );
                 sim.keep_token(spec, outcome.status, &outcome.output);
                 // Post-operation may run at DISPATCH_LEVEL (completion in an arbitrary thread
                 // context): every other request's does, which must change nothing.
@@ -1087,6 +1177,29 @@ pub fn run_scenario(
                     side.stack.advance_ms(spec.ms.unwrap_or(0));
                 }
                 advance_kernel_clock(spec.ms.unwrap_or(0));
+            }
+            Op::SetRules => {
+                let text = spec.text.as_deref().unwrap_or("");
+                let message = odx_sim::stack::set_rules_message(text);
+                let simulator = sim
+                    .stack
+                    .port_request(&message, RulesReply::SIZE)
+                    .ok()
+                    .and_then(|bytes| RulesReply::parse(&bytes).ok())
+                    .map(|r| (r.error_line.get(), r.rule_count.get()));
+                let binary = set_rules_through_port(&mut driver, &message)?;
+                if simulator != binary {
+                    report.problems.push(format!(
+                        "set_rules (error line, rules in force): simulator {simulator:?}, binary {binary:?}"
+                    ));
+                }
+                if let (Some(expected), Some((line, _))) = (spec.expect_error_line, binary) {
+                    if expected != line {
+                        report.problems.push(format!(
+                            "set_rules: the scenario expects error line {expected}, the binary answered {line}"
+                        ));
+                    }
+                }
             }
             Op::Stat => {
                 let (simulator, binary) = (stat(&sim, spec)?, stat(&bin, spec)?);
@@ -1251,11 +1364,18 @@ fn check_request(result: &crate::driver::FsControlResult, report: &mut StepRepor
             if result.input_rewritten { "" } else { "not " }
         ));
     }
-    let held = kernel::with(|k| (k.pool_outstanding(), k.context_references_held()));
-    if let Some((pool, references)) = held {
-        if pool != 0 || references != 0 {
+    let held = kernel::with(|k| {
+        (
+            k.pool_outstanding(),
+            k.context_references_held(),
+            k.names.outstanding(),
+            k.names.locks_held(),
+        )
+    });
+    if let Some((pool, references, names, locks)) = held {
+        if pool != 0 || references != 0 || names != 0 || locks != 0 {
             report.problems.push(format!(
-                "after the request: {pool} pool blocks outstanding, {references} context references held"
+                "after the request: {pool} pool blocks outstanding, {references} context references held, {names} file names not released, {locks} push locks held"
             ));
         }
     }

@@ -546,7 +546,10 @@ impl LoadedDriver {
         } else {
             std::ptr::null()
         };
-        kernel::with(|k| k.set_file(file_object.as_ptr(), file.info));
+        kernel::with(|k| {
+            k.set_file(file_object.as_ptr(), file.info);
+            k.names.begin_request(file_object.as_ptr());
+        });
 
         // FLT_IO_PARAMETER_BLOCK with FLT_PARAMETERS.FileSystemControl.Buffered inside it.
         let (b, p) = (s.iopb, s.parameters);
@@ -646,7 +649,10 @@ impl LoadedDriver {
         } else {
             bail!("pre-operation returned {verdict}");
         };
-        kernel::with(|k| k.remove_file(file_object.as_ptr()));
+        kernel::with(|k| {
+            k.remove_file(file_object.as_ptr());
+            k.names.end_request(file_object.as_ptr());
+        });
         // The structures the image saw must outlive every call into it (they do: dropped here).
         drop((iopb, file_object, scb, transaction_marker, objects));
         let (pre_result, status, information, below_status) = outcome;

@@ -118,32 +118,33 @@ fn run_once(
     let volume = crate::diff::with_storage(volume, &scenario.storage);
     let policy = PolicyMode::from_name(&scenario.volume.policy).unwrap_or_default();
     let mut report = RunReport::default();
-    let mut driver =
-        match LoadedDriver::load_with_fault(image, volume, Some(policy.as_u32()), fault)? {
-            Load::Started(driver) => driver,
-            Load::Refused {
-                status,
-                leaks,
-                errors,
-            } => {
-                // DriverEntry may fail when a routine it needs fails; it must unwind completely.
-                // Any failure status is DriverEntry's to return; it must have unwound completely.
-                report.fired = fault.is_some();
-                if !leaks.is_empty() {
-                    report.leaks += 1;
-                    report.problems.push(format!(
-                        "{name} [{what}]: DriverEntry failed with {status} and leaked {leaks:?}"
-                    ));
-                }
-                for e in errors {
-                    report.misuse += 1;
-                    report
-                        .problems
-                        .push(format!("{name} [{what}]: misuse: {e}"));
-                }
-                return Ok(report);
+    crate::diff::preset_names(scenario);
+    let loaded = LoadedDriver::load_with_fault(image, volume, Some(policy.as_u32()), fault)?;
+    let mut driver = match loaded {
+        Load::Started(driver) => driver,
+        Load::Refused {
+            status,
+            leaks,
+            errors,
+        } => {
+            // DriverEntry may fail when a routine it needs fails; it must unwind completely.
+            // Any failure status is DriverEntry's to return; it must have unwound completely.
+            report.fired = fault.is_some();
+            if !leaks.is_empty() {
+                report.leaks += 1;
+                report.problems.push(format!(
+                    "{name} [{what}]: DriverEntry failed with {status} and leaked {leaks:?}"
+                ));
             }
-        };
+            for e in errors {
+                report.misuse += 1;
+                report
+                    .problems
+                    .push(format!("{name} [{what}]: misuse: {e}"));
+            }
+            return Ok(report);
+        }
+    };
     let attach = driver.setup_instance()?;
     if attach.is_success() && config.dismounted {
         driver.teardown_start(shapes().constants.fltfl_instance_teardown_volume_dismount)?;
@@ -153,6 +154,7 @@ fn run_once(
         let spec = &step.spec;
         match spec.op {
             Op::Read | Op::Write => {
+                crate::diff::step_names(scenario, spec);
                 let forged = forged_token(seed(&name, index));
                 let requestor = match spec.requestor {
                     Requestor::User => RequestorMode::User,
@@ -220,12 +222,19 @@ fn run_once(
                         "{at}: ALL_ZERO_BEYOND_CURRENT_RANGE on a file whose data is all valid"
                     ));
                 }
-                let held = kernel::with(|k| (k.pool_outstanding(), k.context_references_held()));
-                if let Some((pool, references)) = held {
-                    if pool != 0 || references != 0 {
+                let held = kernel::with(|k| {
+                    (
+                        k.pool_outstanding(),
+                        k.context_references_held(),
+                        k.names.outstanding(),
+                        k.names.locks_held(),
+                    )
+                });
+                if let Some((pool, references, names, locks)) = held {
+                    if pool != 0 || references != 0 || names != 0 || locks != 0 {
                         report.leaks += 1;
                         report.problems.push(format!(
-                            "{at}: after the request {pool} pool blocks outstanding, {references} context references held"
+                            "{at}: after the request {pool} pool blocks outstanding, {references} context references held, {names} file names not released, {locks} push locks held"
                         ));
                     }
                 }
@@ -243,6 +252,12 @@ fn run_once(
                 crate::diff::advance_kernel_clock(spec.ms.unwrap_or(0));
             }
             Op::Compare | Op::Stat => {}
+            Op::SetRules => {
+                let message = odx_sim::stack::set_rules_message(spec.text.as_deref().unwrap_or(""));
+                // Under a fault the port may refuse (no pool for the message): any answer is
+                // the image's to give; misuse and leaks are what is checked.
+                let _ = crate::diff::set_rules_through_port(&mut driver, &message)?;
+            }
         }
     }
     let (calls, fired) = kernel::with(|k| (k.faults.calls.clone(), k.faults.fired))

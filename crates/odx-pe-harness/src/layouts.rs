@@ -448,6 +448,32 @@ shape!(
     }
 );
 
+shape!(
+    /// `FLT_FILE_NAME_INFORMATION` (its documentation page: neither header set has it).
+    FileNameInformation = "FLT_FILE_NAME_INFORMATION" {
+        /// `USHORT Size`.
+        size_field = "Size",
+        /// `FLT_FILE_NAME_PARSED_FLAGS NamesParsed` (USHORT).
+        names_parsed = "NamesParsed",
+        /// `FLT_FILE_NAME_OPTIONS Format` (ULONG).
+        format = "Format",
+        /// `UNICODE_STRING Name`.
+        name = "Name",
+        /// `UNICODE_STRING Volume`.
+        volume = "Volume",
+        /// `UNICODE_STRING Share`.
+        share = "Share",
+        /// `UNICODE_STRING Extension`.
+        extension = "Extension",
+        /// `UNICODE_STRING Stream`.
+        stream = "Stream",
+        /// `UNICODE_STRING FinalComponent`.
+        final_component = "FinalComponent",
+        /// `UNICODE_STRING ParentDir`.
+        parent_dir = "ParentDir",
+    }
+);
+
 /// The constants the mock kernel uses, from `kernel-constants.json`.
 #[derive(Clone, Copy, Debug)]
 #[allow(missing_docs)]
@@ -489,6 +515,11 @@ pub struct Constants {
     pub flt_fstype_refs: i32,
     pub flt_fstype_fat: i32,
     pub flt_registration_version: u16,
+    pub flt_file_name_normalized: u32,
+    pub flt_file_name_opened: u32,
+    pub flt_file_name_query_default: u32,
+    pub flt_file_name_query_cache_only: u32,
+    pub reg_multi_sz: u32,
 }
 
 fn narrow<T: TryFrom<u64>>(table: &Table, name: &str) -> Result<T> {
@@ -552,6 +583,11 @@ impl Constants {
             flt_fstype_refs: signed32(t, "FLT_FSTYPE_REFS")?,
             flt_fstype_fat: signed32(t, "FLT_FSTYPE_FAT")?,
             flt_registration_version: narrow(t, "FLT_REGISTRATION_VERSION")?,
+            flt_file_name_normalized: narrow(t, "FLT_FILE_NAME_NORMALIZED")?,
+            flt_file_name_opened: narrow(t, "FLT_FILE_NAME_OPENED")?,
+            flt_file_name_query_default: narrow(t, "FLT_FILE_NAME_QUERY_DEFAULT")?,
+            flt_file_name_query_cache_only: narrow(t, "FLT_FILE_NAME_QUERY_CACHE_ONLY")?,
+            reg_multi_sz: narrow(t, "REG_MULTI_SZ")?,
         })
     }
 }
@@ -579,6 +615,7 @@ pub struct Shapes {
     pub object_attributes: ObjectAttributes,
     pub key_value_partial_information: KeyValuePartialInformation,
     pub driver_object: DriverObject,
+    pub file_name_information: FileNameInformation,
     pub constants: Constants,
 }
 
@@ -605,6 +642,7 @@ impl Shapes {
             object_attributes: ObjectAttributes::load(t)?,
             key_value_partial_information: KeyValuePartialInformation::load(t)?,
             driver_object: DriverObject::load(t)?,
+            file_name_information: FileNameInformation::load(t)?,
             constants: Constants::load(t)?,
         };
         // The parameter block ends with the parameters union.

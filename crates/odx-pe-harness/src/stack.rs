@@ -665,6 +665,9 @@ enum Edge {
     Out { import: String, site: u32 },
     /// A jump leaving the image after the epilogue.
     OutTail { import: String, site: u32 },
+    /// A call through a trait object's vtable (`call *disp(%reg)`): any of the functions in
+    /// slot `disp` of a vtable in the read-only data.
+    Dyn(Vec<u32>),
 }
 
 #[derive(Debug)]
@@ -682,6 +685,10 @@ struct Program<'a> {
     index: HashMap<u32, usize>,
     /// Start RVA of every known function region (`.pdata` entries and leaves), sorted.
     starts: Vec<u32>,
+    /// Read-only data addresses (RVAs) the analysed functions load with `lea X(%rip)`: the
+    /// vtables a trait object made on the request path can point to (a call through a vtable
+    /// resolves only to vtables in this set; `report` iterates until it stops growing).
+    materialised: std::cell::RefCell<BTreeSet<u32>>,
 }
 
 impl<'a> Program<'a> {
@@ -706,6 +713,7 @@ impl<'a> Program<'a> {
             instructions,
             index,
             starts: starts.into_iter().collect(),
+            materialised: std::cell::RefCell::new(BTreeSet::new()),
         })
     }
 
@@ -1010,6 +1018,22 @@ impl<'a> Program<'a> {
         entry: u32,
     ) -> Result<Option<Edge>> {
         let m = ins.mnemonic.as_str();
+        if m.starts_with("lea") && ins.operands.contains("(%rip)") {
+            if let Some(rva) = ins
+                .target
+                .and_then(|t| t.checked_sub(self.layout.image_base))
+                .and_then(|r| u32::try_from(r).ok())
+            {
+                if self
+                    .layout
+                    .read_only
+                    .iter()
+                    .any(|(b, e)| (*b..*e).contains(&rva))
+                {
+                    self.materialised.borrow_mut().insert(rva);
+                }
+            }
+        }
         let call = m.starts_with("call");
         let jump = m.starts_with('j') || m.contains(" j");
         if !call && !jump {
@@ -1044,6 +1068,11 @@ impl<'a> Program<'a> {
                     Edge::OutTail { import, site }
                 }));
             }
+            if call {
+                if let Some(candidates) = self.vtable_slot_targets(indirect) {
+                    return Ok(Some(Edge::Dyn(candidates)));
+                }
+            }
             bail!("function {entry:#x}: indirect {m} {operand} at {site:#x} cannot be resolved");
         }
         let Some(target) = direct_target(ins, self.layout) else {
@@ -1069,6 +1098,75 @@ impl<'a> Program<'a> {
             "function {entry:#x}: {m} at {site:#x} jumps into the middle of another function ({target:#x})"
         );
         Ok(Some(Edge::Tail(target)))
+    }
+
+    /// `call *disp(%reg)` through a Rust vtable: the functions at `disp` in every vtable of the
+    /// read-only data. A vtable is recognised by its shape (`[drop_in_place or 0, size, align,
+    /// method…]`: a size below 2^32, a power-of-two alignment up to 4096, and a function start
+    /// of `.text` in every method slot up to `disp`). An upper bound: the call goes to one of
+    /// them, whichever trait object it is; `None` for any other operand, or no such vtable.
+    fn vtable_slot_targets(&self, operand: &str) -> Option<Vec<u32>> {
+        let (disp, rest) = operand.split_once('(')?;
+        let register = rest.strip_suffix(')')?;
+        if !register.starts_with('%') || register.contains(',') {
+            return None;
+        }
+        let disp = usize::try_from(parse_immediate(disp)?).ok()?;
+        if disp < 24 || disp % 8 != 0 {
+            return None;
+        }
+        let text_fn = |value: u64| -> Option<u32> {
+            let rva = u32::try_from(value.checked_sub(self.layout.image_base)?).ok()?;
+            (rva >= self.layout.text.0 && rva < self.layout.text.1)
+                .then_some(rva)
+                .filter(|r| self.starts.binary_search(r).is_ok())
+        };
+        let mut out = BTreeSet::new();
+        for (start, data) in &self.layout.sections {
+            let read_only = self
+                .layout
+                .read_only
+                .iter()
+                .any(|(b, e)| *start >= *b && *start < *e);
+            if !read_only {
+                continue;
+            }
+            let word = |at: usize| -> Option<u64> {
+                let b = data.get(at..at + 8)?;
+                Some(u64::from_le_bytes(b.try_into().ok()?))
+            };
+            let materialised = self.materialised.borrow();
+            let mut v = 0usize;
+            while v + disp + 8 <= data.len() {
+                let vtable = u32::try_from(v).ok().map(|v| start + v);
+                if !vtable.is_some_and(|rva| materialised.contains(&rva)) {
+                    v += 8;
+                    continue;
+                }
+                let shaped = (|| {
+                    let drop = word(v)?;
+                    if drop != 0 {
+                        text_fn(drop)?;
+                    }
+                    let size = word(v + 8)?;
+                    let align = word(v + 16)?;
+                    if size >= 1 << 32 || !align.is_power_of_two() || align > 4096 {
+                        return None;
+                    }
+                    let mut slot = 24;
+                    while slot < disp {
+                        text_fn(word(v + slot)?)?;
+                        slot += 8;
+                    }
+                    text_fn(word(v + disp)?)
+                })();
+                if let Some(target) = shaped {
+                    out.insert(target);
+                }
+                v += 8;
+            }
+        }
+        Some(out.into_iter().collect())
     }
 
     fn iat_slot(&self, target: Option<u64>) -> Option<String> {
@@ -1104,6 +1202,18 @@ impl<'a> Program<'a> {
     fn report(&self, roots: &[Root], names: BTreeMap<u32, String>) -> Result<StackReport> {
         ensure!(!roots.is_empty(), "no roots to analyse");
         let mut functions: BTreeMap<u32, Function> = BTreeMap::new();
+        // Until the vtables the reached functions materialise stop growing: a function analysed
+        // before a vtable was seen may call through it.
+        let mut seen_vtables = usize::MAX;
+        while seen_vtables != self.materialised.borrow().len() {
+            seen_vtables = self.materialised.borrow().len();
+            functions.clear();
+            self.collect(roots, &mut functions)?;
+        }
+        self.finish_report(roots, names, functions)
+    }
+
+    fn collect(&self, roots: &[Root], functions: &mut BTreeMap<u32, Function>) -> Result<()> {
         let mut pending: Vec<u32> = roots.iter().map(|r| r.rva).collect();
         while let Some(entry) = pending.pop() {
             if functions.contains_key(&entry) {
@@ -1113,12 +1223,23 @@ impl<'a> Program<'a> {
                 .function(entry)
                 .with_context(|| format!("analysing the function at {entry:#x}"))?;
             for edge in &f.edges {
-                if let Edge::Call(t) | Edge::Tail(t) = edge {
-                    pending.push(*t);
+                match edge {
+                    Edge::Call(t) | Edge::Tail(t) => pending.push(*t),
+                    Edge::Dyn(ts) => pending.extend(ts.iter().copied()),
+                    Edge::Out { .. } | Edge::OutTail { .. } => {}
                 }
             }
             functions.insert(entry, f);
         }
+        Ok(())
+    }
+
+    fn finish_report(
+        &self,
+        roots: &[Root],
+        names: BTreeMap<u32, String>,
+        functions: BTreeMap<u32, Function>,
+    ) -> Result<StackReport> {
         let mut memo = Memo::default();
         let mut deepest = (0, Vec::new());
         let mut calls_out: BTreeMap<(u32, String), CallOut> = BTreeMap::new();
@@ -1192,6 +1313,16 @@ impl Memo {
                         best = (depth, path);
                     }
                 }
+                Edge::Dyn(callees) => {
+                    for callee in callees {
+                        let (depth, path) = self.deepest(*callee, functions, active)?;
+                        if f.frame + depth > best.0 {
+                            let mut p = vec![entry];
+                            p.extend(path);
+                            best = (f.frame + depth, p);
+                        }
+                    }
+                }
                 Edge::Out { .. } | Edge::OutTail { .. } => {}
             }
         }
@@ -1229,6 +1360,11 @@ impl Memo {
                 Edge::Tail(callee) => {
                     let mut tail_path: Vec<u32> = path[..path.len() - 1].to_vec();
                     self.calls_out(*callee, functions, &mut tail_path, below, active, out)?;
+                }
+                Edge::Dyn(callees) => {
+                    for callee in callees {
+                        self.calls_out(*callee, functions, path, here, active, out)?;
+                    }
                 }
                 Edge::Out { import, site } | Edge::OutTail { import, site } => {
                     let (live, at) = match edge {

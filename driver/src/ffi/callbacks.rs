@@ -95,8 +95,8 @@ impl CallbackData<'_> {
     /// (`FltGetFileNameInformation`, `FltGetRequestorProcess`, `FltGetRequestorProcessId`);
     /// valid for the callback.
     #[must_use]
-    pub fn as_ptr(&self) -> *const FLT_CALLBACK_DATA {
-        &raw const *self.data
+    pub fn request(&self) -> super::names::RequestData {
+        super::names::RequestData::new(&raw const *self.data)
     }
 
     /// `RequestorMode` (`KernelMode` 0, `UserMode` 1; offset pinned in `views`).

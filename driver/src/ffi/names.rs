@@ -51,6 +51,21 @@ unsafe extern "system" {
     fn SeLocateProcessImageName(process: *mut c_void, image: *mut *mut UNICODE_STRING) -> NTSTATUS;
 }
 
+/// The callback data of the operation in progress, for the Filter Manager routines that take
+/// it. Only [`super::callbacks::CallbackData::request`] makes one, from the callback's own
+/// `FLT_CALLBACK_DATA`, so it is valid (or NULL) while the request's callback runs; it is not
+/// kept beyond the pre-operation.
+#[derive(Clone, Copy, Debug)]
+pub struct RequestData(*const FLT_CALLBACK_DATA);
+
+impl RequestData {
+    /// Wraps the callback's data (`CallbackData::request`).
+    pub(crate) const fn new(data: *const FLT_CALLBACK_DATA) -> Self {
+        Self(data)
+    }
+
+}
+
 /// The UTF-16 units of a counted string (`Length` bytes), or `None` for no buffer.
 ///
 /// # Safety
@@ -70,7 +85,8 @@ impl FileName {
     /// The opened name of the request's file, parsed; `None` when it cannot be learnt (the
     /// query or the parse failed, or IRQL is above APC_LEVEL).
     #[must_use]
-    pub fn query(data: *const FLT_CALLBACK_DATA) -> Option<Self> {
+    pub fn query(data: RequestData) -> Option<Self> {
+        let data = data.0;
         if data.is_null() || current_irql() > APC_LEVEL {
             return None;
         }
@@ -121,7 +137,8 @@ impl ProcessImage {
     /// The requestor's image name (`\Device\HarddiskVolume1\Windows\System32\robocopy.exe`);
     /// `None` when it cannot be learnt or IRQL is above PASSIVE_LEVEL.
     #[must_use]
-    pub fn query(data: *const FLT_CALLBACK_DATA) -> Option<Self> {
+    pub fn query(data: RequestData) -> Option<Self> {
+        let data = data.0;
         if data.is_null() || current_irql() > PASSIVE_LEVEL {
             return None;
         }
@@ -142,8 +159,10 @@ impl ProcessImage {
     /// The image path.
     #[must_use]
     pub fn units(&self) -> Option<&[u16]> {
+        // SAFETY: SeLocateProcessImageName's block, valid until freed in drop.
+        let string = unsafe { self.0.as_ref() };
         // SAFETY: the counted string and its text are one block, valid until freed in drop.
-        unsafe { units(self.0.as_ref()) }
+        unsafe { units(string) }
     }
 }
 
@@ -156,7 +175,8 @@ impl Drop for ProcessImage {
 
 /// The requestor's process id (`FltGetRequestorProcessId`).
 #[must_use]
-pub fn requestor_process_id(data: *const FLT_CALLBACK_DATA) -> u64 {
+pub fn requestor_process_id(data: RequestData) -> u64 {
+    let data = data.0;
     if data.is_null() {
         return 0;
     }
@@ -181,6 +201,19 @@ impl VolumeName {
         units: [0; VOLUME_NAME_UNITS],
         len: 0,
     };
+
+    /// A copy of `units` (empty when longer than [`VOLUME_NAME_UNITS`]).
+    #[must_use]
+    pub fn from_units(units: &[u16]) -> Self {
+        let mut name = Self::NONE;
+        if units.len() <= VOLUME_NAME_UNITS {
+            for (to, from) in name.units.iter_mut().zip(units) {
+                *to = *from;
+            }
+            name.len = u16::try_from(units.len()).unwrap_or(0);
+        }
+        name
+    }
 
     /// The name.
     #[must_use]

@@ -18,11 +18,9 @@ use windows_sys::Wdk::Storage::FileSystem::{
 use windows_sys::Wdk::System::SystemServices::FILE_FS_SIZE_INFORMATION;
 use windows_sys::Win32::System::IO::IO_STATUS_BLOCK;
 
-use windows_sys::Wdk::Storage::FileSystem::Minifilters::FLT_CALLBACK_DATA;
-
 use super::callbacks::RelatedObjects;
 use super::kernel::{PASSIVE_LEVEL, current_irql, interrupt_time};
-use super::names::{FileName, ProcessImage};
+use super::names::{FileName, ProcessImage, RequestData};
 use super::{core_status, nt_success};
 use crate::facts::{FileObjectState, KernelSource, StandardInformation};
 use crate::volume::{RawVolume, with_storage};
@@ -49,7 +47,7 @@ pub struct RequestSource<'a> {
     objects: RelatedObjects<'a>,
     volume: VolumeFacts,
     storage: &'a StorageState,
-    data: *const FLT_CALLBACK_DATA,
+    data: RequestData,
     file_name: Option<FileName>,
     file_asked: bool,
     image: Option<ProcessImage>,
@@ -64,7 +62,7 @@ impl<'a> RequestSource<'a> {
         objects: RelatedObjects<'a>,
         volume: VolumeFacts,
         storage: &'a StorageState,
-        data: *const FLT_CALLBACK_DATA,
+        data: RequestData,
     ) -> Self {
         Self {
             objects,

@@ -335,7 +335,10 @@ pub fn multi_sz_to_lines(data: &[u8], out: &mut [u8]) -> usize {
             let end = used.saturating_add(encoded.len());
             match out.get_mut(used..end) {
                 Some(slot) if end.saturating_sub(line_start) <= RULE_LINE_MAX && !bad => {
-                    slot.copy_from_slice(encoded);
+                    // Zipped, not `copy_from_slice`: its length check is a panic site.
+                    for (to, from) in slot.iter_mut().zip(encoded) {
+                        *to = *from;
+                    }
                     used = end;
                 }
                 _ => bad = true,
@@ -351,7 +354,9 @@ pub fn multi_sz_to_lines(data: &[u8], out: &mut [u8]) -> usize {
             let marker = UNCONVERTIBLE_LINE.as_bytes();
             let end = used.saturating_add(marker.len());
             if let Some(slot) = out.get_mut(used..end) {
-                slot.copy_from_slice(marker);
+                for (to, from) in slot.iter_mut().zip(marker) {
+                    *to = *from;
+                }
                 used = end;
             }
         }

@@ -119,14 +119,42 @@ pub fn none() -> bool {
     !PRESENT.load(Ordering::Acquire)
 }
 
+/// The rules in force, under the shared lock until dropped (pre-operation, IRQL <= APC_LEVEL).
+#[derive(Debug)]
+pub struct Shared {
+    _held: HeldShared,
+}
+
+#[derive(Debug)]
+struct HeldShared;
+
+impl Drop for HeldShared {
+    fn drop(&mut self) {
+        lock::release(STORE.lock.get());
+    }
+}
+
+impl Shared {
+    /// `FltAcquirePushLockShared`.
+    #[must_use]
+    pub fn acquire() -> Self {
+        lock::shared(STORE.lock.get());
+        Self { _held: HeldShared }
+    }
+
+    /// The set.
+    #[must_use]
+    pub fn set(&self) -> &RuleSet {
+        // SAFETY: the shared lock, held while `self` lives, excludes the only writer (`write`,
+        // exclusive); the borrow cannot outlive `self`.
+        unsafe { &*STORE.set.get() }
+    }
+}
+
 /// Calls `f` with the rules in force, under the shared lock (IRQL <= APC_LEVEL).
 pub fn read<R>(f: impl FnOnce(&RuleSet) -> R) -> R {
-    lock::shared(STORE.lock.get());
-    let _held = Held;
-    // SAFETY: the shared lock excludes the only writer (`write`, exclusive) for `_held`'s life,
-    // which outlives the borrow handed to `f`.
-    let set = unsafe { &*STORE.set.get() };
-    f(set)
+    let shared = Shared::acquire();
+    f(shared.set())
 }
 
 /// Calls `f` with the rules to change, under the exclusive lock (PASSIVE_LEVEL).

@@ -18,12 +18,13 @@ use odx_core::storage::{
 };
 use windows_sys::Wdk::Foundation::DEVICE_OBJECT;
 use windows_sys::Wdk::Storage::FileSystem::Minifilters::FltGetDiskDeviceObject;
-use windows_sys::Win32::Foundation::NTSTATUS;
+use windows_sys::Win32::Foundation::{NTSTATUS, UNICODE_STRING};
 use windows_sys::Win32::System::IO::IO_STATUS_BLOCK;
 use windows_sys::Win32::System::Ioctl::STORAGE_PROPERTY_QUERY;
 
 use super::callbacks::RelatedObjects;
-use super::kernel::{PASSIVE_LEVEL, current_irql};
+use super::kernel::{PASSIVE_LEVEL, current_irql, free_kernel_block};
+use super::names::VolumeName;
 use super::{core_status, nt_success};
 
 #[cfg_attr(
@@ -53,6 +54,11 @@ unsafe extern "system" {
         timeout: *const i64,
     ) -> NTSTATUS;
     fn ObfDereferenceObject(object: *mut c_void) -> isize;
+    /// `NTSTATUS IoVolumeDeviceToDosName(PVOID VolumeDeviceObject, PUNICODE_STRING DosName)`.
+    fn IoVolumeDeviceToDosName(
+        volume_device: *mut c_void,
+        dos_name: *mut UNICODE_STRING,
+    ) -> NTSTATUS;
 }
 
 /// `IOCTL_STORAGE_QUERY_PROPERTY` (ntddstor.h: `CTL_CODE(IOCTL_STORAGE_BASE, 0x0500,
@@ -148,6 +154,49 @@ impl Drop for DiskDevice {
         // released exactly once here (ObDereferenceObject: IRQL <= DISPATCH_LEVEL).
         let _ = unsafe { ObfDereferenceObject(self.0.cast::<c_void>()) };
     }
+}
+
+/// The volume's DOS name (`E:`) through its device object: `IoVolumeDeviceToDosName`
+/// (ntifs/nf-ntifs-iovolumedevicetodosname: PASSIVE_LEVEL, special kernel APCs enabled — instance
+/// setup; it asks the mount manager and allocates the answer's buffer, which the caller frees
+/// with `ExFreePool`, here `ExFreePoolWithTag(.., 0)`). Any failure (no disk device, no drive
+/// letter: a volume mounted only on a folder or not at all) leaves the name empty.
+fn dos_name(disk: &DiskDevice) -> VolumeName {
+    let mut name = UNICODE_STRING {
+        Length: 0,
+        MaximumLength: 0,
+        Buffer: core::ptr::null_mut(),
+    };
+    // SAFETY: `disk` is the referenced device object of the volume being set up
+    // (PASSIVE_LEVEL); `name` is a valid out UNICODE_STRING.
+    let status = unsafe { IoVolumeDeviceToDosName(disk.0.cast::<c_void>(), &mut name) };
+    if !nt_success(status) || name.Buffer.is_null() {
+        return VolumeName::NONE;
+    }
+    let len = usize::from(name.Length / 2);
+    // SAFETY: on success the routine's buffer holds `Length` bytes of the name.
+    let units = unsafe { core::slice::from_raw_parts(name.Buffer.cast_const(), len) };
+    let kept = VolumeName::from_units(units);
+    // SAFETY: the routine allocated the buffer for us; freed once, with ExFreePool's tag 0.
+    unsafe { free_kernel_block(name.Buffer.cast::<c_void>()) };
+    kept
+}
+
+/// [`query_capability`] and the volume's DOS name, with one disk device reference.
+#[must_use]
+pub fn query_storage(objects: RelatedObjects<'_>) -> (StorageCapability, VolumeName) {
+    if current_irql() != PASSIVE_LEVEL {
+        return (StorageCapability::Unknown, VolumeName::NONE);
+    }
+    let Ok(disk) = DiskDevice::of(objects) else {
+        return (StorageCapability::Unknown, VolumeName::NONE);
+    };
+    let dos = dos_name(&disk);
+    let capability = match send_query(&disk) {
+        Ok((status, returned)) => StorageCapability::from_query(status, returned.as_slice()),
+        Err(_) => StorageCapability::Unknown,
+    };
+    (capability, dos)
 }
 
 /// What the storage under the volume of `objects` says about copy offload. Every failure on the

@@ -21,6 +21,8 @@ const STATUS_NOT_FOUND: NtStatus = NtStatus(0xC000_0225);
 const STATUS_FLT_NO_DEVICE_OBJECT: NtStatus = NtStatus(0xC01C_0019);
 /// `STATUS_INVALID_DEVICE_REQUEST`.
 const STATUS_INVALID_DEVICE_REQUEST: NtStatus = NtStatus(0xC000_0010);
+const STATUS_FLT_INVALID_NAME_REQUEST: NtStatus = NtStatus(0xC01C_0005);
+const STATUS_OBJECT_PATH_NOT_FOUND: NtStatus = NtStatus(0xC000_003A);
 
 /// A kernel routine the image calls that may fail.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -59,11 +61,19 @@ pub enum Point {
     StorageQuery,
     /// The disk answers the property query `STATUS_PENDING` and completes it in the wait.
     PendQuery,
+    /// `FltGetFileNameInformation`.
+    FileName,
+    /// `FltParseFileNameInformation`.
+    ParseFileName,
+    /// `SeLocateProcessImageName`.
+    ProcessImage,
+    /// `FltGetVolumeName` / `FltGetVolumeGuidName`.
+    VolumeName,
 }
 
 impl Point {
     /// Every failable routine.
-    pub const ALL: [Self; 17] = [
+    pub const ALL: [Self; 21] = [
         Self::QueryInformationFile,
         Self::AllocateContext,
         Self::SetInstanceContext,
@@ -81,6 +91,10 @@ impl Point {
         Self::BuildIrp,
         Self::StorageQuery,
         Self::PendQuery,
+        Self::FileName,
+        Self::ParseFileName,
+        Self::ProcessImage,
+        Self::VolumeName,
     ];
 
     /// The statuses the routine's documentation lists (file queries: also what NTFS answers
@@ -138,6 +152,28 @@ impl Point {
             ],
             // Not a failure: the answer arrives later (the status is not used).
             Self::PendQuery => &[NtStatus::STATUS_SUCCESS],
+            // fltkernel/nf-fltkernel-fltgetfilenameinformation: an invalid name request (e.g.
+            // a paging file, or a query Filter Manager cannot make in this context), the path
+            // gone (a rename or delete in flight), no memory.
+            Self::FileName => &[
+                STATUS_FLT_INVALID_NAME_REQUEST,
+                STATUS_OBJECT_PATH_NOT_FOUND,
+                NtStatus::STATUS_INSUFFICIENT_RESOURCES,
+            ],
+            // fltkernel/nf-fltkernel-fltparsefilenameinformation: STATUS_INVALID_PARAMETER
+            // ("the FileNameInformation structure is malformed") or no memory.
+            Self::ParseFileName => &[
+                NtStatus::STATUS_INVALID_PARAMETER,
+                NtStatus::STATUS_INSUFFICIENT_RESOURCES,
+            ],
+            // ntifs/nf-ntifs-selocateprocessimagename lists STATUS_NOT_FOUND.
+            Self::ProcessImage => &[STATUS_NOT_FOUND, NtStatus::STATUS_INSUFFICIENT_RESOURCES],
+            // fltkernel/nf-fltkernel-fltgetvolumename: STATUS_BUFFER_TOO_SMALL,
+            // STATUS_INVALID_PARAMETER.
+            Self::VolumeName => &[
+                NtStatus::STATUS_BUFFER_TOO_SMALL,
+                NtStatus::STATUS_INVALID_PARAMETER,
+            ],
         }
     }
 }

@@ -17,6 +17,7 @@ pub mod context;
 pub mod fault;
 pub mod filter;
 pub mod irql;
+pub mod names;
 pub mod pool;
 pub mod port;
 pub mod query;
@@ -152,6 +153,26 @@ pub enum Call {
     WaitForSingleObject,
     /// `KeQueryUnbiasedInterruptTime`.
     QueryInterruptTime,
+    /// `FltGetFileNameInformation`.
+    GetFileNameInformation,
+    /// `FltParseFileNameInformation`.
+    ParseFileNameInformation,
+    /// `FltReleaseFileNameInformation`.
+    ReleaseFileNameInformation,
+    /// `FltGetVolumeName` (false) / `FltGetVolumeGuidName` (true).
+    GetVolumeName(bool),
+    /// `FltGetRequestorProcess`.
+    GetRequestorProcess,
+    /// `FltGetRequestorProcessId`.
+    GetRequestorProcessId,
+    /// `SeLocateProcessImageName`.
+    LocateProcessImageName,
+    /// `KeQuerySystemTimePrecise`.
+    QuerySystemTime,
+    /// A push-lock routine.
+    PushLock(names::LockOp),
+    /// `IoVolumeDeviceToDosName`.
+    VolumeDeviceToDosName,
 }
 
 impl Call {
@@ -295,6 +316,8 @@ pub struct Kernel {
     pub context_references: usize,
     /// The disk under the volume and the clock.
     pub storage: storage::StorageModel,
+    /// Names (volume, files, processes), the registry's rules and the push locks.
+    pub names: names::NameModel,
 }
 
 thread_local! {
@@ -341,6 +364,7 @@ pub fn install(volume: VolumeInfo, default_policy: Option<u32>) -> anyhow::Resul
             pool_allocations: 0,
             context_references: 0,
             storage: storage::StorageModel::new(volume.storage, volume.backoff_seconds),
+            names: names::take_preset(),
         });
         Ok(())
     })
@@ -464,6 +488,7 @@ impl Kernel {
                         .map(|p| format!("communication port {p:#x}")),
                 )
                 .chain(storage::leaks(&self.storage))
+                .chain(self.names.leaks())
                 .collect(),
         }
     }
@@ -477,12 +502,14 @@ pub fn resolve(library: &str, symbol: &str) -> Option<usize> {
         "ntoskrnl.exe" => pool::resolve(symbol)
             .or_else(|| registry::resolve(symbol))
             .or_else(|| irql::resolve(symbol))
-            .or_else(|| storage::resolve_ntoskrnl(symbol)),
+            .or_else(|| storage::resolve_ntoskrnl(symbol))
+            .or_else(|| names::resolve_ntoskrnl(symbol)),
         "fltmgr.sys" => filter::resolve(symbol)
             .or_else(|| storage::resolve_fltmgr(symbol))
             .or_else(|| context::resolve(symbol))
             .or_else(|| query::resolve(symbol))
-            .or_else(|| port::resolve(symbol)),
+            .or_else(|| port::resolve(symbol))
+            .or_else(|| names::resolve_fltmgr(symbol)),
         _ => None,
     }
 }

@@ -45,7 +45,8 @@ unsafe extern "win64" fn ex_free_pool_with_tag(pointer: *mut c_void, tag: u32) {
         k.require_irql("ExFreePoolWithTag", DISPATCH_LEVEL);
         let address = pointer as usize;
         match k.pool.remove(&address) {
-            Some(block) if block.tag == tag => {
+            // Tag 0 is ExFreePool's: no tag check (how odxflt frees SeLocateProcessImageName's block).
+            Some(block) if block.tag == tag || tag == 0 => {
                 // SAFETY: allocated with this layout by ex_allocate_pool_with_tag, removed from
                 // the map so it is freed once.
                 unsafe { std::alloc::dealloc(pointer.cast(), block.layout) };

@@ -1,7 +1,7 @@
 //! The registry: `ZwOpenKey` (the service key and its `Parameters` subkey exist, nothing else),
 //! `ZwQueryValueKey` (`Parameters\DefaultPolicy` as a REG_DWORD when the scenario sets a policy,
 //! `Parameters\OffloadBackoffSeconds` as a REG_DWORD with the scenario's `[storage] backoff_seconds`)
-//! and `ObCloseHandle`. All PASSIVE_LEVEL. `OBJECT_ATTRIBUTES`, `UNICODE_STRING` and
+//! `Parameters\Rules` as a REG_MULTI_SZ of the scenario's `[[rule]]` texts) and `ObCloseHandle`. All PASSIVE_LEVEL. `OBJECT_ATTRIBUTES`, `UNICODE_STRING` and
 //! `KEY_VALUE_PARTIAL_INFORMATION` are read and written by the table's offsets.
 
 use std::ffi::c_void;
@@ -16,6 +16,20 @@ use crate::layouts::{Blob, read, shapes};
 pub const SERVICE_KEY: &str = r"\Registry\Machine\System\CurrentControlSet\Services\odxflt";
 const STATUS_OBJECT_NAME_NOT_FOUND: NtStatus = NtStatus(0xC000_0034);
 const STATUS_BUFFER_OVERFLOW: NtStatus = NtStatus(0x8000_0005);
+const STATUS_BUFFER_TOO_SMALL: NtStatus = NtStatus(0xC000_0023);
+
+/// REG_MULTI_SZ data: each string UTF-16LE and NUL-terminated, then an empty string.
+#[must_use]
+pub fn multi_sz(strings: &[String]) -> Vec<u8> {
+    let mut data = Vec::new();
+    for string in strings {
+        for unit in string.encode_utf16().chain([0]) {
+            data.extend_from_slice(&unit.to_le_bytes());
+        }
+    }
+    data.extend_from_slice(&[0, 0]);
+    data
+}
 const PASSIVE_LEVEL: u8 = 0;
 
 pub(super) fn resolve(symbol: &str) -> Option<usize> {
@@ -164,8 +178,16 @@ unsafe extern "win64" fn zw_query_value_key(
         let parameters = path.eq_ignore_ascii_case(&format!(r"{SERVICE_KEY}\Parameters"));
         let value = if name.eq_ignore_ascii_case("DefaultPolicy") {
             k.default_policy
+                .map(|v| (s.constants.reg_dword, v.to_le_bytes().to_vec()))
         } else if name.eq_ignore_ascii_case("OffloadBackoffSeconds") {
-            k.storage.backoff_seconds
+            k.storage
+                .backoff_seconds
+                .map(|v| (s.constants.reg_dword, v.to_le_bytes().to_vec()))
+        } else if name.eq_ignore_ascii_case("Rules") {
+            k.names
+                .registry_rules
+                .as_ref()
+                .map(|rules| (s.constants.reg_multi_sz, multi_sz(rules)))
         } else {
             None
         };
@@ -175,23 +197,30 @@ unsafe extern "win64" fn zw_query_value_key(
         }
     })
     .unwrap_or(Err(STATUS_INVALID_PARAMETER));
-    let policy = match value {
-        Ok(policy) => policy,
+    let (value_type, data) = match value {
+        Ok(value) => value,
         Err(status) => return nt(status),
     };
     let l = s.key_value_partial_information;
-    // The structure up to Data, then the 4 data bytes.
-    let total = l.data + 4;
+    // The structure up to Data, then the data bytes.
+    let total = l.data + data.len();
     let mut answer = Blob::new(total.max(l.size));
     answer.put::<u32>(l.title_index, 0);
-    answer.put::<u32>(l.type_field, s.constants.reg_dword);
-    answer.put::<u32>(l.data_length, 4);
-    answer.put::<u32>(l.data, policy);
+    answer.put::<u32>(l.type_field, value_type);
+    answer.put::<u32>(l.data_length, u32::try_from(data.len()).unwrap_or(u32::MAX));
+    for (i, byte) in data.iter().enumerate() {
+        answer.put::<u8>(l.data + i, *byte);
+    }
     if !result_length.is_null() {
         // SAFETY: the image's out pointer (checked non-NULL).
         unsafe { result_length.write(u32::try_from(total).unwrap_or(u32::MAX)) };
     }
-    if information.is_null() || (length as usize) < total {
+    // ZwQueryValueKey's page: a buffer too small for the fixed part is STATUS_BUFFER_TOO_SMALL,
+    // one that holds it but not the data STATUS_BUFFER_OVERFLOW.
+    if information.is_null() || (length as usize) < l.data {
+        return nt(STATUS_BUFFER_TOO_SMALL);
+    }
+    if (length as usize) < total {
         return nt(STATUS_BUFFER_OVERFLOW);
     }
     // SAFETY: the image's buffer holds `length` >= `total` bytes (checked); the blob has at
