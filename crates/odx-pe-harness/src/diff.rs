@@ -207,6 +207,15 @@ pub struct Cost {
     pub allocations: usize,
     /// `KeQueryUnbiasedInterruptTime` calls (the storage back-off's clock).
     pub clock_reads: usize,
+    /// Name queries: `FltGetFileNameInformation` and `SeLocateProcessImageName`.
+    pub name_queries: usize,
+    /// Every governance call: the name queries, `FltParseFileNameInformation`,
+    /// `FltReleaseFileNameInformation`, `FltGetRequestorProcess`, `FltGetRequestorProcessId`,
+    /// `KeQuerySystemTimePrecise`, the image buffer's `ExFreePoolWithTag(.., 0)` and the push
+    /// lock.
+    pub governance_calls: usize,
+    /// Push-lock acquires and releases.
+    pub lock_calls: usize,
 }
 
 impl Cost {
@@ -220,6 +229,27 @@ impl Cost {
             context_lookups: count(|c| matches!(c, kernel::Call::GetInstanceContext)),
             allocations: count(|c| matches!(c, kernel::Call::AllocatePool(..))),
             clock_reads: count(|c| matches!(c, kernel::Call::QueryInterruptTime)),
+            name_queries: count(|c| {
+                matches!(
+                    c,
+                    kernel::Call::GetFileNameInformation | kernel::Call::LocateProcessImageName
+                )
+            }),
+            governance_calls: count(|c| {
+                matches!(
+                    c,
+                    kernel::Call::GetFileNameInformation
+                        | kernel::Call::ParseFileNameInformation
+                        | kernel::Call::ReleaseFileNameInformation
+                        | kernel::Call::GetRequestorProcess
+                        | kernel::Call::GetRequestorProcessId
+                        | kernel::Call::LocateProcessImageName
+                        | kernel::Call::QuerySystemTime
+                        | kernel::Call::FreePool(0)
+                        | kernel::Call::PushLock(_)
+                )
+            }),
+            lock_calls: count(|c| matches!(c, kernel::Call::PushLock(_))),
         }
     }
 }
@@ -234,6 +264,9 @@ pub const COST_BUDGET: Cost = Cost {
     context_lookups: 1,
     allocations: 1,
     clock_reads: 2,
+    name_queries: 0,
+    governance_calls: 0,
+    lock_calls: 0,
 };
 
 /// One scenario.
@@ -256,6 +289,8 @@ pub struct ScenarioReport {
     pub notes: Vec<String>,
     /// Messages sent through the image's communication port after the steps.
     pub port_messages: usize,
+    /// Rules are in force for some of the steps (`[[rule]]` or a `set_rules` step).
+    pub has_rules: bool,
 }
 
 impl ScenarioReport {
@@ -358,6 +393,39 @@ impl Summary {
             }
         }
         (forwarded, refused_allocations)
+    }
+
+    /// Governance calls per request (issue 15), the maxima over scenarios without rules and
+    /// with rules: `(name queries, governance calls, lock calls)` each.
+    #[must_use]
+    pub fn governance_costs(&self) -> ((usize, usize, usize), (usize, usize, usize)) {
+        let mut without = (0, 0, 0);
+        let mut with = (0, 0, 0);
+        for report in &self.reports {
+            let slot = if report.has_rules {
+                &mut with
+            } else {
+                &mut without
+            };
+            for cost in report.steps.iter().filter_map(|s| s.cost) {
+                if cost.pre == Some(PreResult::NotAttached) {
+                    continue;
+                }
+                slot.0 = slot.0.max(cost.name_queries);
+                slot.1 = slot.1.max(cost.governance_calls);
+                slot.2 = slot.2.max(cost.lock_calls);
+            }
+        }
+        (without, with)
+    }
+
+    /// The governance line: kernel calls per request for names, journal and rules.
+    #[must_use]
+    pub fn governance_line(&self) -> String {
+        let ((nq, nc, nl), (rq, rc, rl)) = self.governance_costs();
+        format!(
+            "governance calls per request (journal names on): no rules at most {nq} name queries, {nc} calls, {nl} lock calls; with rules at most {rq} name queries, {rc} calls, {rl} lock calls"
+        )
     }
 
     /// Issue 11's budget holds.
@@ -1293,6 +1361,8 @@ pub fn run_scenario(
         policy_unavailable,
         notes,
         port_messages,
+        has_rules: !scenario.rules.is_empty()
+            || scenario.steps.iter().any(|s| s.spec.op == Op::SetRules),
     })
 }
 

@@ -383,6 +383,35 @@ pub fn run_all(image: &[u8], dir: &Path, limit: Option<usize>) -> Result<FaultSu
     Ok(summary)
 }
 
+/// [`run_all`]'s fault loop for one scenario and the given routines only (every call of each
+/// failing once with each documented status), without the variants (for tests).
+///
+/// # Errors
+/// As [`run_all`].
+pub fn run_points(image: &[u8], scenario: &Scenario, points: &[Point]) -> Result<FaultSummary> {
+    let mut summary = FaultSummary {
+        scenarios: 1,
+        ..FaultSummary::default()
+    };
+    let clean = run_once(image, scenario, None, &Variant::AS_WRITTEN, "no fault")?;
+    let counts = clean.calls.clone();
+    absorb(&mut summary, clean);
+    for &point in points {
+        for nth in 0..counts.get(&point).copied().unwrap_or(0) {
+            for &status in point.statuses() {
+                let fault = Fault { point, nth, status };
+                let what = format!("{point:?} call {nth} fails with {status}");
+                let report = run_once(image, scenario, Some(fault), &Variant::AS_WRITTEN, &what)?;
+                if report.fired {
+                    summary.injected += 1;
+                }
+                absorb(&mut summary, report);
+            }
+        }
+    }
+    Ok(summary)
+}
+
 /// The calls a scenario's clean run makes, per routine (for tests).
 ///
 /// # Errors

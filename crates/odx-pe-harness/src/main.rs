@@ -169,6 +169,7 @@ mod harness {
         }
         let _ = KNOWN_DIFFERENCES;
         println!("odx-pe-harness: {}", summary.costs_line());
+        println!("odx-pe-harness: {}", summary.governance_line());
         println!(
             "odx-pe-harness: {} ({:.1} s)",
             summary.line(),

@@ -63,7 +63,6 @@ impl RequestData {
     pub(crate) const fn new(data: *const FLT_CALLBACK_DATA) -> Self {
         Self(data)
     }
-
 }
 
 /// The UTF-16 units of a counted string (`Length` bytes), or `None` for no buffer.

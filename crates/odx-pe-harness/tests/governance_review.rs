@@ -1,0 +1,137 @@
+//! Issue 15 on the shipped image: names released and image buffers freed on every path (each
+//! name query failing once at each position), a veto rule for one process refusing only that
+//! process, `SetRules` through the image's port all or nothing, and the kernel calls a request
+//! costs with and without rules. Skips when the cross-built image is absent.
+
+#![cfg(all(target_os = "linux", target_arch = "x86_64"))]
+
+use std::path::PathBuf;
+
+use odx_pe_harness::diff::{self, ScenarioReport};
+use odx_pe_harness::faults;
+use odx_pe_harness::kernel::fault::Point;
+use odx_sim::scenario::Scenario;
+
+fn image() -> Option<Vec<u8>> {
+    let path = diff::default_image();
+    match std::fs::read(&path) {
+        Ok(bytes) => Some(bytes),
+        Err(_) => {
+            eprintln!("SKIPPED: {} is absent", path.display());
+            None
+        }
+    }
+}
+
+fn scenario(name: &str) -> Scenario {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/scenarios")
+        .join(name);
+    Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn run(image: &[u8], name: &str) -> ScenarioReport {
+    diff::run_scenario(image, &scenario(name), diff::KNOWN_DIFFERENCES).unwrap()
+}
+
+fn assert_clean(report: &ScenarioReport) {
+    let problems: Vec<String> = report
+        .steps
+        .iter()
+        .flat_map(|s| {
+            s.problems
+                .iter()
+                .map(move |p| format!("step {}: {p}", s.index))
+        })
+        .chain(report.problems.iter().cloned())
+        .collect();
+    assert!(
+        report.ok() && problems.is_empty(),
+        "{}: {problems:?} leaks {:?}",
+        report.name,
+        report.leaks
+    );
+}
+
+#[test]
+fn names_are_released_and_image_buffers_freed_on_every_path() {
+    let Some(image) = image() else { return };
+    for name in [
+        "rules_veto_process.toml",
+        "rules_name_unavailable.toml",
+        "rules_order.toml",
+    ] {
+        let summary = faults::run_points(
+            &image,
+            &scenario(name),
+            &[
+                Point::FileName,
+                Point::ParseFileName,
+                Point::ProcessImage,
+                Point::VolumeName,
+                Point::AllocatePool,
+            ],
+        )
+        .unwrap();
+        assert!(summary.injected > 0, "{name}: no name query was failed");
+        assert_eq!(
+            (summary.leaks, summary.misuse),
+            (0, 0),
+            "{name}: {:?}",
+            summary.problems
+        );
+    }
+}
+
+#[test]
+fn a_veto_rule_for_one_process_refuses_only_that_process() {
+    let Some(image) = image() else { return };
+    let report = run(&image, "rules_veto_process.toml");
+    assert_clean(&report);
+    let statuses: Vec<u32> = report
+        .steps
+        .iter()
+        .filter_map(|s| s.binary.as_ref().map(|b| b.status.0))
+        .collect();
+    // robocopy.exe: 4440 (read) / 4441 (write) = STATUS_OFFLOAD_{READ,WRITE}_FLT_NOT_SUPPORTED;
+    // the other process succeeds.
+    assert!(statuses.contains(&0xC000_A2A1), "{statuses:x?}");
+    assert!(statuses.contains(&0xC000_A2A2), "{statuses:x?}");
+    assert!(statuses.contains(&0), "{statuses:x?}");
+}
+
+#[test]
+fn set_rules_through_the_port_is_all_or_nothing() {
+    let Some(image) = image() else { return };
+    for name in [
+        "rules_set_through_port.toml",
+        "rules_at_load_malformed.toml",
+    ] {
+        assert_clean(&run(&image, name));
+    }
+}
+
+#[test]
+fn kernel_calls_per_request_with_and_without_rules() {
+    let Some(image) = image() else { return };
+    let plain = run(&image, "read_write_basic.toml");
+    let ruled = run(&image, "rules_veto_process.toml");
+    for report in [&plain, &ruled] {
+        assert_clean(report);
+    }
+    let max = |r: &ScenarioReport| {
+        r.steps
+            .iter()
+            .filter_map(|s| s.cost)
+            .map(|c| (c.name_queries, c.governance_calls, c.lock_calls))
+            .fold((0, 0, 0), |a, c| (a.0.max(c.0), a.1.max(c.1), a.2.max(c.2)))
+    };
+    let (without, with) = (max(&plain), max(&ruled));
+    println!("no rules (journal names on): {without:?}; process rule: {with:?}");
+    // No rules: no lock is taken; the journal's names cost one query of each kind.
+    assert_eq!(without.2, 0);
+    assert!(without.0 <= 2);
+    // Rules: the shared lock, acquired and released once.
+    assert_eq!(with.2, 2);
+    assert!(with.0 <= 2);
+}
