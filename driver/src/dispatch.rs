@@ -156,6 +156,9 @@ mod tests {
         fn file_path(&mut self) -> Option<&[u16]> {
             None
         }
+        fn known_names(&self) -> (Option<&[u16]>, Option<&[u16]>) {
+            (None, None)
+        }
         fn volume(&mut self) -> Result<VolumeFacts, NtStatus> {
             Ok(VolumeFacts::ntfs_default())
         }
@@ -313,6 +316,9 @@ mod tests {
             }
             fn file_path(&mut self) -> Option<&[u16]> {
                 None
+            }
+            fn known_names(&self) -> (Option<&[u16]>, Option<&[u16]>) {
+                (None, None)
             }
             fn volume(&mut self) -> Result<VolumeFacts, NtStatus> {
                 Ok(VolumeFacts::ntfs_default())
@@ -560,6 +566,9 @@ mod tests {
             }
             fn file_path(&mut self) -> Option<&[u16]> {
                 None
+            }
+            fn known_names(&self) -> (Option<&[u16]>, Option<&[u16]>) {
+                (None, None)
             }
             fn volume(&mut self) -> Result<VolumeFacts, NtStatus> {
                 panic!("veto must not ask")

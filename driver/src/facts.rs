@@ -62,6 +62,8 @@ pub trait KernelSource {
     /// queried at most once per request and released by the source; `None` when it cannot be
     /// learnt.
     fn file_path(&mut self) -> Option<&[u16]>;
+    /// The answers of the two name queries made so far in this request (no query).
+    fn known_names(&self) -> (Option<&[u16]>, Option<&[u16]>);
 }
 
 /// How byte-range locks are learned. odxflt does not shadow lock state (docs/driver.md,
@@ -164,6 +166,10 @@ impl<S: KernelSource> OffloadFacts for KernelFacts<S> {
     fn file_path(&mut self) -> Option<&[u16]> {
         self.source.file_path()
     }
+
+    fn known_names(&self) -> (Option<&[u16]>, Option<&[u16]>) {
+        self.source.known_names()
+    }
 }
 
 #[cfg(test)]
@@ -206,6 +212,9 @@ mod tests {
         }
         fn file_path(&mut self) -> Option<&[u16]> {
             None
+        }
+        fn known_names(&self) -> (Option<&[u16]>, Option<&[u16]>) {
+            (None, None)
         }
         fn standard(&mut self) -> Result<StandardInformation, NtStatus> {
             self.asked.push(FactKind::StreamSizes);

@@ -131,7 +131,9 @@ fuzz_target!(|x: Input| {
         PreOp::Forward {
             context,
             input_rewritten,
+            journal_seq,
         } => {
+            assert_eq!(journal_seq, None, "no journal was given");
             assert_eq!(context.op(), op);
             assert_ne!(mode, PolicyMode::Veto);
             match context {
@@ -201,6 +203,8 @@ fuzz_target!(|x: Input| {
         },
         &rules,
         Some(&stats),
+        None,
+        None,
     );
     match context {
         PostContext::Observe { .. } => {

@@ -66,11 +66,17 @@ fuzz_target!(|data: &[u8]| {
                     assert_eq!(header.kind.get(), 10);
                     header.volume.get()
                 }
-                PortRequest::ReadJournal { from_seq, max_records } => {
+                PortRequest::ReadJournal {
+                    from_seq,
+                    max_records,
+                } => {
                     assert_eq!(header.kind.get(), 12);
                     let msg = odx_core::port::governance::ReadJournalMessage::parse(data)
                         .expect("short ReadJournal accepted");
-                    assert_eq!((msg.from_seq.get(), msg.max_records.get()), (from_seq, max_records));
+                    assert_eq!(
+                        (msg.from_seq.get(), msg.max_records.get()),
+                        (from_seq, max_records)
+                    );
                     header.volume.get()
                 }
             };

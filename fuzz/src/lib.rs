@@ -287,6 +287,9 @@ impl OffloadFacts for RecordingFacts {
     fn file_path(&mut self) -> Option<&[u16]> {
         None
     }
+    fn known_names(&self) -> (Option<&[u16]>, Option<&[u16]>) {
+        (None, None)
+    }
 }
 
 /// Mirror of [`Rules`]; every status is forced to error severity (a configured refusal is never a

@@ -260,6 +260,12 @@ pub trait OffloadFacts {
     /// when a rule names a path or an extension, or for the journal; `None` when it cannot be
     /// learnt.
     fn file_path(&mut self) -> Option<&[u16]>;
+
+    /// The answers [`Self::process_image`] and [`Self::file_path`] gave earlier in this request
+    /// (`None` for one not asked yet or that could not be learnt). Makes no query: the core
+    /// reads the names through it where it may not call out (the journal's record, the rules'
+    /// evaluation), after asking for them in a frame of its choosing.
+    fn known_names(&self) -> (Option<&[u16]>, Option<&[u16]>);
 }
 
 impl<T: OffloadFacts + ?Sized> OffloadFacts for &mut T {
@@ -283,5 +289,8 @@ impl<T: OffloadFacts + ?Sized> OffloadFacts for &mut T {
     }
     fn file_path(&mut self) -> Option<&[u16]> {
         (**self).file_path()
+    }
+    fn known_names(&self) -> (Option<&[u16]>, Option<&[u16]>) {
+        (**self).known_names()
     }
 }

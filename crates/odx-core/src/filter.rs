@@ -12,8 +12,9 @@
 use crate::complete::{complete_read, complete_write};
 use crate::ctl::OffloadOp;
 use crate::facts::OffloadFacts;
-use crate::governance::journal::{DecidedBy, Event, PROCESS_NAME_UNITS};
-use crate::governance::request::{FactsSubject, Governance, JournalAt, JournalSeq};
+use crate::governance::journal::{DecidedBy, Event};
+use crate::governance::request::{Governance, JournalAt, JournalSeq, LearntSubject};
+use crate::governance::rule::Needs;
 use crate::policy::{Governed, PolicyMode, govern};
 use crate::rules::Rules;
 use crate::stats::VolumeStats;
@@ -168,38 +169,46 @@ pub fn pre_operation<F: OffloadFacts + ?Sized>(
 // and the returned `PreOp`'s copy to every request (48 instructions, callgrind).
 #[inline(always)]
 pub fn pre_operation_in<F: OffloadFacts + ?Sized>(
-    request: BufferedRequest<'_>,
-    facts: &mut F,
-    env: &PreEnv<'_>,
-) -> PreOp {
-    let rules = env.governance.filter(|g| !g.rules.rules().is_empty());
-    if rules.is_none() && env.journal.is_none() {
-        // Nothing configured: exactly the path without governance (callgrind: no instruction
-        // more than before rules existed).
-        return govern_and_apply(request, env.mode, None, facts, env.rules, env.stats);
-    }
-    governed_path(request, facts, env, rules)
-}
-
-// Out of line: the rules' subject and the journal's record stay off the plain path's frame.
-#[inline(never)]
-fn governed_path<F: OffloadFacts + ?Sized>(
     mut request: BufferedRequest<'_>,
     facts: &mut F,
     env: &PreEnv<'_>,
-    rules: Option<Governance<'_>>,
 ) -> PreOp {
     let op = request.op;
-    let matched = rules.and_then(|g| {
-        g.rules.evaluate(&mut FactsSubject {
-            facts: &mut *facts,
-            op,
-            requestor: g.requestor,
-            length: requested_length(op, request.input()),
-            volume: g.volume,
-        })
+    // The expensive facts are asked here, in pre-operation's own frame, and only what the rules
+    // whose cheap fields match may need (and the names, when the journal records them); the
+    // rules' evaluation and the journal's record are out of line and never call out of the
+    // image, so their frames are never live across a kernel call (issue 12's stack budget).
+    let length = requested_length(op, request.input());
+    let rules = env.governance.filter(|g| !g.rules.rules().is_empty());
+    let needs = rules.map_or(Needs::empty(), |g| {
+        g.rules.candidate_needs(op, g.requestor, length, &g.volume)
     });
+    let size = if needs.contains(Needs::SIZE) {
+        facts.stream_sizes().ok().map(|s| s.end_of_file)
+    } else {
+        None
+    };
+    let names = env.journal.is_some_and(|at| at.names);
+    if names || needs.contains(Needs::PROCESS) {
+        let _ = facts.process_image();
+    }
+    if names || needs.contains(Needs::PATH) {
+        let _ = facts.file_path();
+    }
+    let matched = match rules {
+        Some(g) => {
+            let (process, path) = facts.known_names();
+            evaluate_rules(&g, op, length, process, path, size)
+        }
+        None => None,
+    };
+    if matched.is_some() && !names && env.journal.is_some() {
+        // A matched request is always named in its record.
+        let _ = facts.process_image();
+        let _ = facts.file_path();
+    }
     let mode = matched.map_or(env.mode, |(_, action)| action);
+    // One inlined copy of the governing code: the journal only adds a place to keep its outcome.
     let mut governed = None;
     let pre = govern_and_apply(
         BufferedRequest {
@@ -209,15 +218,39 @@ fn governed_path<F: OffloadFacts + ?Sized>(
             output_len: request.output_len,
         },
         mode,
-        Some(&mut governed),
+        env.journal.is_some().then_some(&mut governed),
         facts,
         env.rules,
         env.stats,
     );
     match (env.journal, governed) {
-        (Some(at), Some(governed)) => record(at, pre, &governed, matched, facts, &mut request),
+        (Some(at), Some(governed)) => {
+            let (process, path) = facts.known_names();
+            record(at, pre, &governed, matched, process, path, &mut request)
+        }
         _ => pre,
     }
+}
+
+/// The first matching rule for the request, from what was learnt of it.
+#[inline(never)]
+fn evaluate_rules(
+    g: &Governance<'_>,
+    op: OffloadOp,
+    length: u64,
+    process: Option<&[u16]>,
+    path: Option<&[u16]>,
+    size: Option<u64>,
+) -> Option<(usize, PolicyMode)> {
+    g.rules.evaluate(&mut LearntSubject {
+        op,
+        requestor: g.requestor,
+        length,
+        volume: g.volume,
+        process,
+        path,
+        size,
+    })
 }
 
 /// Governs the request under `mode`, counts it, and turns the outcome into the callback's
@@ -298,37 +331,26 @@ fn decided_by(governed: &Governed, matched: Option<(usize, PolicyMode)>) -> Deci
     }
 }
 
-/// Units of the process image's file name kept for the record: one more than the record keeps,
-/// so it still sees that a longer name was cut.
-const PROCESS_COPY_UNITS: usize = PROCESS_NAME_UNITS + 1;
-
 // Not inlined: the no-journal path keeps its small frame, and the record's few hundred bytes of
 // locals live only here.
 #[inline(never)]
-fn record<F: OffloadFacts + ?Sized>(
+fn record(
     at: JournalAt<'_>,
     mut pre: PreOp,
     governed: &Governed,
     matched: Option<(usize, PolicyMode)>,
-    facts: &mut F,
+    process: Option<&[u16]>,
+    path: Option<&[u16]>,
     request: &mut BufferedRequest<'_>,
 ) -> PreOp {
-    // The process name is copied (its head is all the record keeps) so that the file path, asked
-    // second, can be borrowed from the facts while the event is written.
-    let mut process = [0_u16; PROCESS_COPY_UNITS];
-    let mut process_len: usize = 0;
-    if at.names || matched.is_some() {
-        if let Some(image) = facts.process_image() {
-            let name = crate::governance::final_component(image);
-            for (slot, unit) in process.iter_mut().zip(name) {
-                *slot = *unit;
-                process_len = process_len.saturating_add(1);
-            }
-        }
-    }
+    // Names only when the journal records them or a rule matched (asked before this call).
+    let named = at.names || matched.is_some();
+    let (process, path) = if named {
+        (process.unwrap_or_default(), path.unwrap_or_default())
+    } else {
+        (&[][..], &[][..])
+    };
     let (offset, length) = requested_range(request.op, request.input());
-    let decided = decided_by(governed, matched);
-    let rule = matched.and_then(|(index, _)| u16::try_from(index).ok());
     let pending = match pre {
         PreOp::Complete {
             status,
@@ -340,22 +362,17 @@ fn record<F: OffloadFacts + ?Sized>(
         )),
         PreOp::Forward { .. } | PreOp::PassThrough { .. } => None,
     };
-    let file_name = if at.names || matched.is_some() {
-        facts.file_path().unwrap_or_default()
-    } else {
-        &[]
-    };
     let event = Event {
         time: at.time,
         volume: at.volume,
         process_id: at.process_id,
-        process_image: process.get(..process_len).unwrap_or_default(),
-        file_name,
+        process_image: process,
+        file_name: path,
         op: request.op,
         offset,
         length,
-        rule,
-        decided_by: decided,
+        rule: matched.and_then(|(index, _)| u16::try_from(index).ok()),
+        decided_by: decided_by(governed, matched),
     };
     match (pending, &mut pre) {
         (Some((status, done)), _) => {

@@ -143,6 +143,9 @@ mod tests {
             self.0 += 1;
             None
         }
+        fn known_names(&self) -> (Option<&[u16]>, Option<&[u16]>) {
+            (None, None)
+        }
     }
 
     fn request(input: &OffloadReadInput) -> OffloadRequest<'_> {

@@ -191,6 +191,20 @@ impl OffloadFacts for ModelFacts<'_> {
         self.counts.file_path = self.counts.file_path.saturating_add(1);
         answered(&self.file.path)
     }
+
+    fn known_names(&self) -> (Option<&[u16]>, Option<&[u16]>) {
+        let process = if self.counts.process_image > 0 {
+            answered(self.process)
+        } else {
+            None
+        };
+        let path = if self.counts.file_path > 0 {
+            answered(&self.file.path)
+        } else {
+            None
+        };
+        (process, path)
+    }
 }
 
 /// odxflt's pre-operation callback: exactly `odx_core::filter::pre_operation_in`, the function

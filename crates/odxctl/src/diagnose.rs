@@ -281,6 +281,9 @@ impl OffloadFacts for Probed<'_> {
     fn file_path(&mut self) -> Option<&[u16]> {
         None
     }
+    fn known_names(&self) -> (Option<&[u16]>, Option<&[u16]>) {
+        (None, None)
+    }
 }
 
 /// What the core's validation says about a whole-file, sector-aligned request on `file` whose

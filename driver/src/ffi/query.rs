@@ -130,6 +130,13 @@ impl KernelSource for RequestSource<'_> {
         self.file_name.as_ref().and_then(FileName::path)
     }
 
+    fn known_names(&self) -> (Option<&[u16]>, Option<&[u16]>) {
+        (
+            self.image.as_ref().and_then(ProcessImage::units),
+            self.file_name.as_ref().and_then(FileName::path),
+        )
+    }
+
     fn volume(&mut self) -> Result<VolumeFacts, NtStatus> {
         // The storage's offload flags at the interrupt time of the request (one
         // KeQueryUnbiasedInterruptTime, any IRQL).

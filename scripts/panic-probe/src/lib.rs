@@ -182,6 +182,9 @@ impl OffloadFacts for Facts<'_> {
     fn file_path(&mut self) -> Option<&[u16]> {
         None
     }
+    fn known_names(&self) -> (Option<&[u16]>, Option<&[u16]>) {
+        (None, None)
+    }
 }
 
 /// Raw post-operation context (what the driver keeps as the completion context).
@@ -454,6 +457,12 @@ impl OffloadFacts for Named<'_> {
     }
     fn file_path(&mut self) -> Option<&[u16]> {
         (!self.path.is_empty()).then_some(self.path)
+    }
+    fn known_names(&self) -> (Option<&[u16]>, Option<&[u16]>) {
+        (
+            (!self.process.is_empty()).then_some(self.process),
+            (!self.path.is_empty()).then_some(self.path),
+        )
     }
 }
 

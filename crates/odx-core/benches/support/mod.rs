@@ -68,6 +68,9 @@ impl OffloadFacts for MemFacts {
     fn file_path(&mut self) -> Option<&[u16]> {
         None
     }
+    fn known_names(&self) -> (Option<&[u16]>, Option<&[u16]>) {
+        (None, None)
+    }
 }
 
 /// A 1 MiB offload read at 4 KiB (32 bytes).

@@ -420,17 +420,48 @@ impl Slot {
     }
 }
 
-/// Packs `units` four to a word into `out` (whose words are zero: `encode` starts from zeros, so
-/// the words past the name stay zero). Chunk by chunk: a short or empty name costs only its own
-/// units (the per-unit index arithmetic this replaced cost ~600 instructions per record,
-/// callgrind `pre_write_journal`).
-fn pack_units(out: &mut [u64], units: &[u16]) {
-    for (word, chunk) in out.iter_mut().zip(units.chunks(4)) {
+/// The first `cap` units of `name` (one fewer rather than half a surrogate pair), and whether
+/// it was cut: what [`ShortName::head`] keeps, as a borrowed slice.
+fn head_units(name: &[u16], cap: usize) -> (&[u16], bool) {
+    if name.len() <= cap {
+        return (name, false);
+    }
+    let mut n = cap;
+    if name
+        .get(n.saturating_sub(1))
+        .is_some_and(|u| is_high_surrogate(*u))
+    {
+        n = n.saturating_sub(1);
+    }
+    (name.get(..n).unwrap_or(&[]), true)
+}
+
+/// The last `cap` units of `name` (one fewer rather than half a surrogate pair), and whether it
+/// was cut: what [`ShortName::tail`] keeps.
+fn tail_units(name: &[u16], cap: usize) -> (&[u16], bool) {
+    let Some(mut start) = name.len().checked_sub(cap) else {
+        return (name, false);
+    };
+    if start == 0 {
+        return (name, false);
+    }
+    if name.get(start).is_some_and(|u| is_low_surrogate(*u)) {
+        start = start.saturating_add(1);
+    }
+    (name.get(start..).unwrap_or(&[]), true)
+}
+
+/// Stores `units` four to a word into `out`, zero past the name.
+fn store_units(out: &[AtomicU64], units: &[u16]) {
+    let mut chunks = units.chunks(4);
+    for word in out {
         let mut w = 0u64;
-        for (shift, unit) in [0_u32, 16, 32, 48].into_iter().zip(chunk) {
-            w |= u64::from(*unit).wrapping_shl(shift);
+        if let Some(chunk) = chunks.next() {
+            for (shift, unit) in [0_u32, 16, 32, 48].into_iter().zip(chunk) {
+                w |= u64::from(*unit).wrapping_shl(shift);
+            }
         }
-        *word = w;
+        word.store(w, Ordering::Relaxed);
     }
 }
 
@@ -459,41 +490,42 @@ fn op_code(op: OffloadOp) -> u64 {
     }
 }
 
-fn encode(e: &Event<'_>, status: NtStatus, bytes_done: u64) -> [u64; WORDS] {
-    let process = ShortName::<PROCESS_NAME_UNITS>::head(super::final_component(e.process_image));
-    let file = ShortName::<FILE_NAME_UNITS>::tail(e.file_name);
-    let mut w = [0u64; WORDS];
+/// Writes the record of `e` into a claimed slot's words (`Relaxed`: the caller fences and
+/// publishes). Field by field, straight into the atomics: no word array, no name copies, so the
+/// writer's frame stays small on the kernel stack (issue 12's budget; a 184-byte array and two
+/// name copies made it 480 + 384 bytes).
+fn store_record(words: &[AtomicU64; WORDS], e: &Event<'_>, status: NtStatus, bytes_done: u64) {
+    let cap = |n: usize| n.min(usize::from(u8::MAX));
+    let (process, process_cut) = head_units(
+        super::final_component(e.process_image),
+        cap(PROCESS_NAME_UNITS),
+    );
+    let (file, file_cut) = tail_units(e.file_name, cap(FILE_NAME_UNITS));
+    let len = |units: &[u16]| u64::from(u8::try_from(units.len()).unwrap_or(0));
     let meta = u64::from(e.decided_by.code())
         | u64::from(e.rule.unwrap_or(u16::MAX)).wrapping_shl(16)
         | op_code(e.op).wrapping_shl(32)
-        | u64::from(process.truncated).wrapping_shl(40)
-        | u64::from(file.truncated).wrapping_shl(41)
-        | u64::from(process.len).wrapping_shl(48)
-        | u64::from(file.len).wrapping_shl(56);
-    let fixed = [
-        (W_TIME, e.time),
-        (W_PID, e.process_id),
-        (W_OFFSET, e.offset),
-        (W_LENGTH, e.length),
-        (W_BYTES, bytes_done),
-        (
-            W_VOLUME_STATUS,
-            u64::from(e.volume) | u64::from(status.0).wrapping_shl(32),
-        ),
-        (W_META, meta),
-    ];
-    for (i, v) in fixed {
-        if let Some(slot) = w.get_mut(i) {
-            *slot = v;
+        | u64::from(process_cut).wrapping_shl(40)
+        | u64::from(file_cut).wrapping_shl(41)
+        | len(process).wrapping_shl(48)
+        | len(file).wrapping_shl(56);
+    let put = |i: usize, v: u64| {
+        if let Some(word) = words.get(i) {
+            word.store(v, Ordering::Relaxed);
         }
-    }
-    if let Some(out) = w.get_mut(W_PROCESS..W_FILE) {
-        pack_units(out, process.units());
-    }
-    if let Some(out) = w.get_mut(W_FILE..) {
-        pack_units(out, file.units());
-    }
-    w
+    };
+    put(W_TIME, e.time);
+    put(W_PID, e.process_id);
+    put(W_OFFSET, e.offset);
+    put(W_LENGTH, e.length);
+    put(W_BYTES, bytes_done);
+    put(
+        W_VOLUME_STATUS,
+        u64::from(e.volume) | u64::from(status.0).wrapping_shl(32),
+    );
+    put(W_META, meta);
+    store_units(words.get(W_PROCESS..W_FILE).unwrap_or(&[]), process);
+    store_units(words.get(W_FILE..).unwrap_or(&[]), file);
 }
 
 fn decode(seq: u64, completed: bool, w: &[u64; WORDS]) -> Record {
@@ -602,7 +634,6 @@ impl<const N: usize> Journal<N> {
 
     fn write(&self, event: &Event<'_>, state: u64, status: NtStatus, bytes_done: u64) -> u64 {
         let seq = self.head.fetch_add(1, Ordering::AcqRel);
-        let words = encode(event, status, bytes_done);
         let published = self.slot(seq).is_some_and(|slot| {
             let (Some(busy), Some(done)) = (version(seq, WRITING), version(seq, state)) else {
                 return false;
@@ -613,9 +644,7 @@ impl<const N: usize> Journal<N> {
                 return false;
             }
             fence(Ordering::Release);
-            for (a, w) in slot.words.iter().zip(words) {
-                a.store(w, Ordering::Relaxed);
-            }
+            store_record(&slot.words, event, status, bytes_done);
             slot.version.store(done, Ordering::Release);
             true
         });

@@ -10,7 +10,7 @@
 //! to the next rule, and finally to the volume's mode. That is the safe direction for every
 //! action: a rule that cannot be checked neither vetoes nor exempts a request.
 
-use super::rule::{Action, Rule, RuleSet};
+use super::rule::{Action, Needs, Rule, RuleSet};
 use super::{BACKSLASH, ends_with_fold, eq_fold, final_component, starts_with_fold};
 use crate::ctl::OffloadOp;
 use crate::iomgr::RequestorMode;
@@ -136,6 +136,23 @@ fn filter(
 }
 
 impl RuleSet {
+    /// What the rules whose cheap fields match a request may ask (the union of their
+    /// [`Rule::needs`]): a caller that must learn the expensive facts before evaluating (the
+    /// driver, whose kernel queries may not run under the matcher's frames) asks exactly these.
+    #[must_use]
+    pub fn candidate_needs(
+        &self,
+        op: OffloadOp,
+        requestor: RequestorMode,
+        length: u64,
+        volume: &VolumeNames<'_>,
+    ) -> Needs {
+        self.rules()
+            .iter()
+            .filter(|r| cheap_match(r, op, requestor, length, volume))
+            .fold(Needs::empty(), |n, r| n | r.needs())
+    }
+
     /// The first rule that matches `subject`, with its index and action; `None` when no rule
     /// matches (the volume's mode then applies). With no rules, returns at once, asking the
     /// subject nothing.

@@ -270,33 +270,47 @@ impl fmt::Display for ParseReport {
     }
 }
 
-fn is_blank(c: char) -> bool {
-    c.is_ascii_whitespace()
+// Every separator of the syntax is ASCII, so the searches below run over bytes: a byte position
+// of an ASCII byte is a character boundary, and `str::get` / `split_at_checked` check it anyway.
+// `str::find` and friends are not used: their searchers index with bounds the compiler cannot
+// prove, and in the driver's build those are reachable panic sites (`KeBugCheckEx`).
+
+/// The position of the first byte of `text` for which `pred` holds.
+fn position(text: &str, pred: impl Fn(u8) -> bool) -> Option<usize> {
+    text.bytes().position(pred)
+}
+
+/// `text` without its leading blanks.
+fn trim_blank_start(text: &str) -> &str {
+    let start = position(text, |b| !b.is_ascii_whitespace()).unwrap_or(text.len());
+    text.get(start..).unwrap_or("")
 }
 
 /// Splits `text` at its first blank: (word, rest starting at the blank).
 fn split_word(text: &str) -> (&str, &str) {
-    let end = text.find(is_blank).unwrap_or(text.len());
+    let end = position(text, |b| b.is_ascii_whitespace()).unwrap_or(text.len());
     text.split_at_checked(end).unwrap_or((text, ""))
 }
 
 /// Reads one value after `key=`: (value, rest of the line).
 fn split_value(after_eq: &str, field: Field) -> Result<(&str, &str), RuleError> {
     if let Some(quoted) = after_eq.strip_prefix('"') {
-        let close = quoted
-            .find('"')
-            .ok_or(RuleError::UnterminatedQuote(field))?;
+        let close = position(quoted, |b| b == b'"').ok_or(RuleError::UnterminatedQuote(field))?;
         let (value, tail) = quoted
             .split_at_checked(close)
             .ok_or(RuleError::UnterminatedQuote(field))?;
         let rest = tail.get(1..).unwrap_or("");
-        if rest.starts_with(|c: char| !is_blank(c)) {
+        if rest
+            .bytes()
+            .next()
+            .is_some_and(|b| !b.is_ascii_whitespace())
+        {
             return Err(RuleError::BadValue(field));
         }
         Ok((value, rest))
     } else {
         let (value, rest) = split_word(after_eq);
-        if value.contains('"') {
+        if position(value, |b| b == b'"').is_some() {
             return Err(RuleError::BadValue(field));
         }
         Ok((value, rest))
@@ -471,7 +485,7 @@ impl fmt::Write for Cursor<'_> {
 /// [`RuleError::Empty`] for a blank or comment-only line; otherwise the first problem found,
 /// left to right, naming the field it is about.
 pub fn parse_rule(line: &str) -> Result<Rule, RuleError> {
-    let rest = line.trim_start_matches(is_blank);
+    let rest = trim_blank_start(line);
     if rest.is_empty() || rest.starts_with('#') {
         return Err(RuleError::Empty);
     }
@@ -481,13 +495,12 @@ pub fn parse_rule(line: &str) -> Result<Rule, RuleError> {
     let mut seen = 0u16;
     let mut bounds = [None; 4];
     loop {
-        rest = rest.trim_start_matches(is_blank);
+        rest = trim_blank_start(rest);
         if rest.is_empty() || rest.starts_with('#') {
             break;
         }
-        let key_end = rest
-            .find(|c: char| c == '=' || is_blank(c))
-            .unwrap_or(rest.len());
+        let key_end =
+            position(rest, |b| b == b'=' || b.is_ascii_whitespace()).unwrap_or(rest.len());
         let (key, after) = rest.split_at_checked(key_end).unwrap_or((rest, ""));
         let Some(after_eq) = after.strip_prefix('=') else {
             return Err(RuleError::NotKeyValue(Snippet::new(split_word(rest).0)));
@@ -682,7 +695,7 @@ fn field(f: &mut fmt::Formatter<'_>, field: Field, value: impl fmt::Display) -> 
             .get(..len)
             .and_then(|b| core::str::from_utf8(b).ok())
             .unwrap_or("");
-        if text.contains(is_blank) {
+        if position(text, |b| b.is_ascii_whitespace()).is_some() {
             write!(f, " {field}=\"{text}\"")
         } else {
             write!(f, " {field}={text}")

@@ -6,7 +6,6 @@ use super::journal::{Event, Journal, JournalStats, PageResult, Record};
 use super::matcher::{RuleSubject, VolumeNames};
 use super::rule::RuleSet;
 use crate::ctl::OffloadOp;
-use crate::facts::OffloadFacts;
 use crate::iomgr::RequestorMode;
 use crate::status::NtStatus;
 
@@ -98,16 +97,20 @@ impl core::fmt::Debug for JournalSeq<'_> {
     }
 }
 
-/// A request as the rules see it: the cheap fields at hand, the lazy ones from the facts.
-pub(crate) struct FactsSubject<'f, 'v, F: OffloadFacts + ?Sized> {
-    pub(crate) facts: &'f mut F,
+/// A request as the rules see it: the cheap fields at hand, the expensive ones learnt before
+/// the evaluation (`filter::pre_operation_in` asks the facts for what the candidate rules need,
+/// then hands the answers in here), so the matcher's frames never call out of the image.
+pub(crate) struct LearntSubject<'a> {
     pub(crate) op: OffloadOp,
     pub(crate) requestor: RequestorMode,
     pub(crate) length: u64,
-    pub(crate) volume: VolumeNames<'v>,
+    pub(crate) volume: VolumeNames<'a>,
+    pub(crate) process: Option<&'a [u16]>,
+    pub(crate) path: Option<&'a [u16]>,
+    pub(crate) size: Option<u64>,
 }
 
-impl<F: OffloadFacts + ?Sized> RuleSubject for FactsSubject<'_, '_, F> {
+impl RuleSubject for LearntSubject<'_> {
     fn op(&self) -> OffloadOp {
         self.op
     }
@@ -121,12 +124,12 @@ impl<F: OffloadFacts + ?Sized> RuleSubject for FactsSubject<'_, '_, F> {
         self.volume
     }
     fn process_image(&mut self) -> Option<&[u16]> {
-        self.facts.process_image()
+        self.process
     }
     fn file_path(&mut self) -> Option<&[u16]> {
-        self.facts.file_path()
+        self.path
     }
     fn file_size(&mut self) -> Option<u64> {
-        self.facts.stream_sizes().ok().map(|s| s.end_of_file)
+        self.size
     }
 }

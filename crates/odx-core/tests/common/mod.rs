@@ -23,7 +23,7 @@ pub struct Facts {
     pub process: Option<Vec<u16>>,
     /// The file's path from the volume root (`None`: it cannot be learnt).
     pub path: Option<Vec<u16>>,
-    /// How often (process, path) were asked.
+    /// Whether (process, path) were asked (1) or not (0).
     pub names_asked: (usize, usize),
 }
 
@@ -128,13 +128,21 @@ impl OffloadFacts for Facts {
         self.asked.push(FactKind::Locks);
         Ok(range_conflicts(&self.locks, range, intent, ME, 0))
     }
+    // Counted as the kernel would be asked: the driver keeps each answer for the request
+    // (`OffloadFacts` leaves caching to the implementer), so only the first ask is a query.
     fn process_image(&mut self) -> Option<&[u16]> {
-        self.names_asked.0 += 1;
+        self.names_asked.0 = 1;
         self.process.as_deref()
     }
     fn file_path(&mut self) -> Option<&[u16]> {
-        self.names_asked.1 += 1;
+        self.names_asked.1 = 1;
         self.path.as_deref()
+    }
+    fn known_names(&self) -> (Option<&[u16]>, Option<&[u16]>) {
+        (
+            self.process.as_deref().filter(|_| self.names_asked.0 > 0),
+            self.path.as_deref().filter(|_| self.names_asked.1 > 0),
+        )
     }
 }
 
