@@ -47,7 +47,7 @@ declare -A what=(
   [from_fsctl_zero_data]="from_fsctl on FSCTL_SET_ZERO_DATA, a write-access code above the offload read code"
   [from_fsctl_oplock]="from_fsctl on FSCTL_REQUEST_OPLOCK, one of the codes that pass the first test"
 )
-declare -A goal=([read]=150 [write]=200 [pre_read]=250 [pre_write]=250 [pre_write_in]=250 [from_fsctl]=6)
+declare -A goal=([read]=150 [write]=200 [pre_read]=250 [pre_write]=250 [from_fsctl]=6)
 for path in copy read write pre_read pre_write pre_write_mode pre_write_in pre_write_rules pre_write_journal pre_write_both compare mask from_fsctl compare_branch from_fsctl_branch from_fsctl_oplock from_fsctl_zero_data; do
   a=$(instructions "$path" $n1)
   b=$(instructions "$path" $n2)
