@@ -3,9 +3,10 @@
 //! answer into what the callbacks return. No rule is decided here; every status and every length
 //! comes from `odx_core`.
 
+use core::num::NonZeroU64;
+
 use odx_core::filter::{self, PreEnv, PreOp, StorageAt};
-use odx_core::governance::{Governance, JournalAt, JournalSeq};
-use odx_core::policy::PolicyMode;
+use odx_core::governance::JournalSeq;
 use odx_core::stats::VolumeStats;
 use odx_core::{NtStatus, OffloadFacts, OffloadOp, Rules};
 
@@ -58,29 +59,41 @@ pub struct Pending {
     /// The volume's statistics slot (`None`: not counted).
     pub slot: Option<u32>,
     /// The journal record to complete (`None`: none was made).
-    pub journal_seq: Option<u64>,
+    pub journal: Option<JournalTicket>,
 }
 
-/// Pre-operation: the core filter's pre-operation over the system buffer, under the volume's
-/// policy and the governance rules (`None`: none in force), recording the outcome in `stats`
-/// (the volume's counters, if it has a slot) and in the journal.
+/// A forwarded request's journal record as the completion context keeps it: its sequence
+/// number plus one, so the `Option` costs no word of its own (the context is 48 bytes, not 56,
+/// in every pending request's pool block and in the pre-operation trampoline's frame, which is
+/// live across the checks' kernel calls). Sequence `u64::MAX` gets no ticket: that record stays
+/// pending, as one overwritten before its completion would.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct JournalTicket(NonZeroU64);
+
+impl JournalTicket {
+    /// The ticket of record `seq`.
+    #[must_use]
+    pub fn new(seq: u64) -> Option<Self> {
+        NonZeroU64::new(seq.wrapping_add(1)).map(Self)
+    }
+
+    /// The record's sequence number.
+    #[must_use]
+    pub const fn seq(self) -> u64 {
+        self.0.get().wrapping_sub(1)
+    }
+}
+
+/// Pre-operation: the core filter's pre-operation over the system buffer, under `env` (the
+/// volume's mode, the conflict choices, the governance rules in force, the volume's counters
+/// and the journal).
 pub fn pre_operation<F: OffloadFacts + ?Sized>(
     op: OffloadOp,
-    mode: PolicyMode,
     buffer: &mut SystemBuffer<'_>,
     facts: &mut F,
-    stats: Option<&VolumeStats>,
-    governance: Option<Governance<'_>>,
-    journal: Option<JournalAt<'_>>,
+    env: &PreEnv<'_>,
 ) -> PreAction {
-    let env = PreEnv {
-        mode,
-        rules: &Rules::DOCUMENTED,
-        stats,
-        governance,
-        journal,
-    };
-    match filter::pre_operation_in(buffer.buffered(op), facts, &env) {
+    match filter::pre_operation_in(buffer.buffered(op), facts, env) {
         PreOp::Complete {
             status,
             information,
@@ -93,6 +106,7 @@ pub fn pre_operation<F: OffloadFacts + ?Sized>(
             context,
             input_rewritten,
             journal_seq,
+            ..
         } => PreAction::Forward {
             context,
             input_rewritten,
@@ -131,6 +145,8 @@ pub fn post_operation(
 #[cfg(test)]
 mod tests {
     use odx_core::flags::OffloadReadFlags;
+    use odx_core::governance::{Governance, JournalAt};
+    use odx_core::policy::PolicyMode;
     use odx_core::wire::WireStruct;
     use odx_core::wire::{
         OffloadReadInput, OffloadReadOutput, OffloadWriteInput, OffloadWriteOutput,
@@ -142,6 +158,27 @@ mod tests {
     use odx_core::{ReadContext, WriteContext};
 
     use super::*;
+
+    /// [`super::pre_operation`] with the environment's parts as the driver's callback builds
+    /// them.
+    fn pre_operation<F: OffloadFacts + ?Sized>(
+        op: OffloadOp,
+        mode: PolicyMode,
+        buffer: &mut SystemBuffer<'_>,
+        facts: &mut F,
+        stats: Option<&VolumeStats>,
+        governance: Option<Governance<'_>>,
+        journal: Option<JournalAt<'_>>,
+    ) -> PreAction {
+        let env = PreEnv {
+            mode,
+            rules: &Rules::DOCUMENTED,
+            stats,
+            governance,
+            journal,
+        };
+        super::pre_operation(op, buffer, facts, &env)
+    }
 
     /// A file of `eof` bytes, `vdl` of them valid, on the default NTFS volume.
     struct File {

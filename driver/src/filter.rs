@@ -2,12 +2,12 @@
 //! obeys the core. Views and trampolines are in [`crate::ffi`]; decisions are in `odx_core`.
 
 use odx_core::NtStatus;
-use odx_core::filter::StorageAt;
+use odx_core::Rules;
+use odx_core::filter::{PreEnv, StorageAt};
 use odx_core::governance::{Governance, JournalAt, JournalSeq};
 use odx_core::iomgr::RequestorMode;
-use odx_core::storage::StorageState;
 
-use crate::dispatch::{self, Pending, PreAction};
+use crate::dispatch::{self, JournalTicket, Pending, PreAction};
 use crate::facts::{KernelFacts, LockView};
 use crate::ffi::callbacks::{
     CallbackData, InstanceHandler, NonPagedPool, OperationHandler, PreOutcome, RelatedObjects,
@@ -56,16 +56,7 @@ impl OperationHandler for Odxflt {
         let slot = instance.slot();
         let mode = VOLUMES.policy(slot);
         let stats = VOLUMES.stats(slot);
-        // The slot's storage state; a volume without a slot has only what setup learned (no
-        // back-off: post-operation could not reach a state in the instance context).
-        let fallback;
-        let storage = match VOLUMES.storage(slot) {
-            Some(storage) => storage,
-            None => {
-                fallback = StorageState::new(instance.capability(), 0);
-                &fallback
-            }
-        };
+        let storage = VOLUMES.storage_or(slot, instance.capability());
         let raw = data.request();
         let requestor = if data.requestor_kernel() {
             RequestorMode::Kernel
@@ -74,33 +65,30 @@ impl OperationHandler for Odxflt {
         };
         let source = RequestSource::new(objects, instance.facts(), storage, raw);
         let mut facts = KernelFacts::new(source, LockView::FileSystemDecides);
-        let journal = JournalAt {
-            log: &JOURNAL,
-            time: system_time(),
-            volume: slot.unwrap_or(u32::MAX),
-            process_id: requestor_process_id(raw),
-            names: JOURNAL_NAMES,
-        };
         let mut buffer = data.system_buffer();
         // No rules in force: no lock, no evaluation. Otherwise the whole core pre-operation
         // runs under the shared push lock (ffi::rules: why that cannot deadlock), released
         // before the facts (and the names they hold) are dropped. One call site, so the
         // dispatch stays inlined (its frame would otherwise be a second 500 B on the stack).
         let rules = (!rules::none()).then(rules::Shared::acquire);
-        let governance = rules.as_ref().map(|shared| Governance {
-            rules: shared.set(),
-            volume: instance.names(),
-            requestor,
-        });
-        let action = dispatch::pre_operation(
-            op,
+        let env = PreEnv {
             mode,
-            &mut buffer,
-            &mut facts,
+            rules: &Rules::DOCUMENTED,
             stats,
-            governance,
-            Some(journal),
-        );
+            governance: rules.as_ref().map(|shared| Governance {
+                rules: shared.set(),
+                volume: instance.names(),
+                requestor,
+            }),
+            journal: Some(JournalAt {
+                log: &JOURNAL,
+                time: system_time(),
+                volume: slot.unwrap_or(u32::MAX),
+                process_id: requestor_process_id(raw),
+                names: JOURNAL_NAMES,
+            }),
+        };
+        let action = dispatch::pre_operation(op, &mut buffer, &mut facts, &env);
         drop(rules);
         match action {
             PreAction::Complete {
@@ -117,7 +105,7 @@ impl OperationHandler for Odxflt {
             } => PreOutcome::WithCallback(Pending {
                 context,
                 slot,
-                journal_seq,
+                journal: journal_seq.and_then(JournalTicket::new),
             }),
             PreAction::PassThrough => PreOutcome::NoCallback,
         }
@@ -139,9 +127,10 @@ impl OperationHandler for Odxflt {
             &mut data.system_buffer(),
             stats,
             storage,
-            pending
-                .journal_seq
-                .map(|seq| JournalSeq { log: &JOURNAL, seq }),
+            pending.journal.map(|ticket| JournalSeq {
+                log: &JOURNAL,
+                seq: ticket.seq(),
+            }),
         );
         data.set_io_status(action.status, action.information);
     }

@@ -214,6 +214,20 @@ impl VolumeTable {
             .map(VolumeSlot::storage)
     }
 
+    /// The storage state pre-operation reads for the volume in `slot`; a volume without a slot
+    /// has only what setup learned (`capability`), and no back-off: post-operation learns into
+    /// a slot's state only, so these shared states are never written.
+    #[must_use]
+    pub fn storage_or(&self, slot: Option<u32>, capability: StorageCapability) -> &StorageState {
+        static NO_OFFLOAD: StorageState = StorageState::new(StorageCapability::NotSupported, 0);
+        static NO_BACKOFF: StorageState = StorageState::new(StorageCapability::Unknown, 0);
+        match self.storage(slot) {
+            Some(state) => state,
+            None if capability == StorageCapability::NotSupported => &NO_OFFLOAD,
+            None => &NO_BACKOFF,
+        }
+    }
+
     /// The table as the port's message handler sees it.
     #[must_use]
     pub const fn port(&self) -> PortView<'_> {

@@ -101,9 +101,11 @@ pub enum PreOp {
     Forward {
         /// Completion context.
         context: PostContext,
-        /// The input in the buffer was rewritten (trimmed): the driver must mark the callback
-        /// data dirty.
+        /// The input's `CopyLength` was rewritten (trimmed) in the buffer; the parameter block
+        /// is unchanged.
         input_rewritten: bool,
+        /// The rule that decided (`None`: monitored, no check decided).
+        check: Option<Check>,
         /// The request's journal record, to complete in post-operation ([`JournalSeq`]).
         journal_seq: Option<u64>,
     },
@@ -159,27 +161,66 @@ pub fn pre_operation<F: OffloadFacts + ?Sized>(
     rules: &Rules,
     stats: Option<&VolumeStats>,
 ) -> PreOp {
-    govern_and_apply(request, mode, None, facts, rules, stats)
+    govern_and_apply(request, mode, facts, rules, stats)
 }
 
 /// odxflt's pre-operation for an offload FSCTL: the first matching rule's action, or the
 /// volume's mode, decides how the request is governed ([`govern`]); the counters and the journal
 /// record what happened.
 // Always inlined: the plain path is `pre_operation`'s own, and a call would add its prologue
-// and the returned `PreOp`'s copy to every request (48 instructions, callgrind).
+// and the returned `PreOp`'s copy to every request (48 instructions, callgrind). What only rules
+// and names need is out of line ([`prepare`], [`record`]): with nothing configured the request
+// pays two tests, and none of their locals is in the frame that is live while the checks call
+// out of the image (issue 12's stack budget).
 #[inline(always)]
 pub fn pre_operation_in<F: OffloadFacts + ?Sized>(
     mut request: BufferedRequest<'_>,
     facts: &mut F,
     env: &PreEnv<'_>,
 ) -> PreOp {
-    let op = request.op;
-    // The expensive facts are asked here, in pre-operation's own frame, and only what the rules
-    // whose cheap fields match may need (and the names, when the journal records them); the
-    // rules' evaluation and the journal's record are out of line and never call out of the
-    // image, so their frames are never live across a kernel call (issue 12's stack budget).
-    let length = requested_length(op, request.input());
     let rules = env.governance.filter(|g| !g.rules.rules().is_empty());
+    let names = env.journal.is_some_and(|at| at.names);
+    let matched = if rules.is_some() || names {
+        prepare(&request, facts, rules, names, env.journal.is_some())
+    } else {
+        None
+    };
+    let mode = matched.map_or(env.mode, |(_, action)| action);
+    let pre = govern_and_apply(
+        BufferedRequest {
+            op: request.op,
+            buffer: &mut *request.buffer,
+            input_len: request.input_len,
+            output_len: request.output_len,
+        },
+        mode,
+        facts,
+        env.rules,
+        env.stats,
+    );
+    let mut pre = pre;
+    if let Some(at) = env.journal {
+        let (process, path) = facts.known_names();
+        record(at, &mut pre, mode, matched, process, path, &mut request);
+    }
+    pre
+}
+
+/// What the rules need before they are evaluated: the facts the candidate rules' expensive
+/// fields ask for (and the names, when the journal records them) are asked here, then the
+/// rules are evaluated from the answers; returns the first matching rule and its action.
+// Not inlined: its locals stay out of pre-operation's frame. Its own frame is live across the
+// name and size queries only, never across the checks' queries.
+#[inline(never)]
+fn prepare<F: OffloadFacts + ?Sized>(
+    request: &BufferedRequest<'_>,
+    facts: &mut F,
+    rules: Option<Governance<'_>>,
+    names: bool,
+    journal: bool,
+) -> Option<(usize, PolicyMode)> {
+    let op = request.op;
+    let length = requested_length(op, request.input());
     let needs = rules.map_or(Needs::empty(), |g| {
         g.rules.candidate_needs(op, g.requestor, length, &g.volume)
     });
@@ -188,7 +229,6 @@ pub fn pre_operation_in<F: OffloadFacts + ?Sized>(
     } else {
         None
     };
-    let names = env.journal.is_some_and(|at| at.names);
     if names || needs.contains(Needs::PROCESS) {
         let _ = facts.process_image();
     }
@@ -202,34 +242,12 @@ pub fn pre_operation_in<F: OffloadFacts + ?Sized>(
         }
         None => None,
     };
-    if matched.is_some() && !names && env.journal.is_some() {
+    if matched.is_some() && !names && journal {
         // A matched request is always named in its record.
         let _ = facts.process_image();
         let _ = facts.file_path();
     }
-    let mode = matched.map_or(env.mode, |(_, action)| action);
-    // One inlined copy of the governing code: the journal only adds a place to keep its outcome.
-    let mut governed = None;
-    let pre = govern_and_apply(
-        BufferedRequest {
-            op,
-            buffer: &mut *request.buffer,
-            input_len: request.input_len,
-            output_len: request.output_len,
-        },
-        mode,
-        env.journal.is_some().then_some(&mut governed),
-        facts,
-        env.rules,
-        env.stats,
-    );
-    match (env.journal, governed) {
-        (Some(at), Some(governed)) => {
-            let (process, path) = facts.known_names();
-            record(at, pre, &governed, matched, process, path, &mut request)
-        }
-        _ => pre,
-    }
+    matched
 }
 
 /// The first matching rule for the request, from what was learnt of it.
@@ -254,12 +272,11 @@ fn evaluate_rules(
 }
 
 /// Governs the request under `mode`, counts it, and turns the outcome into the callback's
-/// answer; `keep` receives the governed outcome for the journal.
+/// answer.
 #[inline(always)]
 fn govern_and_apply<F: OffloadFacts + ?Sized>(
     mut request: BufferedRequest<'_>,
     mode: PolicyMode,
-    keep: Option<&mut Option<Governed>>,
     facts: &mut F,
     rules: &Rules,
     stats: Option<&VolumeStats>,
@@ -278,9 +295,6 @@ fn govern_and_apply<F: OffloadFacts + ?Sized>(
     if let Some(stats) = stats {
         stats.on_pre_operation(op, &governed);
     }
-    if let Some(keep) = keep {
-        *keep = Some(governed);
-    }
     match governed {
         Governed::Veto(status) => PreOp::Complete {
             status,
@@ -293,6 +307,7 @@ fn govern_and_apply<F: OffloadFacts + ?Sized>(
                 requested_length: requested_length(op, request.input()),
             },
             input_rewritten: false,
+            check: None,
             journal_seq: None,
         },
         Governed::Enforce(decision) => match decision.verdict {
@@ -309,25 +324,33 @@ fn govern_and_apply<F: OffloadFacts + ?Sized>(
             OffloadVerdict::Read(Verdict::Forward(fwd)) => PreOp::Forward {
                 context: PostContext::Read(fwd.context),
                 input_rewritten: fwd.rewrite(request.input_mut()),
+                check: Some(decision.check),
                 journal_seq: None,
             },
             OffloadVerdict::Write(Verdict::Forward(fwd)) => PreOp::Forward {
                 context: PostContext::Write(fwd.context),
                 input_rewritten: fwd.rewrite(request.input_mut()),
+                check: Some(decision.check),
                 journal_seq: None,
             },
         },
     }
 }
 
-/// What the journal says decided a request.
-fn decided_by(governed: &Governed, matched: Option<(usize, PolicyMode)>) -> DecidedBy {
-    let rule = matched.and_then(|(index, _)| u16::try_from(index).ok());
-    match (governed, rule) {
-        (Governed::Enforce(decision), _) => DecidedBy::Check(decision.check),
-        (Governed::Veto(_) | Governed::Observe { .. }, Some(index)) => DecidedBy::Rule(index),
-        (Governed::Veto(_), None) => DecidedBy::Mode(PolicyMode::Veto),
-        (Governed::Observe { .. }, None) => DecidedBy::Mode(PolicyMode::Monitor),
+/// What the journal says decided a request: the check that decided it when it was enforced,
+/// else the matching rule, else the volume's mode (`mode`: the one it was governed under).
+fn decided_by(pre: &PreOp, mode: PolicyMode, matched: Option<(usize, PolicyMode)>) -> DecidedBy {
+    let check = match *pre {
+        PreOp::Complete { check, .. } | PreOp::Forward { check, .. } => check,
+        PreOp::PassThrough { check } => Some(check),
+    };
+    match (
+        check,
+        matched.and_then(|(index, _)| u16::try_from(index).ok()),
+    ) {
+        (Some(check), _) => DecidedBy::Check(check),
+        (None, Some(index)) => DecidedBy::Rule(index),
+        (None, None) => DecidedBy::Mode(mode),
     }
 }
 
@@ -336,13 +359,13 @@ fn decided_by(governed: &Governed, matched: Option<(usize, PolicyMode)>) -> Deci
 #[inline(never)]
 fn record(
     at: JournalAt<'_>,
-    mut pre: PreOp,
-    governed: &Governed,
+    pre: &mut PreOp,
+    mode: PolicyMode,
     matched: Option<(usize, PolicyMode)>,
     process: Option<&[u16]>,
     path: Option<&[u16]>,
     request: &mut BufferedRequest<'_>,
-) -> PreOp {
+) {
     // Names only when the journal records them or a rule matched (asked before this call).
     let named = at.names || matched.is_some();
     let (process, path) = if named {
@@ -351,7 +374,7 @@ fn record(
         (&[][..], &[][..])
     };
     let (offset, length) = requested_range(request.op, request.input());
-    let pending = match pre {
+    let pending = match *pre {
         PreOp::Complete {
             status,
             information,
@@ -372,9 +395,9 @@ fn record(
         offset,
         length,
         rule: matched.and_then(|(index, _)| u16::try_from(index).ok()),
-        decided_by: decided_by(governed, matched),
+        decided_by: decided_by(pre, mode, matched),
     };
-    match (pending, &mut pre) {
+    match (pending, pre) {
         (Some((status, done)), _) => {
             at.log.record_completed(&event, status, done);
         }
@@ -386,7 +409,6 @@ fn record(
             at.log.record_forwarded(&event);
         }
     }
-    pre
 }
 
 fn requested_range(op: OffloadOp, input: &[u8]) -> (u64, u64) {

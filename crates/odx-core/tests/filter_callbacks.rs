@@ -92,6 +92,7 @@ fn a_read_beyond_vdl_goes_down_untouched_and_the_file_systems_zero_token_passes_
     let PreOp::Forward {
         context,
         input_rewritten: false,
+        check: Some(Check::BeyondValidData),
         journal_seq: None,
     } = p
     else {
@@ -159,6 +160,7 @@ fn a_write_beyond_vdl_goes_down_untouched_and_the_file_systems_refusal_passes_th
     let PreOp::Forward {
         context,
         input_rewritten: false,
+        check: Some(Check::BeyondValidData),
         journal_seq: None,
     } = p
     else {
@@ -251,6 +253,7 @@ fn a_failed_fact_query_passes_the_request_through_without_a_callback_and_is_coun
         PreOp::Forward {
             context: PostContext::Observe { .. },
             input_rewritten: false,
+            check: None,
             journal_seq: None,
         }
     ));
@@ -276,6 +279,7 @@ fn trimmed_forward_rewrites_the_input_and_post_operation_maps_the_answer() {
     let PreOp::Forward {
         context,
         input_rewritten: true,
+        check: Some(Check::Forward),
         journal_seq: None,
     } = p
     else {
@@ -316,6 +320,7 @@ fn post_operation_failure_is_mapped_and_counted() {
     let PreOp::Forward {
         context,
         input_rewritten: false,
+        check: Some(Check::Forward),
         journal_seq: None,
     } = pre(
         OffloadOp::Read,
@@ -407,6 +412,7 @@ fn monitor_forwards_untouched_and_passes_the_answer_through() {
     let PreOp::Forward {
         context,
         input_rewritten: false,
+        check: None,
         journal_seq: None,
     } = p
     else {

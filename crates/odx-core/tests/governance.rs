@@ -949,6 +949,40 @@ fn journal_records_every_field_and_pages_in_order() {
 }
 
 #[test]
+fn a_reused_slot_shows_only_the_new_records_names() {
+    // A record writes only the words its names need; what an older record left in the slot
+    // past the new names' lengths must never be read back.
+    let j = Journal::<1>::new();
+    let long_image = w(r"\Device\HarddiskVolume3\Windows\System32\robocopy.exe");
+    let long_path = w(r"\Backups\2026\December\virtual-machines\server-01\disk-0.vhdx");
+    j.record_completed(
+        &event(1, &long_image, &long_path),
+        NtStatus::STATUS_SUCCESS,
+        1,
+    );
+    let short_image = w(r"\x.exe");
+    let short_path = w(r"\a");
+    j.record_completed(
+        &event(2, &short_image, &short_path),
+        NtStatus::STATUS_SUCCESS,
+        2,
+    );
+    let (records, r) = page(&j, 1, 1);
+    assert_eq!((r.copied, r.lost), (1, 0));
+    assert_eq!(records[0].process_name.units(), &w("x.exe")[..]);
+    assert_eq!(records[0].file_name.units(), &short_path[..]);
+    // The whole name, padding included (`ShortName` compares all its units): zero past the
+    // name in what the reader gets, not the older record's units.
+    assert_eq!(records[0].process_name, ShortName::head(&w("x.exe")));
+    assert_eq!(records[0].file_name, ShortName::tail(&short_path));
+    // And a record with no names reads back empty.
+    j.record_completed(&event(3, &[], &[]), NtStatus::STATUS_SUCCESS, 3);
+    let (records, _) = page(&j, 2, 1);
+    assert_eq!(records[0].process_name, ShortName::EMPTY);
+    assert_eq!(records[0].file_name, ShortName::EMPTY);
+}
+
+#[test]
 fn an_overrun_is_reported_as_lost_records() {
     let j = Journal::<4>::new();
     for t in 0..10 {

@@ -451,15 +451,14 @@ fn tail_units(name: &[u16], cap: usize) -> (&[u16], bool) {
     (name.get(start..).unwrap_or(&[]), true)
 }
 
-/// Stores `units` four to a word into `out`, zero past the name.
+/// Stores `units` four to a word into the first words of `out`. Words past the name keep an
+/// older record's units: the record's length (in its meta word) bounds what a reader unpacks
+/// ([`unpack_units`] zeroes the rest), so a record without names writes no name word at all.
 fn store_units(out: &[AtomicU64], units: &[u16]) {
-    let mut chunks = units.chunks(4);
-    for word in out {
+    for (word, chunk) in out.iter().zip(units.chunks(4)) {
         let mut w = 0u64;
-        if let Some(chunk) = chunks.next() {
-            for (shift, unit) in [0_u32, 16, 32, 48].into_iter().zip(chunk) {
-                w |= u64::from(*unit).wrapping_shl(shift);
-            }
+        for (shift, unit) in [0_u32, 16, 32, 48].into_iter().zip(chunk) {
+            w |= u64::from(*unit).wrapping_shl(shift);
         }
         word.store(w, Ordering::Relaxed);
     }
