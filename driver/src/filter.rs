@@ -4,7 +4,7 @@
 use odx_core::NtStatus;
 use odx_core::Rules;
 use odx_core::filter::{PreEnv, StorageAt};
-use odx_core::governance::{Governance, JournalAt, JournalSeq};
+use odx_core::governance::{Governance, JournalAt, JournalMode, JournalSeq};
 use odx_core::iomgr::RequestorMode;
 
 use crate::dispatch::{self, JournalTicket, Pending, PreAction};
@@ -22,10 +22,6 @@ use crate::ffi::rules;
 use crate::ffi::storage::query_storage;
 use crate::volume::InstanceContext;
 use crate::volumes::{JOURNAL, VOLUMES};
-
-/// The journal records the process image and the file path of every decision, not only of those
-/// a rule needed them for (`JournalAt::names`): one name query of each kind per governed request.
-pub const JOURNAL_NAMES: bool = true;
 
 /// `STATUS_FLT_DO_NOT_ATTACH`.
 const STATUS_FLT_DO_NOT_ATTACH: NtStatus = NtStatus(0xC01C_000F);
@@ -80,13 +76,17 @@ impl OperationHandler for Odxflt {
                 volume: instance.names(),
                 requestor,
             }),
-            journal: Some(JournalAt {
-                log: &JOURNAL,
-                time: system_time(),
-                volume: slot.unwrap_or(u32::MAX),
-                process_id: requestor_process_id(raw),
-                names: JOURNAL_NAMES,
-            }),
+            // `Parameters\Journal`: off, every decision, or every decision named.
+            journal: match VOLUMES.journal_mode() {
+                JournalMode::Off => None,
+                mode => Some(JournalAt {
+                    log: &JOURNAL,
+                    time: system_time(),
+                    volume: slot.unwrap_or(u32::MAX),
+                    process_id: requestor_process_id(raw),
+                    names: mode.names(),
+                }),
+            },
         };
         let action = dispatch::pre_operation(op, &mut buffer, &mut facts, &env);
         drop(rules);

@@ -10,7 +10,7 @@
 
 use core::sync::atomic::{AtomicU32, Ordering};
 
-use odx_core::governance::{DecisionLog, Journal, RuleSet};
+use odx_core::governance::{DecisionLog, Journal, JournalMode, RuleSet};
 use odx_core::policy::PolicyMode;
 use odx_core::port::RegistrySource;
 use odx_core::serve::PortTarget;
@@ -78,6 +78,8 @@ pub struct VolumeTable {
     backoff_source: AtomicU32,
     rules_accepted: AtomicU32,
     rules_rejected: AtomicU32,
+    /// [`JournalMode`] (`Parameters\\Journal`) as its registry value.
+    journal: AtomicU32,
 }
 
 /// odxflt's table.
@@ -96,7 +98,19 @@ impl VolumeTable {
             backoff_source: AtomicU32::new(0),
             rules_accepted: AtomicU32::new(0),
             rules_rejected: AtomicU32::new(0),
+            journal: AtomicU32::new(JournalMode::DEFAULT_CODE),
         }
+    }
+
+    /// At load: what the journal records, from the service's `Parameters\Journal`.
+    pub fn load_journal(&self, mode: JournalMode) {
+        self.journal.store(mode.as_u32(), Ordering::Release);
+    }
+
+    /// What the journal records.
+    #[must_use]
+    pub fn journal_mode(&self) -> JournalMode {
+        JournalMode::from_dword(Some(self.journal.load(Ordering::Relaxed)))
     }
 
     /// What the registry's `Parameters\Rules` load did (DriverEntry): rules taken, lines
@@ -301,7 +315,9 @@ impl PortTarget for PortView<'_> {
     }
 
     fn journal(&self) -> Option<&dyn DecisionLog> {
-        Some(&JOURNAL)
+        // `Parameters\Journal` = 0: no journal to read (ReadJournal answers as for a filter
+        // without one).
+        (self.0.journal_mode() != JournalMode::Off).then_some(&JOURNAL as &dyn DecisionLog)
     }
 }
 
@@ -402,6 +418,13 @@ pub fn registry_source(partial: Option<&[u8]>) -> RegistrySource {
     RegistrySource::from_value(Some(dword(bytes)))
 }
 
+/// Interprets what `ZwQueryValueKey` returned for `Journal` (absent or not a `REG_DWORD`: the
+/// default).
+#[must_use]
+pub fn journal_mode(partial: Option<&[u8]>) -> JournalMode {
+    JournalMode::from_dword(partial.and_then(|bytes| dword(bytes).ok()))
+}
+
 /// Interprets what `ZwQueryValueKey` returned for `OffloadBackoffSeconds`.
 #[must_use]
 pub fn backoff_source(partial: Option<&[u8]>) -> BackoffSource {
@@ -481,6 +504,30 @@ mod tests {
             "nothing carried over"
         );
         assert!(table.storage(None).is_none());
+    }
+
+    #[test]
+    fn the_journal_mode_comes_from_the_registry_or_is_the_default() {
+        let dword = |v: u32| journal_mode(Some(&partial(REG_DWORD, &v.to_le_bytes())));
+        assert_eq!(journal_mode(None), JournalMode::Decisions, "absent");
+        assert_eq!(dword(0), JournalMode::Off);
+        assert_eq!(dword(1), JournalMode::Decisions);
+        assert_eq!(dword(2), JournalMode::Named);
+        assert_eq!(dword(3), JournalMode::Decisions, "unknown value");
+        let string = partial(1, b"0\0\0\0");
+        assert_eq!(
+            journal_mode(Some(&string)),
+            JournalMode::Decisions,
+            "REG_SZ"
+        );
+        let table = VolumeTable::new();
+        assert_eq!(table.journal_mode(), JournalMode::Decisions);
+        assert!(table.port().journal().is_some());
+        table.load_journal(JournalMode::Off);
+        assert_eq!(table.journal_mode(), JournalMode::Off);
+        assert!(table.port().journal().is_none(), "no journal to read");
+        table.load_journal(JournalMode::Named);
+        assert_eq!(table.journal_mode(), JournalMode::Named);
     }
 
     #[test]

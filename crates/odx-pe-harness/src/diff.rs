@@ -424,7 +424,7 @@ impl Summary {
     pub fn governance_line(&self) -> String {
         let ((nq, nc, nl), (rq, rc, rl)) = self.governance_costs();
         format!(
-            "governance calls per request (journal names on): no rules at most {nq} name queries, {nc} calls, {nl} lock calls; with rules at most {rq} name queries, {rc} calls, {rl} lock calls"
+            "governance calls per request (journal as each scenario sets it, default decisions): no rules at most {nq} name queries, {nc} calls, {nl} lock calls; with rules at most {rq} name queries, {rc} calls, {rl} lock calls"
         )
     }
 
@@ -548,6 +548,7 @@ pub fn volume_info(config: &VolumeConfig) -> (VolumeInfo, bool) {
             writable: !config.read_only,
             storage: kernel::storage::DiskAnswer::Descriptor(odx_sim::disk::default_limits(config)),
             backoff_seconds: None,
+            journal: None,
         },
         expressible,
     )
@@ -568,6 +569,15 @@ pub fn with_storage(
         odx_sim::disk::StorageQuery::NoDisk => DiskAnswer::NoDisk,
     };
     volume.backoff_seconds = Some(storage.backoff_seconds);
+    volume
+}
+
+/// `volume` with the scenario's `[volume] journal` as `Parameters\Journal` (always served: the
+/// scenario's value or its default; the tests that load the image without a scenario leave it
+/// absent).
+#[must_use]
+pub fn with_registry(mut volume: VolumeInfo, scenario: &Scenario) -> VolumeInfo {
+    volume.journal = Some(scenario.volume.journal_mode().as_u32());
     volume
 }
 
@@ -1062,7 +1072,7 @@ pub fn run_scenario(
     let name = file_name(&scenario.path);
     let config = scenario.volume_config();
     let (volume, max_size_expressible) = volume_info(&config);
-    let volume = with_storage(volume, &scenario.storage);
+    let volume = with_registry(with_storage(volume, &scenario.storage), scenario);
     let mut sim = Side::new(scenario)?;
     let mut bin = Side::new(scenario)?;
     // The policy reaches the image the way it does on Windows: Parameters\DefaultPolicy under

@@ -115,7 +115,10 @@ fn run_once(
     let name = file_name(&scenario.path);
     let config = scenario.volume_config();
     let (volume, _) = crate::diff::volume_info(&config);
-    let volume = crate::diff::with_storage(volume, &scenario.storage);
+    let volume = crate::diff::with_registry(
+        crate::diff::with_storage(volume, &scenario.storage),
+        scenario,
+    );
     let policy = PolicyMode::from_name(&scenario.volume.policy).unwrap_or_default();
     let mut report = RunReport::default();
     crate::diff::preset_names(scenario);

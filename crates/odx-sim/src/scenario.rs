@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use odx_core::FactKind;
 use odx_core::engine::{TOKEN_KEY_LEN, token_for_key};
 use odx_core::flags::{AccessMask, FileAttributes, StreamMarkers, SupportedFeatures};
-use odx_core::governance::{DecidedBy as JournalDecidedBy, ParseReport, Record, RuleSet};
+use odx_core::governance::{
+    DecidedBy as JournalDecidedBy, JournalMode, ParseReport, Record, RuleSet,
+};
 use odx_core::iomgr::{FilterSupportedFeaturesMode, RequestorMode};
 use odx_core::lock::ByteRangeLock;
 use odx_core::policy::PolicyMode;
@@ -61,6 +63,9 @@ pub struct VolumeSpec {
     pub max_file_size: u64,
     /// odxflt's policy mode: `enforce`, `monitor` or `veto`.
     pub policy: String,
+    /// What odxflt's journal records (its `Parameters\Journal`): `off`, `decisions` (the
+    /// default: names only of requests a rule matched) or `named` (every record named).
+    pub journal: String,
     /// The volume's device name (a rule's `volume=` may name it; default
     /// [`DEFAULT_DEVICE_NAME`]).
     pub device_name: String,
@@ -78,6 +83,12 @@ pub const DEFAULT_DOS_NAME: &str = "D:";
 pub const DEFAULT_GUID_NAME: &str = "\\??\\Volume{4c1b2d3e-0000-0000-0000-000000000001}";
 
 impl VolumeSpec {
+    /// What odxflt's journal records (`journal`; checked when the scenario is read).
+    #[must_use]
+    pub fn journal_mode(&self) -> JournalMode {
+        JournalMode::from_name(&self.journal).unwrap_or_default()
+    }
+
     /// The volume's names as odxflt caches them (what the rules' `volume=` is compared with).
     #[must_use]
     pub fn volume_names(&self) -> OwnedVolumeNames {
@@ -102,6 +113,7 @@ impl Default for VolumeSpec {
             file_system: FsName::Ntfs,
             max_file_size: c.max_file_size,
             policy: "enforce".to_owned(),
+            journal: JournalMode::DEFAULT.name().to_owned(),
             device_name: DEFAULT_DEVICE_NAME.to_owned(),
             dos_name: DEFAULT_DOS_NAME.to_owned(),
             guid_name: DEFAULT_GUID_NAME.to_owned(),
@@ -912,6 +924,15 @@ impl Scenario {
                 ),
             ));
         }
+        if JournalMode::from_name(&v.journal).is_none() {
+            return Err(at(
+                header("volume")..0,
+                format!(
+                    "[volume] journal = {:?} is not off, decisions or named",
+                    v.journal
+                ),
+            ));
+        }
         if v.max_transfer == 0 {
             return Err(at(
                 header("volume")..0,
@@ -1162,6 +1183,7 @@ impl Scenario {
         let mode = FilterSupportedFeaturesMode::from_registry(self.volume.supported_features_mode);
         let mut stack = Stack::new(self.volume_config(), store, filters, mode);
         stack.set_registry_policy(PolicyMode::from_name(&self.volume.policy).unwrap_or_default());
+        stack.set_journal_mode(self.volume.journal_mode());
         stack.set_volume_names(self.volume.volume_names());
         stack.load_registry_rules(self.rules.iter().map(String::as_str));
         for f in &self.files {

@@ -4,7 +4,8 @@
 use odx_core::filter::PreEnv;
 use odx_core::flags::{AccessMask, OffloadReadFlags, SupportedFeatures, VolumeFlags};
 use odx_core::governance::{
-    DecisionLog, Governance, Journal, JournalAt, JournalSeq, ParseReport, RuleSet, VolumeNames,
+    DecisionLog, Governance, Journal, JournalAt, JournalMode, JournalSeq, ParseReport, RuleSet,
+    VolumeNames,
 };
 use odx_core::iomgr::{
     FilterSupportedFeaturesMode, RequestorMode, aggregate_supported_features, io_manager_precheck,
@@ -189,8 +190,8 @@ pub struct Stack<S> {
     rule_set: Box<RuleSet>,
     /// odxflt's decision journal (boxed: the ring is a few hundred KiB).
     journal: Box<Journal<JOURNAL_CAPACITY>>,
-    /// The journal asks for the names even when no rule needs them (the driver's default).
-    journal_names: bool,
+    /// What the journal records (odxflt's `Parameters\Journal`).
+    journal_mode: JournalMode,
     /// The volume's names.
     volume_names: OwnedVolumeNames,
 }
@@ -233,7 +234,7 @@ impl<S: DataStore> PortTarget for Stack<S> {
         f(&mut self.rule_set);
     }
     fn journal(&self) -> Option<&dyn DecisionLog> {
-        Some(&*self.journal)
+        (self.journal_mode != JournalMode::Off).then_some(&*self.journal as &dyn DecisionLog)
     }
 }
 
@@ -289,7 +290,7 @@ impl<S: DataStore> Stack<S> {
             storage,
             rule_set: Box::default(),
             journal: Box::default(),
-            journal_names: true,
+            journal_mode: JournalMode::DEFAULT,
             volume_names: OwnedVolumeNames::new(
                 crate::scenario::DEFAULT_DEVICE_NAME,
                 crate::scenario::DEFAULT_DOS_NAME,
@@ -320,10 +321,10 @@ impl<S: DataStore> Stack<S> {
         &self.journal
     }
 
-    /// Whether the journal asks for the process and file names of requests no rule needed them
-    /// for (default `true`, as the driver).
-    pub const fn set_journal_names(&mut self, names: bool) {
-        self.journal_names = names;
+    /// What the journal records (odxflt's `Parameters\Journal`; default
+    /// [`JournalMode::Decisions`]).
+    pub const fn set_journal_mode(&mut self, mode: JournalMode) {
+        self.journal_mode = mode;
     }
 
     /// Sets the volume's names (what a rule's `volume=` is compared with).
@@ -542,12 +543,12 @@ impl<S: DataStore> Stack<S> {
                 volume: self.volume_names.names(),
                 requestor,
             }),
-            journal: Some(JournalAt {
+            journal: (self.journal_mode != JournalMode::Off).then(|| JournalAt {
                 log: &*self.journal,
                 time: now,
                 volume: 0,
                 process_id: requester.process_id,
-                names: self.journal_names,
+                names: self.journal_mode.names(),
             }),
         };
         let pre = pre_operation(request, &mut facts, &env);

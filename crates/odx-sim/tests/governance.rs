@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use odx_core::flags::AccessMask;
-use odx_core::governance::{DecidedBy, Record};
+use odx_core::governance::{DecidedBy, JournalMode, Record};
 use odx_core::iomgr::{FilterSupportedFeaturesMode, RequestorMode};
 use odx_core::wire::{OffloadReadInput, WireStruct};
 use odx_core::{NtStatus, OffloadOp};
@@ -32,7 +32,11 @@ fn one_read(rules: &[&str], names: bool, process: &str) -> FactCounts {
         FilterSupportedFeaturesMode::Normal,
     );
     assert!(stack.load_registry_rules(rules.iter().copied()).is_clean());
-    stack.set_journal_names(names);
+    stack.set_journal_mode(if names {
+        JournalMode::Named
+    } else {
+        JournalMode::Decisions
+    });
     let id = stack.volume_mut().create_file("f").unwrap();
     stack.volume_mut().set_end_of_file(id, 1 << 20).unwrap();
     let h = stack.open(id, AccessMask::READ_DATA).unwrap();

@@ -233,6 +233,7 @@ pub fn load(driver: *const DRIVER_OBJECT, registry_path: *const UNICODE_STRING) 
     let parameters = super::registry::parameters(registry_path);
     VOLUMES.load_default(parameters.policy);
     VOLUMES.load_backoff(parameters.backoff);
+    VOLUMES.load_journal(parameters.journal);
     match lifecycle::load(&mut FltMgr { driver }) {
         Ok(Loaded { filter, port }) => {
             PORT.store(port, Ordering::Release);

@@ -8,6 +8,7 @@
 use core::ffi::c_void;
 use core::ptr::{null, null_mut};
 
+use odx_core::governance::JournalMode;
 use odx_core::port::RegistrySource;
 use windows_sys::Wdk::Foundation::OBJECT_ATTRIBUTES;
 use windows_sys::Wdk::System::SystemServices::ObCloseHandle;
@@ -17,7 +18,7 @@ use windows_sys::Win32::Foundation::{
 
 use super::kernel::PoolBytes;
 use super::{core_status, nt_success};
-use crate::volumes::{BackoffSource, backoff_source, registry_source};
+use crate::volumes::{BackoffSource, backoff_source, journal_mode, registry_source};
 
 #[cfg_attr(
     target_os = "windows",
@@ -69,6 +70,8 @@ const fn ascii_utf16<const N: usize>(text: &str) -> [u16; N] {
 static PARAMETERS: [u16; 10] = ascii_utf16("Parameters");
 static DEFAULT_POLICY: [u16; 13] = ascii_utf16("DefaultPolicy");
 static OFFLOAD_BACKOFF_SECONDS: [u16; 21] = ascii_utf16("OffloadBackoffSeconds");
+/// `Journal` (REG_DWORD: 0 off, 1 decisions, 2 decisions named).
+static JOURNAL: [u16; 7] = ascii_utf16("Journal");
 /// `Rules` (REG_MULTI_SZ, one rule per string).
 static RULES: [u16; 5] = ascii_utf16("Rules");
 
@@ -191,6 +194,8 @@ pub struct Parameters {
     pub policy: RegistrySource,
     /// `OffloadBackoffSeconds`.
     pub backoff: BackoffSource,
+    /// `Journal`.
+    pub journal: JournalMode,
 }
 
 /// `RegistryPath\Parameters\DefaultPolicy` and `...\OffloadBackoffSeconds` (one open of the
@@ -199,6 +204,7 @@ pub fn parameters(registry_path: *const UNICODE_STRING) -> Parameters {
     let absent = Parameters {
         policy: RegistrySource::Absent,
         backoff: BackoffSource::Absent,
+        journal: JournalMode::DEFAULT,
     };
     if registry_path.is_null() {
         return absent;
@@ -214,6 +220,7 @@ pub fn parameters(registry_path: *const UNICODE_STRING) -> Parameters {
     Parameters {
         policy: registry_source(query(&parameters, &DEFAULT_POLICY).bytes()),
         backoff: backoff_source(query(&parameters, &OFFLOAD_BACKOFF_SECONDS).bytes()),
+        journal: journal_mode(query(&parameters, &JOURNAL).bytes()),
     }
 }
 

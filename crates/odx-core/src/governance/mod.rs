@@ -21,7 +21,7 @@ pub mod rule;
 pub use journal::{DecidedBy, Event, Journal, JournalStats, PageResult, Record};
 pub use matcher::{RuleSubject, VolumeNames};
 pub use parse::{LineError, ParseReport, RuleError, TextLines, parse_rule, text_lines};
-pub use request::{DecisionLog, Governance, JournalAt, JournalSeq};
+pub use request::{DecisionLog, Governance, JournalAt, JournalMode, JournalSeq};
 pub use rule::{Action, Bounds, Field, Name, Needs, Rule, RuleSet};
 
 /// Folds one UTF-16 unit for a case-insensitive comparison of names.

@@ -53,6 +53,75 @@ impl<const N: usize> DecisionLog for Journal<N> {
     }
 }
 
+/// What the journal records: odxflt's `Parameters\Journal` (`REG_DWORD`), read at load.
+///
+/// | value | mode | per request |
+/// |---|---|---|
+/// | 0 | [`Self::Off`] | nothing: the request path is the one without a journal |
+/// | 1, absent, any other value or type | [`Self::Decisions`] | a record; names only of requests a rule matched (already asked) |
+/// | 2 | [`Self::Named`] | a record naming the process image and file of every request (one name query of each kind) |
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum JournalMode {
+    /// No journal.
+    Off,
+    /// Every decision, named when a rule needed the names.
+    #[default]
+    Decisions,
+    /// Every decision, always named.
+    Named,
+}
+
+impl JournalMode {
+    /// The mode when `Parameters\Journal` is absent.
+    pub const DEFAULT: Self = Self::Decisions;
+    /// [`Self::as_u32`] of [`Self::DEFAULT`].
+    pub const DEFAULT_CODE: u32 = Self::DEFAULT.as_u32();
+
+    /// The mode a `REG_DWORD` value gives (`None`: absent, or not a `REG_DWORD`).
+    #[must_use]
+    pub const fn from_dword(value: Option<u32>) -> Self {
+        match value {
+            Some(0) => Self::Off,
+            Some(2) => Self::Named,
+            _ => Self::Decisions,
+        }
+    }
+
+    /// The registry value of this mode.
+    #[must_use]
+    pub const fn as_u32(self) -> u32 {
+        match self {
+            Self::Off => 0,
+            Self::Decisions => 1,
+            Self::Named => 2,
+        }
+    }
+
+    /// The mode's name in scenario files and `odxctl`: `off`, `decisions`, `named`.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Off => "off",
+            Self::Decisions => "decisions",
+            Self::Named => "named",
+        }
+    }
+
+    /// The mode named `name` (see [`Self::name`]).
+    #[must_use]
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Self::Off, Self::Decisions, Self::Named]
+            .into_iter()
+            .find(|m| m.name() == name)
+    }
+
+    /// Whether every record is named ([`JournalAt::names`]).
+    #[must_use]
+    pub const fn names(self) -> bool {
+        matches!(self, Self::Named)
+    }
+}
+
 /// The journal and what pre-operation records with each decision.
 #[derive(Clone, Copy)]
 pub struct JournalAt<'a> {

@@ -79,6 +79,8 @@ pub struct VolumeInfo {
     pub storage: storage::DiskAnswer,
     /// `Parameters\OffloadBackoffSeconds` (REG_DWORD) under the service key, if set.
     pub backoff_seconds: Option<u32>,
+    /// `Parameters\Journal` (REG_DWORD) under the service key, if set.
+    pub journal: Option<u32>,
 }
 
 /// What `FltQueryInformationFile` answers for one file object.

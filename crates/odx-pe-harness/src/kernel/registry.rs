@@ -1,6 +1,7 @@
 //! The registry: `ZwOpenKey` (the service key and its `Parameters` subkey exist, nothing else),
 //! `ZwQueryValueKey` (`Parameters\DefaultPolicy` as a REG_DWORD when the scenario sets a policy,
-//! `Parameters\OffloadBackoffSeconds` as a REG_DWORD with the scenario's `[storage] backoff_seconds`)
+//! `Parameters\OffloadBackoffSeconds` as a REG_DWORD with the scenario's `[storage] backoff_seconds`,
+//! `Parameters\Journal` as a REG_DWORD with the scenario's `[volume] journal`,
 //! `Parameters\Rules` as a REG_MULTI_SZ of the scenario's `[[rule]]` texts) and `ObCloseHandle`. All PASSIVE_LEVEL. `OBJECT_ATTRIBUTES`, `UNICODE_STRING` and
 //! `KEY_VALUE_PARTIAL_INFORMATION` are read and written by the table's offsets.
 
@@ -182,6 +183,10 @@ unsafe extern "win64" fn zw_query_value_key(
         } else if name.eq_ignore_ascii_case("OffloadBackoffSeconds") {
             k.storage
                 .backoff_seconds
+                .map(|v| (s.constants.reg_dword, v.to_le_bytes().to_vec()))
+        } else if name.eq_ignore_ascii_case("Journal") {
+            k.volume
+                .journal
                 .map(|v| (s.constants.reg_dword, v.to_le_bytes().to_vec()))
         } else if name.eq_ignore_ascii_case("Rules") {
             k.names
