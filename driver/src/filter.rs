@@ -36,6 +36,10 @@ impl OperationHandler for Odxflt {
     // A documented offload status: copy engines fall back to ordinary I/O for the file.
     const NO_CONTEXT_STATUS: NtStatus = NtStatus::STATUS_INSUFFICIENT_RESOURCES;
 
+    // Inlined into the callback trampoline: one frame instead of two (their return slot,
+    // shadow space and saved registers once), 960 B instead of 1024 B live across the checks'
+    // kernel calls (odx-pe-harness stack analysis).
+    #[inline(always)]
     fn pre(data: &mut CallbackData<'_>, objects: RelatedObjects<'_>) -> PreOutcome<Pending> {
         let Some(op) = data.fs_control().and_then(|control| control.offload_op()) else {
             return PreOutcome::NoCallback;

@@ -186,7 +186,7 @@ pub fn pre_operation_in<F: OffloadFacts + ?Sized>(
         None
     };
     let mode = matched.map_or(env.mode, |(_, action)| action);
-    let pre = govern_and_apply(
+    let mut pre = govern_and_apply(
         BufferedRequest {
             op: request.op,
             buffer: &mut *request.buffer,
@@ -198,7 +198,6 @@ pub fn pre_operation_in<F: OffloadFacts + ?Sized>(
         env.rules,
         env.stats,
     );
-    let mut pre = pre;
     if let Some(at) = env.journal {
         let (process, path) = facts.known_names();
         record(at, &mut pre, mode, matched, process, path, &mut request);
