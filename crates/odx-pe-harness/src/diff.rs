@@ -29,6 +29,9 @@ use odx_sim::{FileId, HandleId, MemStore, Stack, VolumeConfig};
 
 use crate::below::file_system_below;
 use crate::driver::{FileObjectFacts, FsControlRequest, LoadedDriver, PreResult};
+use crate::journal::{
+    JournalComparison, JournalDifference, JournalReport, KnownJournalDifference, RecordStep,
+};
 use crate::kernel::{self, FileInfo, Leaks, VolumeInfo};
 use crate::layouts::shapes;
 
@@ -154,6 +157,144 @@ pub const KNOWN_STATS_DIFFERENCES: &[(&str, &str)] = &[
 
 const STATS_LOCKS: &str = "odxflt does not shadow byte-range locks: a locked range is forwarded and refused by NTFS (counted as forwarded / failed below), where the simulator's filter sees the lock and completes the request itself (counted as completed)";
 const STATS_TEARDOWN: &str = "after instance teardown starts odxflt passes requests through untouched and uncounted; the simulator's filter answers them for the dismounted volume and counts them";
+
+const JOURNAL_LOCKS: &str = "odxflt does not shadow byte-range locks: it forwards the locked \
+range (decided by its check Forward) and NTFS refuses it with the same \
+STATUS_FILE_LOCK_CONFLICT; the simulator's filter sees the lock and refuses it itself (check \
+LockConflict)";
+const JOURNAL_LOCKS_TRIMMED: &str = "odxflt does not shadow byte-range locks: it trims the write \
+at end of file (1 MiB) and forwards it (check Forward), and a forwarded record's range is the \
+request as forwarded; NTFS refuses it with the same STATUS_FILE_LOCK_CONFLICT. The simulator's \
+filter sees the lock and refuses the caller's 2 MiB itself (check LockConflict)";
+const JOURNAL_METADATA: &str = "NTFS metadata files are not detectable by odxflt: it forwards \
+(check Forward) and NTFS refuses with the same STATUS_OFFLOAD_*_FILE_NOT_SUPPORTED; the \
+simulator's filter knows the stream kind (check StreamKind)";
+const JOURNAL_NOT_ATTACHED: &str = "odxflt attaches only to NTFS and ReFS (instance setup \
+declines the volume), so the image never sees the request and journals nothing; the simulator's \
+filter sits on every volume and journals its refusal (check FileSystemImplementsOffload)";
+const JOURNAL_TEARDOWN: &str = "after instance teardown starts odxflt passes requests through \
+untouched, unjournaled; the simulator's filter answers them for the dismounted volume (check \
+VolumeMounted) and journals them";
+
+/// The documented differences between the journals (docs/pe-harness.md, "Known differences").
+/// A record of a step listed in [`KNOWN_DIFFERENCES`] with two statuses may differ in exactly
+/// those statuses without an entry here; every other field of any record must agree unless it
+/// is listed here, with both values.
+pub const KNOWN_JOURNAL_DIFFERENCES: &[KnownJournalDifference] = &[
+    KnownJournalDifference {
+        scenario: "dismounted.toml",
+        difference: JournalDifference::ImageKeepsNone,
+        reason: JOURNAL_TEARDOWN,
+    },
+    KnownJournalDifference {
+        scenario: "fs_other.toml",
+        difference: JournalDifference::ImageKeepsNone,
+        reason: JOURNAL_NOT_ATTACHED,
+    },
+    KnownJournalDifference {
+        scenario: "lock_before_eof.toml",
+        difference: JournalDifference::Fields {
+            step: 0,
+            fields: &[("decided_by", "check LockConflict", "check EndOfFile")],
+        },
+        reason: LOCKS,
+    },
+    KnownJournalDifference {
+        scenario: "lock_edges.toml",
+        difference: JournalDifference::Fields {
+            step: 2,
+            fields: LOCK_FORWARDED,
+        },
+        reason: JOURNAL_LOCKS,
+    },
+    KnownJournalDifference {
+        scenario: "lock_other_exclusive.toml",
+        difference: JournalDifference::Fields {
+            step: 0,
+            fields: LOCK_FORWARDED,
+        },
+        reason: JOURNAL_LOCKS,
+    },
+    KnownJournalDifference {
+        scenario: "lock_other_exclusive.toml",
+        difference: JournalDifference::Fields {
+            step: 1,
+            fields: LOCK_FORWARDED,
+        },
+        reason: JOURNAL_LOCKS,
+    },
+    KnownJournalDifference {
+        scenario: "lock_other_shared.toml",
+        difference: JournalDifference::Fields {
+            step: 1,
+            fields: LOCK_FORWARDED,
+        },
+        reason: JOURNAL_LOCKS,
+    },
+    KnownJournalDifference {
+        scenario: "lock_self.toml",
+        difference: JournalDifference::Fields {
+            step: 2,
+            fields: LOCK_FORWARDED,
+        },
+        reason: JOURNAL_LOCKS,
+    },
+    KnownJournalDifference {
+        scenario: "lock_self_other_key.toml",
+        difference: JournalDifference::Fields {
+            step: 0,
+            fields: LOCK_FORWARDED,
+        },
+        reason: JOURNAL_LOCKS,
+    },
+    KnownJournalDifference {
+        scenario: "order_write.toml",
+        difference: JournalDifference::Fields {
+            step: 1,
+            fields: LOCK_FORWARDED,
+        },
+        reason: JOURNAL_LOCKS,
+    },
+    KnownJournalDifference {
+        scenario: "stream_metadata.toml",
+        difference: JournalDifference::Fields {
+            step: 0,
+            fields: &[("decided_by", "check StreamKind", "check Forward")],
+        },
+        reason: JOURNAL_METADATA,
+    },
+    KnownJournalDifference {
+        scenario: "stream_metadata.toml",
+        difference: JournalDifference::Fields {
+            step: 2,
+            fields: &[("decided_by", "check StreamKind", "check Forward")],
+        },
+        reason: JOURNAL_METADATA,
+    },
+    KnownJournalDifference {
+        scenario: "write_max_file_size.toml",
+        difference: JournalDifference::Fields {
+            step: 0,
+            fields: &[("decided_by", "check MaxFileSize", "check EndOfFile")],
+        },
+        reason: MAX_FILE_SIZE,
+    },
+    KnownJournalDifference {
+        scenario: "write_max_file_size.toml",
+        difference: JournalDifference::Fields {
+            step: 1,
+            fields: &[
+                ("length", "2097152", "1048576"),
+                ("decided_by", "check LockConflict", "check Forward"),
+            ],
+        },
+        reason: JOURNAL_LOCKS_TRIMMED,
+    },
+];
+
+/// A locked range refused by the simulator's filter, forwarded by odxflt.
+const LOCK_FORWARDED: &[(&str, &str, &str)] =
+    &[("decided_by", "check LockConflict", "check Forward")];
 
 /// Why a scenario with a policy other than `enforce` cannot be reproduced by the image.
 pub const POLICY_NOT_IN_IMAGE: &str = "this image does not read Parameters\\DefaultPolicy (no \
@@ -291,6 +432,9 @@ pub struct ScenarioReport {
     pub port_messages: usize,
     /// Rules are in force for some of the steps (`[[rule]]` or a `set_rules` step).
     pub has_rules: bool,
+    /// The decision journals read back through both ports after the steps, compared record by
+    /// record (`None`: not compared, the image ran under another policy than the scenario's).
+    pub journal: Option<JournalReport>,
 }
 
 impl ScenarioReport {
@@ -299,6 +443,7 @@ impl ScenarioReport {
     pub fn ok(&self) -> bool {
         self.problems.is_empty()
             && self.leaks.is_empty()
+            && self.journal.as_ref().is_none_or(|j| j.comparison.ok())
             && (self.policy_unavailable.is_some()
                 || self.steps.iter().all(|s| s.problems.is_empty()))
     }
@@ -328,6 +473,15 @@ impl ScenarioReport {
             .iter()
             .map(|p| format!("{}: {p}", self.name))
             .collect();
+        if let Some(journal) = &self.journal {
+            out.extend(
+                journal
+                    .comparison
+                    .problems
+                    .iter()
+                    .map(|p| format!("{}: {p}", self.name)),
+            );
+        }
         if self.policy_unavailable.is_some() {
             return out;
         }
@@ -515,11 +669,50 @@ impl Summary {
         let port: usize = self.reports.iter().map(|r| r.port_messages).sum();
         let port_scenarios = self.reports.iter().filter(|r| r.port_messages > 0).count();
         line.push_str(&format!(
-            ", {} leaks ({} scenarios, {steps} requests through odxflt.sys; {port} port messages in {port_scenarios} scenarios)",
+            ", {} leaks ({} scenarios, {steps} requests through odxflt.sys; {port} port messages in {port_scenarios} scenarios; {})",
             self.leaks(),
-            self.reports.len()
+            self.reports.len(),
+            self.journal_figure()
         ));
         line
+    }
+
+    /// The journal comparison's figure: records identical (and differing only as documented),
+    /// in how many scenarios, how many pages, how many scenarios without a journal.
+    #[must_use]
+    pub fn journal_figure(&self) -> String {
+        let compared: Vec<&JournalComparison> = self
+            .reports
+            .iter()
+            .filter_map(|r| r.journal.as_ref().map(|j| &j.comparison))
+            .collect();
+        let identical: usize = compared.iter().map(|j| j.identical).sum();
+        let documented: usize = compared.iter().map(|j| j.documented).sum();
+        let differing = compared.iter().filter(|j| !j.ok()).count();
+        let pages: usize = compared.iter().map(|j| j.pages.1).sum();
+        let most = compared.iter().map(|j| j.pages.1).max().unwrap_or(0);
+        let refused = compared.iter().filter(|j| j.refused).count();
+        let lost: u64 = compared.iter().map(|j| j.lost).sum();
+        let mut figure = format!("{identical} journal records identical");
+        if documented > 0 {
+            figure.push_str(&format!(" and {documented} differing as documented"));
+        }
+        figure.push_str(&format!(
+            " in {} scenarios ({pages} ReadJournal pages of {} records from the image, up to {most} a scenario",
+            compared.len(),
+            crate::journal::PAGE_RECORDS
+        ));
+        if lost > 0 {
+            figure.push_str(&format!(", {lost} records lost alike"));
+        }
+        if refused > 0 {
+            figure.push_str(&format!(", {refused} with the journal off: refused alike"));
+        }
+        figure.push(')');
+        if differing > 0 {
+            figure.push_str(&format!(", journal DIFFERENT in {differing}"));
+        }
+        figure
     }
 }
 
@@ -1106,6 +1299,7 @@ pub fn run_scenario(
     }
 
     let mut steps = Vec::new();
+    let mut record_steps = Vec::new();
     for (index, step) in scenario.steps.iter().enumerate() {
         let spec = &step.spec;
         let mut report = StepReport {
@@ -1192,6 +1386,14 @@ pub fn run_scenario(
                             }
                     })
                     .copied();
+                if let Some(seq) = outcome.journal_seq {
+                    record_steps.push(RecordStep {
+                        seq,
+                        step: index,
+                        line: step.line,
+                        known: report.known,
+                    });
+                }
                 if report.known.is_none() {
                     if simulator.status != binary.status {
                         report.problems.push(format!(
@@ -1331,6 +1533,34 @@ pub fn run_scenario(
         problems.extend(volumes);
         Vec::new()
     };
+    // The decision journal: read whole through both ports and compared record by record (an
+    // image under another policy than the scenario's has another journal: not compared).
+    let journal = if policy_unavailable.is_none() {
+        let page = crate::journal::PAGE_RECORDS;
+        match (
+            crate::journal::read_simulator(&mut sim.stack, page),
+            crate::journal::read_image(&mut driver, page),
+        ) {
+            (Ok(simulator), Ok(binary)) => Some(JournalReport::new(
+                &name,
+                simulator,
+                binary,
+                record_steps,
+                scenario.volume.journal_mode() != odx_core::governance::JournalMode::Off,
+                KNOWN_JOURNAL_DIFFERENCES,
+            )),
+            (simulator, binary) => {
+                for (side, error) in [("simulator", simulator.err()), ("binary", binary.err())] {
+                    if let Some(error) = error {
+                        problems.push(format!("journal: reading the {side}'s: {error:#}"));
+                    }
+                }
+                None
+            }
+        }
+    } else {
+        None
+    };
     // The communication port, end to end: after identical steps the image's counters and policy
     // must be the simulator's, asked through the port the image created.
     let mut port_messages = 0;
@@ -1373,6 +1603,7 @@ pub fn run_scenario(
         port_messages,
         has_rules: !scenario.rules.is_empty()
             || scenario.steps.iter().any(|s| s.spec.op == Op::SetRules),
+        journal,
     })
 }
 

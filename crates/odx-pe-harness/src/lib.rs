@@ -17,6 +17,7 @@ pub mod below;
 pub mod diff;
 pub mod driver;
 pub mod faults;
+pub mod journal;
 pub mod kernel;
 pub mod layouts;
 pub mod pe;

@@ -141,6 +141,16 @@ mod harness {
                     );
                 }
             }
+            for line in report
+                .journal
+                .iter()
+                .flat_map(|j| j.comparison.documented_lines.iter())
+            {
+                println!(
+                    "odx-pe-harness: documented journal difference {} {line}",
+                    report.name
+                );
+            }
             if let Some(policy) = &report.policy_unavailable {
                 let differing = report
                     .steps
