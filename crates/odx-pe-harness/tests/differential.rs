@@ -51,6 +51,21 @@ fn every_scenario_answers_as_in_the_simulator_and_nothing_leaks() {
         "{}",
         summary.line()
     );
+    // The journals were read back through both ports and compared in every scenario, most
+    // over several pages.
+    let journals: Vec<_> = summary
+        .reports
+        .iter()
+        .filter_map(|r| r.journal.as_ref().map(|j| &j.comparison))
+        .collect();
+    assert_eq!(journals.len(), summary.reports.len(), "{}", summary.line());
+    let identical: usize = journals.iter().map(|j| j.identical).sum();
+    assert!(identical >= 200, "{}", summary.line());
+    assert!(
+        journals.iter().filter(|j| j.pages.1 > 2).count() >= 10,
+        "{}",
+        summary.line()
+    );
     println!("{}", summary.line());
 }
 
