@@ -74,6 +74,18 @@ pub enum PostContext {
 }
 
 impl PostContext {
+    /// `CopyLength` as the caller asked it (before any trimming).
+    #[must_use]
+    pub const fn requested_length(&self) -> u64 {
+        match self {
+            Self::Read(ctx) => ctx.requested_length,
+            Self::Write(ctx) => ctx.requested_length,
+            Self::Observe {
+                requested_length, ..
+            } => *requested_length,
+        }
+    }
+
     /// The operation.
     #[must_use]
     pub const fn op(&self) -> OffloadOp {
@@ -372,7 +384,12 @@ fn record(
     } else {
         (&[][..], &[][..])
     };
-    let (offset, length) = requested_range(request.op, request.input());
+    // The range as the caller asked it: a trimmed forward has rewritten `CopyLength` in the
+    // buffer already, its context keeps the original.
+    let (offset, mut length) = requested_range(request.op, request.input());
+    if let PreOp::Forward { context, .. } = pre {
+        length = context.requested_length();
+    }
     let pending = match *pre {
         PreOp::Complete {
             status,

@@ -319,3 +319,30 @@ fn the_journal_names_the_rule_or_check_and_completes_forwarded_requests() {
         (NtStatus::STATUS_SUCCESS, 65536)
     );
 }
+
+#[test]
+fn a_trimmed_forward_is_journaled_with_the_length_the_caller_asked() {
+    // A write past end of file is trimmed at it: CopyLength is rewritten in the buffer before
+    // the record is made, and the record keeps what the caller asked.
+    let journal = Journal::<16>::new();
+    let run = write(
+        &RuleSet::new(),
+        Some(&journal),
+        false,
+        "x.exe",
+        8192,
+        65536,
+        PolicyMode::Enforce,
+    );
+    let PreOp::Forward {
+        input_rewritten, ..
+    } = run.pre
+    else {
+        panic!("{:?}", run.pre)
+    };
+    assert!(input_rewritten, "the write was trimmed at end of file");
+    let r = records(&journal);
+    assert_eq!(r.len(), 1);
+    assert_eq!((r[0].offset, r[0].length), (0, 65536));
+    assert_eq!(r[0].decided_by, DecidedBy::Check(Check::Forward));
+}
