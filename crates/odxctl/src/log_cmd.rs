@@ -58,7 +58,15 @@ pub fn read_page<C: PortClient + ?Sized>(client: &mut C, from_seq: u64) -> Resul
         .send(request.as_bytes(), capacity)
         .map_err(|s| Failure {
             code: 1,
-            message: format!("ReadJournal: odxflt answered {}", status_line(s)),
+            message: if s == NtStatus::STATUS_NOT_SUPPORTED {
+                // What a filter without a journal answers (odxflt with Parameters\Journal = 0).
+                format!(
+                    "odxflt keeps no journal (ReadJournal answered {}): its Parameters\\Journal is 0; set it to 1 (every decision) or 2 (every decision, named) and restart the driver",
+                    status_line(s)
+                )
+            } else {
+                format!("ReadJournal: odxflt answered {}", status_line(s))
+            },
         })?;
     let malformed = || Failure {
         code: 1,

@@ -450,3 +450,29 @@ fn diagnose_reports_a_monitor_rule_and_an_enforce_rule_over_a_veto_mode() {
         stdout(&o)
     );
 }
+
+#[test]
+fn log_names_every_record_when_the_journal_is_named_and_says_when_there_is_none() {
+    // Parameters\Journal = 2: every record names the process and the file, matched or not.
+    let o = odxctl(&["log", "--scenario", &scenario("journal_named.toml")]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().skip(1).collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    for (line, (process, file)) in lines.iter().zip([
+        ("copy.exe", "\\Data\\src.bin"),
+        ("copy.exe", "\\Data\\dst.bin"),
+        ("explorer.exe", "\\Data\\src.bin"),
+    ]) {
+        assert!(line.contains(process) && line.contains(file), "{line}");
+    }
+    // Parameters\Journal = 0: no journal to read, and odxctl says how to get one.
+    let o = odxctl(&["log", "--scenario", &scenario("journal_off.toml")]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("odxflt keeps no journal")
+            && stderr(&o).contains("Parameters\\Journal is 0"),
+        "{}",
+        stderr(&o)
+    );
+}
