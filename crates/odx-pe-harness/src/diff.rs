@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, anyhow};
 use odx_core::engine::{SIMULATED_TOKEN_TYPE, TOKEN_KEY_LEN, TokenKey, key_of, token_for_key};
 use odx_core::flags::{AccessMask, FileAttributes, StreamMarkers};
+use odx_core::governance::JournalMode;
 use odx_core::iomgr::{RequestorMode, io_manager_precheck};
 use odx_core::policy::PolicyMode;
 use odx_core::port::governance::RulesReply;
@@ -407,6 +408,9 @@ pub const COST_BUDGET: Cost = Cost {
     lock_calls: 0,
 };
 
+/// `(name queries, governance calls, lock calls)` of a request.
+pub type GovernanceCalls = (usize, usize, usize);
+
 /// One scenario.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ScenarioReport {
@@ -429,6 +433,8 @@ pub struct ScenarioReport {
     pub port_messages: usize,
     /// Rules are in force for some of the steps (`[[rule]]` or a `set_rules` step).
     pub has_rules: bool,
+    /// What the journal records (`[volume] journal`, served as `Parameters\Journal`).
+    pub journal_mode: JournalMode,
     /// The decision journals read back through both ports after the steps, compared record by
     /// record (`None`: not compared, the image ran under another policy than the scenario's).
     pub journal: Option<JournalReport>,
@@ -546,17 +552,26 @@ impl Summary {
         (forwarded, refused_allocations)
     }
 
-    /// Governance calls per request (issue 15), the maxima over scenarios without rules and
-    /// with rules: `(name queries, governance calls, lock calls)` each.
+    /// Governance calls per request (issue 15): the maxima [`GovernanceCalls`] over the scenarios
+    /// without rules, one entry per journal mode
+    /// (`Parameters\Journal`: off, decisions, named), and over the scenarios with rules.
     #[must_use]
-    pub fn governance_costs(&self) -> ((usize, usize, usize), (usize, usize, usize)) {
-        let mut without = (0, 0, 0);
+    pub fn governance_costs(&self) -> ([GovernanceCalls; 3], GovernanceCalls) {
+        let mut without = [(0, 0, 0); 3];
         let mut with = (0, 0, 0);
         for report in &self.reports {
             let slot = if report.has_rules {
                 &mut with
             } else {
-                &mut without
+                let mode = match report.journal_mode {
+                    JournalMode::Off => 0,
+                    JournalMode::Decisions => 1,
+                    JournalMode::Named => 2,
+                };
+                let Some(slot) = without.get_mut(mode) else {
+                    continue;
+                };
+                slot
             };
             for cost in report.steps.iter().filter_map(|s| s.cost) {
                 if cost.pre == Some(PreResult::NotAttached) {
@@ -573,9 +588,15 @@ impl Summary {
     /// The governance line: kernel calls per request for names, journal and rules.
     #[must_use]
     pub fn governance_line(&self) -> String {
-        let ((nq, nc, nl), (rq, rc, rl)) = self.governance_costs();
+        let ([off, decisions, named], (rq, rc, rl)) = self.governance_costs();
+        let part = |(q, c, l): (usize, usize, usize)| {
+            format!("{q} name queries, {c} calls, {l} lock calls")
+        };
         format!(
-            "governance calls per request (journal as each scenario sets it, default decisions): no rules at most {nq} name queries, {nc} calls, {nl} lock calls; with rules at most {rq} name queries, {rc} calls, {rl} lock calls"
+            "governance calls per request, at most: no rules with the journal off {}, with the default journal {}, with the journal named {}; with rules {rq} name queries, {rc} calls, {rl} lock calls",
+            part(off),
+            part(decisions),
+            part(named)
         )
     }
 
@@ -1600,6 +1621,7 @@ pub fn run_scenario(
         port_messages,
         has_rules: !scenario.rules.is_empty()
             || scenario.steps.iter().any(|s| s.spec.op == Op::SetRules),
+        journal_mode: scenario.volume.journal_mode(),
         journal,
     })
 }
