@@ -131,11 +131,14 @@ fuzz_target!(|x: Input| {
         PreOp::Forward {
             context,
             input_rewritten,
+            check,
             journal_seq,
         } => {
             assert_eq!(journal_seq, None, "no journal was given");
             assert_eq!(context.op(), op);
             assert_ne!(mode, PolicyMode::Veto);
+            // Monitored: no check decided; enforced: the one that let it down.
+            assert_eq!(check.is_none(), mode == PolicyMode::Monitor);
             match context {
                 PostContext::Observe { .. } => {
                     assert_eq!(mode, PolicyMode::Monitor);

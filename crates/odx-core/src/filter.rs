@@ -74,18 +74,6 @@ pub enum PostContext {
 }
 
 impl PostContext {
-    /// `CopyLength` as the caller asked it (before any trimming).
-    #[must_use]
-    pub const fn requested_length(&self) -> u64 {
-        match self {
-            Self::Read(ctx) => ctx.requested_length,
-            Self::Write(ctx) => ctx.requested_length,
-            Self::Observe {
-                requested_length, ..
-            } => *requested_length,
-        }
-    }
-
     /// The operation.
     #[must_use]
     pub const fn op(&self) -> OffloadOp {
@@ -198,6 +186,17 @@ pub fn pre_operation_in<F: OffloadFacts + ?Sized>(
         None
     };
     let mode = matched.map_or(env.mode, |(_, action)| action);
+    // The file offset as the caller sent it, for the journal: governing may write an answer over
+    // the input (input and output share the system buffer: a zero-length request's answer
+    // covers `FileOffset`). `black_box` is an optimisation barrier here, not a correctness
+    // device: without it LLVM rearranges the driver's pre-operation around the value and its
+    // frame grows by 144 B (816 B instead of 672 B, live across the checks' kernel calls; the
+    // PE harness's stack analysis, docs/performance.md §7).
+    let offset = if env.journal.is_some() {
+        core::hint::black_box(file_offset(request.op, request.input()))
+    } else {
+        0
+    };
     let mut pre = govern_and_apply(
         BufferedRequest {
             op: request.op,
@@ -211,8 +210,7 @@ pub fn pre_operation_in<F: OffloadFacts + ?Sized>(
         env.stats,
     );
     if let Some(at) = env.journal {
-        let (process, path) = facts.known_names();
-        record(at, &mut pre, mode, matched, process, path, &mut request);
+        record(at, &mut pre, mode, matched, offset, facts, &mut request);
     }
     pre
 }
@@ -368,15 +366,16 @@ fn decided_by(pre: &PreOp, mode: PolicyMode, matched: Option<(usize, PolicyMode)
 // Not inlined: the no-journal path keeps its small frame, and the record's few hundred bytes of
 // locals live only here.
 #[inline(never)]
-fn record(
+fn record<F: OffloadFacts + ?Sized>(
     at: JournalAt<'_>,
     pre: &mut PreOp,
     mode: PolicyMode,
     matched: Option<(usize, PolicyMode)>,
-    process: Option<&[u16]>,
-    path: Option<&[u16]>,
+    offset: u64,
+    facts: &F,
     request: &mut BufferedRequest<'_>,
 ) {
+    let (process, path) = facts.known_names();
     // Names only when the journal records them or a rule matched (asked before this call).
     let named = at.names || matched.is_some();
     let (process, path) = if named {
@@ -384,12 +383,25 @@ fn record(
     } else {
         (&[][..], &[][..])
     };
-    // The range as the caller asked it: a trimmed forward has rewritten `CopyLength` in the
-    // buffer already, its context keeps the original.
-    let (offset, mut length) = requested_range(request.op, request.input());
-    if let PreOp::Forward { context, .. } = pre {
-        length = context.requested_length();
-    }
+    // The caller's `CopyLength`: a forward's context keeps it (the buffer's may be trimmed); a
+    // request answered for `Check::ZeroLength` asked 0 (its answer is written over the input);
+    // a refusal left the input as it was.
+    let length = match *pre {
+        PreOp::Forward { context, .. } => match context {
+            PostContext::Read(ctx) => ctx.requested_length,
+            PostContext::Write(ctx) => ctx.requested_length,
+            PostContext::Observe {
+                requested_length, ..
+            } => requested_length,
+        },
+        PreOp::Complete {
+            check: Some(Check::ZeroLength),
+            ..
+        } => 0,
+        PreOp::Complete { .. } | PreOp::PassThrough { .. } => {
+            requested_range(request.op, request.input()).1
+        }
+    };
     let pending = match *pre {
         PreOp::Complete {
             status,
@@ -425,6 +437,14 @@ fn record(
             at.log.record_forwarded(&event);
         }
     }
+}
+
+/// The input's `FileOffset` (0 if the input is unreadable).
+// Not inlined: one call on the journaled path instead of the views' code in pre-operation's
+// frame (which is live across the checks' kernel calls).
+#[inline(never)]
+fn file_offset(op: OffloadOp, input: &[u8]) -> u64 {
+    requested_range(op, input).0
 }
 
 fn requested_range(op: OffloadOp, input: &[u8]) -> (u64, u64) {

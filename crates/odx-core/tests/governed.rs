@@ -346,3 +346,67 @@ fn a_trimmed_forward_is_journaled_with_the_length_the_caller_asked() {
     assert_eq!((r[0].offset, r[0].length), (0, 65536));
     assert_eq!(r[0].decided_by, DecidedBy::Check(Check::Forward));
 }
+
+#[test]
+fn a_zero_length_request_is_journaled_with_the_range_the_caller_sent() {
+    // The zero-length answer is written into the system buffer before the record is made, over
+    // the input (read: the token covers FileOffset; write: LengthWritten does): the record keeps
+    // the caller's range, not what the answer left there.
+    let journal = Journal::<16>::new();
+    for op in [OffloadOp::Read, OffloadOp::Write] {
+        let offset = 0x0012_3000;
+        let (mut buffer, input_len, output_len) = match op {
+            OffloadOp::Read => {
+                let mut b = read_input(offset, 0).as_bytes().to_vec();
+                b.resize(528, 0);
+                (b, 32, 528)
+            }
+            OffloadOp::Write => (write_input(offset, 0, 0).as_bytes().to_vec(), 544, 16),
+        };
+        let mut facts = Facts::default().sizes(1 << 24, 1 << 24);
+        let pre = pre_operation_in(
+            BufferedRequest {
+                op,
+                buffer: &mut buffer,
+                input_len,
+                output_len,
+            },
+            &mut facts,
+            &PreEnv {
+                mode: PolicyMode::Enforce,
+                rules: &Rules::DOCUMENTED,
+                stats: None,
+                governance: None,
+                journal: Some(JournalAt {
+                    log: &journal,
+                    time: 1,
+                    volume: 0,
+                    process_id: 7,
+                    names: false,
+                }),
+            },
+        );
+        assert!(
+            matches!(
+                pre,
+                PreOp::Complete {
+                    status: NtStatus::STATUS_SUCCESS,
+                    information: 1..,
+                    ..
+                }
+            ),
+            "{op:?}: answered at once with an output: {pre:?}"
+        );
+    }
+    let r = records(&journal);
+    assert_eq!(r.len(), 2);
+    for record in &r {
+        assert_eq!(
+            (record.offset, record.length),
+            (0x0012_3000, 0),
+            "{:?}",
+            record.op
+        );
+        assert_eq!(record.decided_by, DecidedBy::Check(Check::ZeroLength));
+    }
+}

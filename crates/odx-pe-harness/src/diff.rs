@@ -783,12 +783,31 @@ pub fn with_storage(
     volume
 }
 
+/// The op and range a read or write step sends, when its input is a whole structure (a short
+/// input is unreadable and recorded as range 0, 0).
+fn asked_range(spec: &odx_sim::scenario::StepSpec) -> Option<(&'static str, u64, u64)> {
+    let (op, size) = match spec.op {
+        Op::Read => ("Read", OffloadReadInput::SIZE),
+        Op::Write => ("Write", OffloadWriteInput::SIZE),
+        _ => return None,
+    };
+    spec.in_len
+        .is_none_or(|len| len >= size)
+        .then_some((op, spec.offset, spec.length))
+}
+
 /// `volume` with the scenario's `[volume] journal` as `Parameters\Journal` (always served: the
 /// scenario's value or its default; the tests that load the image without a scenario leave it
 /// absent).
 #[must_use]
 pub fn with_registry(mut volume: VolumeInfo, scenario: &Scenario) -> VolumeInfo {
-    volume.journal = Some(scenario.volume.journal_mode().as_u32());
+    // The documented values of Parameters\Journal (docs/driver.md), written out here rather than
+    // taken from odx-core's `JournalMode`, which the driver decodes with.
+    volume.journal = Some(match scenario.volume.journal.as_str() {
+        "off" => 0,
+        "named" => 2,
+        _ => 1,
+    });
     volume
 }
 
@@ -1410,6 +1429,7 @@ pub fn run_scenario(
                         step: index,
                         line: step.line,
                         known: report.known,
+                        asked: asked_range(spec),
                     });
                 }
                 if report.known.is_none() {

@@ -394,6 +394,10 @@ pub struct RecordStep {
     pub line: usize,
     /// The step's documented difference, if any.
     pub known: Option<KnownDifference>,
+    /// What the scenario says the caller sent — `("Read" | "Write", FileOffset, CopyLength)` —
+    /// when its input is a whole structure: both sides' records must say the same (a check
+    /// against the scenario, not against the other side, which runs the same core).
+    pub asked: Option<(&'static str, u64, u64)>,
 }
 
 /// What the comparison found.
@@ -678,6 +682,29 @@ fn compare_record(
             ));
         } else {
             problems.push(format!("{at}: {field}: simulator {sv}, binary {bv}"));
+        }
+    }
+    // Against the scenario: the range the caller asked, on both sides.
+    if let Some((op, offset, length)) = step.and_then(|r| r.asked) {
+        let want = [
+            ("op", op.to_owned()),
+            ("offset", offset.to_string()),
+            ("length", length.to_string()),
+        ];
+        let got = |r: &JournalRecordWire| {
+            fields(r)
+                .into_iter()
+                .filter(|(f, _)| want.iter().any(|(w, _)| w == f))
+                .collect::<Vec<_>>()
+        };
+        for (side, record) in [("simulator", s), ("binary", b)] {
+            for ((field, value), (_, wanted)) in got(record).into_iter().zip(&want) {
+                if &value != wanted {
+                    problems.push(format!(
+                        "{at}: {field}: the scenario's request {wanted}, the {side}'s record {value}"
+                    ));
+                }
+            }
         }
     }
     if rest(s) != rest(b) {

@@ -198,8 +198,8 @@ pub struct Parameters {
     pub journal: JournalMode,
 }
 
-/// `RegistryPath\Parameters\DefaultPolicy` and `...\OffloadBackoffSeconds` (one open of the
-/// key, two value queries).
+/// `RegistryPath\Parameters\DefaultPolicy`, `...\OffloadBackoffSeconds` and `...\Journal` (one
+/// open of the key, three value queries), and `...\Rules` into the rule set.
 pub fn parameters(registry_path: *const UNICODE_STRING) -> Parameters {
     let absent = Parameters {
         policy: RegistrySource::Absent,

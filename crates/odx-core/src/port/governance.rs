@@ -243,7 +243,7 @@ pub const RECORD_FILE_CUT: u16 = 0x0004;
 /// Record flag: `rule` is set.
 pub const RECORD_HAS_RULE: u16 = 0x0008;
 
-/// One journal record on the wire: 216 bytes.
+/// One journal record on the wire: 200 bytes.
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned,
 )]
