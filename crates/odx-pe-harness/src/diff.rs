@@ -1772,3 +1772,28 @@ pub fn default_image() -> PathBuf {
 pub fn default_scenarios() -> PathBuf {
     workspace_root().join("tests/scenarios")
 }
+
+/// The cross-built image at [`default_image`], for the harness's tests: `None`, with a line on
+/// stderr saying how to build it, when it is absent (the test then checks nothing and says so).
+#[must_use]
+pub fn built_image() -> Option<Vec<u8>> {
+    let path = default_image();
+    match std::fs::read(&path) {
+        Ok(bytes) => Some(bytes),
+        Err(_) => {
+            eprintln!(
+                "SKIPPED: {} is absent; build it with scripts/cross-build-driver.sh to run the PE harness",
+                path.display()
+            );
+            None
+        }
+    }
+}
+
+/// Scenario `name` of [`default_scenarios`].
+///
+/// # Errors
+/// It cannot be read or is malformed.
+pub fn scenario_named(name: &str) -> Result<Scenario> {
+    Scenario::load(&default_scenarios().join(name)).map_err(|e| anyhow!("{e}"))
+}

@@ -11,17 +11,7 @@ use odx_pe_harness::kernel::Call;
 use odx_sim::VolumeConfig;
 
 fn image() -> Option<Vec<u8>> {
-    let path = diff::default_image();
-    match std::fs::read(&path) {
-        Ok(bytes) => Some(bytes),
-        Err(_) => {
-            eprintln!(
-                "SKIPPED: {} is absent; build it with scripts/cross-build-driver.sh to run the PE harness",
-                path.display()
-            );
-            None
-        }
-    }
+    diff::built_image()
 }
 
 #[test]

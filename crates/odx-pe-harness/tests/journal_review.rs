@@ -7,8 +7,6 @@
 
 #![cfg(all(target_os = "linux", target_arch = "x86_64"))]
 
-use std::path::PathBuf;
-
 use odx_core::NtStatus;
 use odx_core::governance::{DecidedBy, JournalMode};
 use odx_core::port::governance::{JournalRecordWire, RECORD_COMPLETED, RECORD_FILE_CUT};
@@ -21,21 +19,11 @@ use odx_sim::MemStore;
 use odx_sim::scenario::Scenario;
 
 fn image() -> Option<Vec<u8>> {
-    let path = diff::default_image();
-    match std::fs::read(&path) {
-        Ok(bytes) => Some(bytes),
-        Err(_) => {
-            eprintln!("SKIPPED: {} is absent", path.display());
-            None
-        }
-    }
+    diff::built_image()
 }
 
 fn scenario(name: &str) -> Scenario {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/scenarios")
-        .join(name);
-    Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"))
+    diff::scenario_named(name).unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 fn run(image: &[u8], scenario: &Scenario) -> ScenarioReport {

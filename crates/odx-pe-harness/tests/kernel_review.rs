@@ -18,14 +18,7 @@ use odx_sim::VolumeConfig;
 const MIB: i64 = 1 << 20;
 
 fn image() -> Option<Vec<u8>> {
-    let path = diff::default_image();
-    match std::fs::read(&path) {
-        Ok(bytes) => Some(bytes),
-        Err(_) => {
-            eprintln!("SKIPPED: {} is absent", path.display());
-            None
-        }
-    }
+    diff::built_image()
 }
 
 fn attached(image: &[u8]) -> LoadedDriver {
