@@ -1714,20 +1714,8 @@ fn check_request(result: &crate::driver::FsControlResult, report: &mut StepRepor
             if result.input_rewritten { "" } else { "not " }
         ));
     }
-    let held = kernel::with(|k| {
-        (
-            k.pool_outstanding(),
-            k.context_references_held(),
-            k.names.outstanding(),
-            k.names.locks_held(),
-        )
-    });
-    if let Some((pool, references, names, locks)) = held {
-        if pool != 0 || references != 0 || names != 0 || locks != 0 {
-            report.problems.push(format!(
-                "after the request: {pool} pool blocks outstanding, {references} context references held, {names} file names not released, {locks} push locks held"
-            ));
-        }
+    if let Some(held) = kernel::with(|k| k.held_after_request()).flatten() {
+        report.problems.push(format!("after the request: {held}"));
     }
 }
 

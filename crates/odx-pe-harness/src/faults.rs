@@ -225,21 +225,11 @@ fn run_once(
                         "{at}: ALL_ZERO_BEYOND_CURRENT_RANGE on a file whose data is all valid"
                     ));
                 }
-                let held = kernel::with(|k| {
-                    (
-                        k.pool_outstanding(),
-                        k.context_references_held(),
-                        k.names.outstanding(),
-                        k.names.locks_held(),
-                    )
-                });
-                if let Some((pool, references, names, locks)) = held {
-                    if pool != 0 || references != 0 || names != 0 || locks != 0 {
-                        report.leaks += 1;
-                        report.problems.push(format!(
-                            "{at}: after the request {pool} pool blocks outstanding, {references} context references held, {names} file names not released, {locks} push locks held"
-                        ));
-                    }
+                if let Some(held) = kernel::with(|k| k.held_after_request()).flatten() {
+                    report.leaks += 1;
+                    report
+                        .problems
+                        .push(format!("{at}: after the request {held}"));
                 }
             }
             Op::WriteData => {

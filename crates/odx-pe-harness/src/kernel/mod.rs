@@ -436,6 +436,23 @@ impl Kernel {
         self.pool.len()
     }
 
+    /// What a request must not leave behind, after it: `None` when nothing is held, else a line
+    /// naming each count (pool blocks, context references, file names, push locks).
+    #[must_use]
+    pub fn held_after_request(&self) -> Option<String> {
+        let (pool, references, names, locks) = (
+            self.pool_outstanding(),
+            self.context_references_held(),
+            self.names.outstanding(),
+            self.names.locks_held(),
+        );
+        (pool != 0 || references != 0 || names != 0 || locks != 0).then(|| {
+            format!(
+                "{pool} pool blocks outstanding, {references} context references held, {names} file names not released, {locks} push locks held"
+            )
+        })
+    }
+
     /// The instance with `handle`.
     fn instance_mut(&mut self, handle: isize) -> Option<&mut Instance> {
         self.instances.iter_mut().find(|i| i.handle == handle)
