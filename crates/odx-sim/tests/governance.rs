@@ -277,3 +277,29 @@ fn set_rules_goes_through_the_port_and_a_refusal_keeps_the_rules() {
     );
     assert_eq!(stack.rule_set().to_string().trim(), "veto");
 }
+
+#[test]
+fn the_journal_mode_is_checked_and_maps_to_its_registry_value() {
+    let e = parse_err("[volume]\njournal = \"on\"\n");
+    assert!(
+        e.contains("[volume] journal = \"on\" is not off, decisions or named"),
+        "{e}"
+    );
+    for (name, mode, dword) in [
+        ("off", JournalMode::Off, 0),
+        ("decisions", JournalMode::Decisions, 1),
+        ("named", JournalMode::Named, 2),
+    ] {
+        let s = Scenario::parse(
+            &format!("description = \"d\"\n[volume]\njournal = \"{name}\"\n"),
+            "j.toml",
+        )
+        .unwrap();
+        assert_eq!(s.volume.journal_mode(), mode);
+        // The documented Parameters\Journal values (docs/driver.md), written out.
+        assert_eq!(mode.as_u32(), dword);
+        assert_eq!(JournalMode::from_dword(Some(dword)), mode);
+    }
+    let s = Scenario::parse("description = \"d\"\n", "j.toml").unwrap();
+    assert_eq!(s.volume.journal_mode(), JournalMode::Decisions, "default");
+}
