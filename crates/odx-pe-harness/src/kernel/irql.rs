@@ -6,6 +6,9 @@
 //! exactly that instruction at the faulting address, puts [`super::Kernel::irql`] into the
 //! destination register and steps over it, as the processor would have in ring 0. Any other
 //! fault is not handled: the default action runs and the process dies, as a bugcheck would.
+//! Under valgrind (scripts/callgrind-image.sh) the same instruction arrives as SIGILL: valgrind
+//! cannot decode a control-register move and raises that instead of the fault. The handler serves
+//! both signals alike.
 //!
 //! `__C_specific_handler` (ntoskrnl.exe) is the language handler of the port's SEH shim. On
 //! Linux no fault is ever delivered to it (the signal handler above does not dispatch SEH), so
@@ -116,7 +119,7 @@ extern "C" fn on_segv(signal: i32, _info: *mut libc::siginfo_t, context: *mut c_
     let info = unsafe { &*_info };
     // SAFETY: `si_addr` of a SIGSEGV siginfo is the faulting address.
     let address = unsafe { info.si_addr() } as usize;
-    if super::storage::fault_on_sent_irp(address) {
+    if signal == libc::SIGSEGV && super::storage::fault_on_sent_irp(address) {
         return;
     }
     // Not ours: restore the default action; returning re-executes the faulting instruction,
@@ -125,7 +128,7 @@ extern "C" fn on_segv(signal: i32, _info: *mut libc::siginfo_t, context: *mut c_
     unsafe { libc::signal(signal, libc::SIG_DFL) };
 }
 
-/// Installs the SIGSEGV handler once per process.
+/// Installs the SIGSEGV (and, for valgrind, SIGILL) handler once per process.
 ///
 /// # Errors
 /// `sigaction` failed.
@@ -139,16 +142,17 @@ pub fn install_cr8_emulation() -> anyhow::Result<()> {
             action.sa_flags = libc::SA_SIGINFO | libc::SA_NODEFER;
             // SAFETY: `action.sa_mask` is a valid sigset to clear.
             unsafe { libc::sigemptyset(&mut action.sa_mask) };
-            // SAFETY: installing a handler for SIGSEGV with a valid sigaction.
-            let status = unsafe { libc::sigaction(libc::SIGSEGV, &action, std::ptr::null_mut()) };
-            if status == 0 {
-                Ok(())
-            } else {
-                Err(format!(
-                    "sigaction(SIGSEGV): {}",
-                    std::io::Error::last_os_error()
-                ))
+            for (signal, name) in [(libc::SIGSEGV, "SIGSEGV"), (libc::SIGILL, "SIGILL")] {
+                // SAFETY: installing a handler for SIGSEGV or SIGILL with a valid sigaction.
+                let status = unsafe { libc::sigaction(signal, &action, std::ptr::null_mut()) };
+                if status != 0 {
+                    return Err(format!(
+                        "sigaction({name}): {}",
+                        std::io::Error::last_os_error()
+                    ));
+                }
             }
+            Ok(())
         })
         .clone()
         .map_err(|e| anyhow::anyhow!(e))
