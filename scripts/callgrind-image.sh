@@ -60,7 +60,7 @@ scenario() {
 image_ir() {
   local cg="$out/cg.$(basename "$1")"
   valgrind --tool=callgrind --toggle-collect='*fs_control_between*' --compress-strings=no \
-    --compress-pos=no --callgrind-out-file="$cg" "$harness" --image "$image" --scenarios "$1" \
+    --compress-pos=no --callgrind-out-file="$cg" "$harness" --image "$image" --scenarios "$1" --as-written \
     > "$cg.log" 2>&1 || true
   grep -q 'scenarios identical\|DIFFERENT' "$cg.log" || { echo "callgrind-image: the harness did not finish:" >&2; tail -5 "$cg.log" >&2; exit 1; }
   # Self-cost lines follow a position; the line after `calls=` is a call's inclusive cost.

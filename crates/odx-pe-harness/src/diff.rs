@@ -513,6 +513,8 @@ pub struct Summary {
     pub reports: Vec<ScenarioReport>,
     /// Listed differences that did not occur.
     pub stale: Vec<KnownDifference>,
+    /// Of [`Self::reports`], the runs of [`journal_off_variant`]s.
+    pub journal_off: usize,
 }
 
 impl Summary {
@@ -687,9 +689,10 @@ impl Summary {
         let port: usize = self.reports.iter().map(|r| r.port_messages).sum();
         let port_scenarios = self.reports.iter().filter(|r| r.port_messages > 0).count();
         line.push_str(&format!(
-            ", {} leaks ({} scenarios, {steps} requests through odxflt.sys; {port} port messages in {port_scenarios} scenarios; {})",
+            ", {} leaks ({} scenarios, {} of them again with the journal off, {steps} requests through odxflt.sys; {port} port messages in {port_scenarios} scenarios; {})",
             self.leaks(),
-            self.reports.len(),
+            self.reports.len() - self.journal_off,
+            self.journal_off,
             self.journal_figure()
         ));
         line
@@ -1300,6 +1303,8 @@ pub fn run_scenario(
     known: &[KnownDifference],
 ) -> Result<ScenarioReport> {
     let name = file_name(&scenario.path);
+    // A journal-off copy differs from the simulator where its scenario does.
+    let listed_as = name.strip_suffix(JOURNAL_OFF).unwrap_or(&name);
     let config = scenario.volume_config();
     let (volume, max_size_expressible) = volume_info(&config);
     let volume = with_registry(with_storage(volume, &scenario.storage), scenario);
@@ -1412,7 +1417,7 @@ pub fn run_scenario(
                 report.known = known
                     .iter()
                     .find(|k| {
-                        k.scenario == name
+                        k.scenario == listed_as
                             && k.step == index
                             && match k.difference {
                                 Difference::Status {
@@ -1611,7 +1616,7 @@ pub fn run_scenario(
     {
         let (port, sent) = crate::port::round_trip(&mut driver, &mut sim.stack, policy)?;
         port_messages = sent;
-        let listed = KNOWN_STATS_DIFFERENCES.iter().any(|(n, _)| *n == name);
+        let listed = KNOWN_STATS_DIFFERENCES.iter().any(|(n, _)| *n == listed_as);
         if listed {
             let (stats, other): (Vec<String>, Vec<String>) = port
                 .into_iter()
@@ -1719,17 +1724,32 @@ fn check_request(result: &crate::driver::FsControlResult, report: &mut StepRepor
     }
 }
 
-/// Runs every `*.toml` in `dir`.
+/// Runs every `*.toml` in `dir`, and each that configures nothing again with the journal off
+/// ([`journal_off_variant`]).
 ///
 /// # Errors
 /// A scenario cannot be read or run.
 pub fn run_all(image: &[u8], dir: &Path) -> Result<Summary> {
+    run_all_copies(image, dir, true)
+}
+
+/// [`run_all`], with (`journal_off_copies`) or without the journal-off copies (a measurement
+/// of the scenarios as written: scripts/callgrind-image.sh).
+///
+/// # Errors
+/// As [`run_all`].
+pub fn run_all_copies(image: &[u8], dir: &Path, journal_off_copies: bool) -> Result<Summary> {
     let files = odx_sim::scenario::scenario_files(dir)
         .with_context(|| format!("reading {}", dir.display()))?;
     let mut reports = Vec::new();
+    let mut journal_off = 0;
     for path in &files {
         let scenario = Scenario::load(path).map_err(|e| anyhow!("{e}"))?;
         reports.push(run_scenario(image, &scenario, KNOWN_DIFFERENCES)?);
+        if let Some(off) = journal_off_variant(&scenario).filter(|_| journal_off_copies) {
+            reports.push(run_scenario(image, &off, KNOWN_DIFFERENCES)?);
+            journal_off += 1;
+        }
     }
     let stale = KNOWN_DIFFERENCES
         .iter()
@@ -1740,7 +1760,38 @@ pub fn run_all(image: &[u8], dir: &Path) -> Result<Summary> {
         })
         .copied()
         .collect();
-    Ok(Summary { reports, stale })
+    Ok(Summary {
+        reports,
+        stale,
+        journal_off,
+    })
+}
+
+/// The name suffix of a [`journal_off_variant`].
+pub const JOURNAL_OFF: &str = " (journal off)";
+
+/// `scenario` again with `Parameters\Journal` = 0, when it configures nothing else (no rule at
+/// load or through the port): the image then takes its plain pre-operation body
+/// (`Odxflt::pre_plain`, a separate function from the governed one), which the scenario's own
+/// run does not reach. Expectations on the journal (`expect_decided_by`) are dropped: there is
+/// none. The copy is named `<file> (journal off)`.
+#[must_use]
+pub fn journal_off_variant(scenario: &Scenario) -> Option<Scenario> {
+    let configured = !scenario.rules.is_empty()
+        || scenario
+            .steps
+            .iter()
+            .any(|step| step.spec.op == odx_sim::scenario::Op::SetRules);
+    if configured || scenario.volume.journal_mode() == odx_core::governance::JournalMode::Off {
+        return None;
+    }
+    let mut off = scenario.clone();
+    off.volume.journal = odx_core::governance::JournalMode::Off.name().to_owned();
+    off.path = format!("{}{JOURNAL_OFF}", scenario.path);
+    for step in &mut off.steps {
+        step.spec.expect_decided_by = None;
+    }
+    Some(off)
 }
 
 /// The workspace root (this crate is `crates/odx-pe-harness`).

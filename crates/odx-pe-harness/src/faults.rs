@@ -43,6 +43,9 @@ pub struct FaultSummary {
     pub requests: usize,
     /// Scenarios.
     pub scenarios: usize,
+    /// Of those, run again with the journal off ([`crate::diff::journal_off_variant`]: the
+    /// image's plain pre-operation body), every fault and variant included.
+    pub journal_off: usize,
     /// Runs that left something behind.
     pub leaks: usize,
     /// Misuse of the mock kernel.
@@ -66,10 +69,11 @@ impl FaultSummary {
     #[must_use]
     pub fn line(&self) -> String {
         format!(
-            "faults: {} injected over {} requests in {} scenarios ({} IRQL/requestor/header variant runs), 0 crashes, {} leaks, {} misuse, {} undocumented statuses{}",
+            "faults: {} injected over {} requests in {} scenarios, {} of them again with the journal off ({} IRQL/requestor/header variant runs), 0 crashes, {} leaks, {} misuse, {} undocumented statuses{}",
             self.injected,
             self.requests,
             self.scenarios,
+            self.journal_off,
             self.variants,
             self.leaks,
             self.misuse,
@@ -348,32 +352,45 @@ pub fn run_all(image: &[u8], dir: &Path, limit: Option<usize>) -> Result<FaultSu
         .with_context(|| format!("reading {}", dir.display()))?;
     let mut summary = FaultSummary::default();
     for path in files.iter().take(limit.unwrap_or(usize::MAX)) {
-        let scenario = Scenario::load(path).map_err(|e| anyhow!("{e}"))?;
+        let written = Scenario::load(path).map_err(|e| anyhow!("{e}"))?;
         summary.scenarios += 1;
-        let clean = run_once(image, &scenario, None, &Variant::AS_WRITTEN, "no fault")?;
-        let counts = clean.calls.clone();
-        absorb(&mut summary, clean);
-        for (what, variant) in variants() {
-            summary.variants += 1;
-            let report = run_once(image, &scenario, None, &variant, what)?;
-            absorb(&mut summary, report);
-        }
-        for point in Point::ALL {
-            for nth in 0..counts.get(&point).copied().unwrap_or(0) {
-                for &status in point.statuses() {
-                    let fault = Fault { point, nth, status };
-                    let what = format!("{point:?} call {nth} fails with {status}");
-                    let report =
-                        run_once(image, &scenario, Some(fault), &Variant::AS_WRITTEN, &what)?;
-                    if report.fired {
-                        summary.injected += 1;
-                    }
-                    absorb(&mut summary, report);
-                }
-            }
+        let off = crate::diff::journal_off_variant(&written);
+        summary.journal_off += usize::from(off.is_some());
+        for scenario in core::iter::once(written).chain(off) {
+            run_scenario_faults(image, &scenario, &mut summary)?;
         }
     }
     Ok(summary)
+}
+
+/// [`run_all`]'s runs of one scenario: clean, every variant, every fault.
+fn run_scenario_faults(
+    image: &[u8],
+    scenario: &Scenario,
+    summary: &mut FaultSummary,
+) -> Result<()> {
+    let clean = run_once(image, scenario, None, &Variant::AS_WRITTEN, "no fault")?;
+    let counts = clean.calls.clone();
+    absorb(summary, clean);
+    for (what, variant) in variants() {
+        summary.variants += 1;
+        let report = run_once(image, scenario, None, &variant, what)?;
+        absorb(summary, report);
+    }
+    for point in Point::ALL {
+        for nth in 0..counts.get(&point).copied().unwrap_or(0) {
+            for &status in point.statuses() {
+                let fault = Fault { point, nth, status };
+                let what = format!("{point:?} call {nth} fails with {status}");
+                let report = run_once(image, scenario, Some(fault), &Variant::AS_WRITTEN, &what)?;
+                if report.fired {
+                    summary.injected += 1;
+                }
+                absorb(summary, report);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// [`run_all`]'s fault loop for one scenario and the given routines only (every call of each

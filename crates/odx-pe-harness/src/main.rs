@@ -35,6 +35,7 @@ mod harness {
         let mut scenarios = diff::default_scenarios();
         let mut verbose = false;
         let mut faults = false;
+        let mut as_written = false;
         let mut fault_scenarios: Option<usize> = None;
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
@@ -45,13 +46,14 @@ mod harness {
                 }
                 "-v" | "--verbose" => verbose = true,
                 "--faults" => faults = true,
+                "--as-written" => as_written = true,
                 "--fault-scenarios" => {
                     let n = args.next().context("--fault-scenarios needs a count")?;
                     fault_scenarios = Some(n.parse().context("--fault-scenarios: not a count")?);
                 }
                 "-h" | "--help" => {
                     println!(
-                        "usage: odx-pe-harness [--image PATH] [--scenarios DIR] [--verbose] [--faults [--fault-scenarios N]]"
+                        "usage: odx-pe-harness [--image PATH] [--scenarios DIR] [--verbose] [--as-written] [--faults [--fault-scenarios N]]\n  --as-written: run each scenario only as written, without the journal-off copy of those that configure nothing"
                     );
                     return Ok(ExitCode::SUCCESS);
                 }
@@ -118,7 +120,7 @@ mod harness {
             }
             stack.within_budget()
         };
-        let summary = diff::run_all(&bytes, &scenarios)?;
+        let summary = diff::run_all_copies(&bytes, &scenarios, !as_written)?;
         for report in &summary.reports {
             if verbose {
                 println!(
