@@ -7,6 +7,7 @@ use core::num::NonZeroU64;
 
 use odx_core::filter::{self, PreEnv, PreOp, StorageAt};
 use odx_core::governance::JournalSeq;
+use odx_core::policy::PolicyMode;
 use odx_core::stats::VolumeStats;
 use odx_core::{NtStatus, OffloadFacts, OffloadOp, Rules};
 
@@ -93,7 +94,13 @@ pub fn pre_operation<F: OffloadFacts + ?Sized>(
     facts: &mut F,
     env: &PreEnv<'_>,
 ) -> PreAction {
-    match filter::pre_operation_in(buffer.buffered(op), facts, env) {
+    action(filter::pre_operation_in(buffer.buffered(op), facts, env))
+}
+
+/// The driver's part of the core's answer.
+#[inline(always)]
+fn action(pre: PreOp) -> PreAction {
+    match pre {
         PreOp::Complete {
             status,
             information,
@@ -114,6 +121,24 @@ pub fn pre_operation<F: OffloadFacts + ?Sized>(
         },
         PreOp::PassThrough { .. } => PreAction::PassThrough,
     }
+}
+
+/// Pre-operation with nothing configured: the core filter's plain pre-operation over the system
+/// buffer under the volume's `mode` (what [`pre_operation`] does with no rules and no journal).
+pub fn pre_operation_plain<F: OffloadFacts + ?Sized>(
+    op: OffloadOp,
+    mode: PolicyMode,
+    buffer: &mut SystemBuffer<'_>,
+    facts: &mut F,
+    stats: Option<&VolumeStats>,
+) -> PreAction {
+    action(filter::pre_operation(
+        buffer.buffered(op),
+        mode,
+        facts,
+        &Rules::DOCUMENTED,
+        stats,
+    ))
 }
 
 /// Post-operation: the core filter's completion mapping; `below` and `information` are the

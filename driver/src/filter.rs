@@ -2,6 +2,7 @@
 //! obeys the core. Views and trampolines are in [`crate::ffi`]; decisions are in `odx_core`.
 
 use odx_core::NtStatus;
+use odx_core::OffloadOp;
 use odx_core::Rules;
 use odx_core::filter::{PreEnv, StorageAt};
 use odx_core::governance::{Governance, JournalAt, JournalMode, JournalSeq};
@@ -36,23 +37,40 @@ impl OperationHandler for Odxflt {
     // A documented offload status: copy engines fall back to ordinary I/O for the file.
     const NO_CONTEXT_STATUS: NtStatus = NtStatus::STATUS_INSUFFICIENT_RESOURCES;
 
+    // Nothing configured: no rule in force and `Parameters\Journal` = 0 (two loads). Then the
+    // request takes `pre_plain`, the core's plain pre-operation, which is what the governed one
+    // does with nothing configured; a request racing a rule change sees the rules before or
+    // after it, as with the lock.
+    #[inline(always)]
+    fn plain() -> bool {
+        VOLUMES.journal_mode() == JournalMode::Off && rules::none()
+    }
+
+    // Inlined into its callback body, as `pre` is.
+    #[inline(always)]
+    fn pre_plain(data: &mut CallbackData<'_>, objects: RelatedObjects<'_>) -> PreOutcome<Pending> {
+        let Some((op, instance)) = offload_request(data, objects) else {
+            return PreOutcome::NoCallback;
+        };
+        let slot = instance.slot();
+        let mode = VOLUMES.policy(slot);
+        let stats = VOLUMES.stats(slot);
+        let storage = VOLUMES.storage_or(slot, instance.capability());
+        let source = RequestSource::new(objects, instance.facts(), storage, data.request());
+        let mut facts = KernelFacts::new(source, LockView::FileSystemDecides);
+        let action =
+            dispatch::pre_operation_plain(op, mode, &mut data.system_buffer(), &mut facts, stats);
+        outcome(action, slot)
+    }
+
     // Inlined into the callback trampoline: one frame instead of two (their return slot,
     // shadow space and saved registers once), 960 B instead of 1024 B live across the checks'
     // kernel calls (odx-pe-harness stack analysis).
     #[inline(always)]
     fn pre(data: &mut CallbackData<'_>, objects: RelatedObjects<'_>) -> PreOutcome<Pending> {
-        let Some(op) = data.fs_control().and_then(|control| control.offload_op()) else {
+        let Some((op, instance)) = offload_request(data, objects) else {
             return PreOutcome::NoCallback;
         };
-        // One context lookup per request; the reference is held until pre-operation returns.
-        // An instance without a context (setup failed half-way) or being torn down is not
-        // governed: the request passes through untouched, and the file system answers it.
-        let Ok(instance) = InstanceContextRef::get(objects.instance()) else {
-            return PreOutcome::NoCallback;
-        };
-        if instance.torn_down() {
-            return PreOutcome::NoCallback;
-        }
         let slot = instance.slot();
         let mode = VOLUMES.policy(slot);
         let stats = VOLUMES.stats(slot);
@@ -94,25 +112,7 @@ impl OperationHandler for Odxflt {
         };
         let action = dispatch::pre_operation(op, &mut buffer, &mut facts, &env);
         drop(rules);
-        match action {
-            PreAction::Complete {
-                status,
-                information,
-            } => PreOutcome::Complete(status, information),
-            // A trimmed `CopyLength` is rewritten in the system buffer, not in the parameter
-            // block: the callback data is not dirty (FltSetCallbackDataDirty is for changes to
-            // the parameter block or the target).
-            PreAction::Forward {
-                context,
-                journal_seq,
-                ..
-            } => PreOutcome::WithCallback(Pending {
-                context,
-                slot,
-                journal: journal_seq.and_then(JournalTicket::new),
-            }),
-            PreAction::PassThrough => PreOutcome::NoCallback,
-        }
+        outcome(action, slot)
     }
 
     // Inlined into the callback trampoline, as `pre` is: one frame and no call on every
@@ -140,6 +140,44 @@ impl OperationHandler for Odxflt {
             }),
         );
         data.set_io_status(action.status, action.information);
+    }
+}
+
+/// What every offload request pays before either pre-operation: the operation (`None` for any
+/// other control code) and the instance context. An instance without a context (setup failed
+/// half-way) or being torn down is not governed: the request passes through untouched, and the
+/// file system answers it. The reference is held until pre-operation returns.
+#[inline(always)]
+fn offload_request(
+    data: &CallbackData<'_>,
+    objects: RelatedObjects<'_>,
+) -> Option<(OffloadOp, InstanceContextRef)> {
+    let op = data.fs_control().and_then(|control| control.offload_op())?;
+    let instance = InstanceContextRef::get(objects.instance()).ok()?;
+    (!instance.torn_down()).then_some((op, instance))
+}
+
+/// The callback's answer for the core's.
+#[inline(always)]
+fn outcome(action: PreAction, slot: Option<u32>) -> PreOutcome<Pending> {
+    match action {
+        PreAction::Complete {
+            status,
+            information,
+        } => PreOutcome::Complete(status, information),
+        // A trimmed `CopyLength` is rewritten in the system buffer, not in the parameter
+        // block: the callback data is not dirty (FltSetCallbackDataDirty is for changes to
+        // the parameter block or the target).
+        PreAction::Forward {
+            context,
+            journal_seq,
+            ..
+        } => PreOutcome::WithCallback(Pending {
+            context,
+            slot,
+            journal: journal_seq.and_then(JournalTicket::new),
+        }),
+        PreAction::PassThrough => PreOutcome::NoCallback,
     }
 }
 

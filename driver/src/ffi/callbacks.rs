@@ -237,6 +237,20 @@ pub trait OperationHandler {
     const NO_CONTEXT_STATUS: NtStatus;
     /// Pre-operation (IRQL <= APC_LEVEL).
     fn pre(data: &mut CallbackData<'_>, objects: RelatedObjects<'_>) -> PreOutcome<Self::Context>;
+    /// Whether this request takes [`Self::pre_plain`] instead of [`Self::pre`]: asked first,
+    /// for every request of the operation, so it must be a few loads.
+    #[must_use]
+    fn plain() -> bool {
+        false
+    }
+    /// A second pre-operation for when [`Self::plain`] holds (by default [`Self::pre`]): each
+    /// has its own callback body and frame, so the one taken pays nothing for the other.
+    fn pre_plain(
+        data: &mut CallbackData<'_>,
+        objects: RelatedObjects<'_>,
+    ) -> PreOutcome<Self::Context> {
+        Self::pre(data, objects)
+    }
     /// Post-operation (IRQL <= DISPATCH_LEVEL); never called while draining.
     fn post(data: &mut CallbackData<'_>, context: Self::Context);
 }
@@ -251,6 +265,28 @@ pub unsafe extern "system" fn pre_operation<H: OperationHandler>(
     objects: *const FLT_RELATED_OBJECTS,
     completion_context: *mut *mut c_void,
 ) -> FLT_PREOP_CALLBACK_STATUS {
+    // The same three arguments are passed on and nothing is done after the call: LLVM makes it
+    // a jump, so the chosen body's frame is the only one (odx-pe-harness stack analysis).
+    if H::plain() {
+        // SAFETY: forwarded: this function's contract is the callee's.
+        unsafe { pre_operation_as::<H, true>(data, objects, completion_context) }
+    } else {
+        // SAFETY: as above.
+        unsafe { pre_operation_as::<H, false>(data, objects, completion_context) }
+    }
+}
+
+/// [`pre_operation`]'s body, with [`OperationHandler::pre_plain`] (`PLAIN`) or
+/// [`OperationHandler::pre`].
+///
+/// # Safety
+/// As [`pre_operation`].
+#[inline(never)]
+unsafe extern "system" fn pre_operation_as<H: OperationHandler, const PLAIN: bool>(
+    data: *mut FLT_CALLBACK_DATA,
+    objects: *const FLT_RELATED_OBJECTS,
+    completion_context: *mut *mut c_void,
+) -> FLT_PREOP_CALLBACK_STATUS {
     // SAFETY: Filter Manager passes the live callback data of this operation, exclusively ours
     // for the duration of the callback.
     let Some(data) = (unsafe { data.as_mut() }) else {
@@ -261,7 +297,13 @@ pub unsafe extern "system" fn pre_operation<H: OperationHandler>(
         return FLT_PREOP_SUCCESS_NO_CALLBACK;
     };
     let mut data = CallbackData { data };
-    match H::pre(&mut data, RelatedObjects { objects }) {
+    let objects = RelatedObjects { objects };
+    let outcome = if PLAIN {
+        H::pre_plain(&mut data, objects)
+    } else {
+        H::pre(&mut data, objects)
+    };
+    match outcome {
         PreOutcome::NoCallback => FLT_PREOP_SUCCESS_NO_CALLBACK,
         PreOutcome::Complete(status, information) => {
             data.set_io_status(status, information);
