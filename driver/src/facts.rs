@@ -76,17 +76,19 @@ pub enum LockView {
     FileSystemDecides,
 }
 
-/// The [`OffloadFacts`] of one request.
+/// The [`OffloadFacts`] of one request. `SHARE_SIZES`: the stream sizes are kept once asked,
+/// because a size rule and the checks both ask and one query serves both; without rules only
+/// the checks ask, once, and nothing is kept (`false`: the plain pre-operation).
 #[derive(Debug)]
-pub struct KernelFacts<S> {
+pub struct KernelFacts<S, const SHARE_SIZES: bool = true> {
     source: S,
     locks: LockView,
-    /// The stream sizes once asked: a size rule and the checks both ask, one query serves both.
+    /// The stream sizes once asked (with `SHARE_SIZES`).
     sizes: Option<Result<StreamSizes, NtStatus>>,
 }
 
 impl<S: KernelSource> KernelFacts<S> {
-    /// Facts for one request.
+    /// Facts for one request, the stream sizes kept once asked.
     pub const fn new(source: S, locks: LockView) -> Self {
         Self {
             source,
@@ -94,7 +96,21 @@ impl<S: KernelSource> KernelFacts<S> {
             sizes: None,
         }
     }
+}
 
+impl<S: KernelSource> KernelFacts<S, false> {
+    /// Facts for one request that no rule governs: the stream sizes are asked once, by the
+    /// checks, and not kept.
+    pub const fn unshared(source: S, locks: LockView) -> Self {
+        Self {
+            source,
+            locks,
+            sizes: None,
+        }
+    }
+}
+
+impl<S: KernelSource, const SHARE_SIZES: bool> KernelFacts<S, SHARE_SIZES> {
     fn query_sizes(&mut self) -> Result<StreamSizes, NtStatus> {
         let standard = self.source.standard()?;
         let end_of_file = u64::try_from(standard.end_of_file).unwrap_or(0);
@@ -119,7 +135,7 @@ impl<S: KernelSource> KernelFacts<S> {
     }
 }
 
-impl<S: KernelSource> OffloadFacts for KernelFacts<S> {
+impl<S: KernelSource, const SHARE_SIZES: bool> OffloadFacts for KernelFacts<S, SHARE_SIZES> {
     fn volume(&mut self) -> Result<VolumeFacts, NtStatus> {
         self.source.volume()
     }
@@ -142,6 +158,9 @@ impl<S: KernelSource> OffloadFacts for KernelFacts<S> {
     }
 
     fn stream_sizes(&mut self) -> Result<StreamSizes, NtStatus> {
+        if !SHARE_SIZES {
+            return self.query_sizes();
+        }
         if let Some(known) = self.sizes {
             return known;
         }

@@ -57,7 +57,8 @@ impl OperationHandler for Odxflt {
         let stats = VOLUMES.stats(slot);
         let storage = VOLUMES.storage_or(slot, instance.capability());
         let source = RequestSource::new(objects, instance.facts(), storage, data.request());
-        let mut facts = KernelFacts::new(source, LockView::FileSystemDecides);
+        // No rules: only the checks ask the stream sizes, once; nothing is kept.
+        let mut facts = KernelFacts::unshared(source, LockView::FileSystemDecides);
         let action =
             dispatch::pre_operation_plain(op, mode, &mut data.system_buffer(), &mut facts, stats);
         outcome(action, slot)
