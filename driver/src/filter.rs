@@ -7,6 +7,7 @@ use odx_core::Rules;
 use odx_core::filter::{PreEnv, StorageAt};
 use odx_core::governance::{Governance, JournalAt, JournalMode, JournalSeq};
 use odx_core::iomgr::RequestorMode;
+use odx_core::stats::VolumeStats;
 
 use crate::dispatch::{self, JournalTicket, Pending, PreAction};
 use crate::facts::{KernelFacts, LockView};
@@ -117,31 +118,60 @@ impl OperationHandler for Odxflt {
     }
 
     // Inlined into the callback trampoline, as `pre` is: one frame and no call on every
-    // completion (18 of the image's instructions per forwarded request, scripts/callgrind-image.sh).
+    // completion (18 of the image's instructions per forwarded request,
+    // scripts/callgrind-image.sh).
     #[inline(always)]
     fn post(data: &mut CallbackData<'_>, pending: Pending) {
         let (below, information) = data.io_status();
-        // By slot number: no context lookup at DISPATCH_LEVEL, nothing to release.
+        // By slot number: no context lookup at DISPATCH_LEVEL, nothing to release. The storage
+        // state learns the refusals of the storage's answer.
         let stats = VOLUMES.stats(pending.slot);
-        // Same for the storage state the core learns refusals into.
         let storage = VOLUMES.storage(pending.slot).map(|state| StorageAt {
             state,
             now: interrupt_time(),
         });
-        let action = dispatch::post_operation(
-            &pending.context,
-            below,
-            information,
-            &mut data.system_buffer(),
-            stats,
-            storage,
-            pending.journal.map(|ticket| JournalSeq {
-                log: &JOURNAL,
-                seq: ticket.seq(),
-            }),
-        );
-        data.set_io_status(action.status, action.information);
+        let (status, information) = complete(data, &pending, below, information, stats, storage);
+        data.set_io_status(status, information);
     }
+
+    // The request completes with STATUS_INSUFFICIENT_RESOURCES (`NO_CONTEXT_STATUS`, a
+    // documented offload status: copy engines fall back) as if the layer below had answered
+    // it: the core's completion maps it, the volume's counters count it and its journal record
+    // is completed with it. It is not the storage's answer: nothing is learnt from it. Out of
+    // line and cold: the pre-operation bodies that may call it keep their frames and their
+    // straight-line code (16 instructions and 32 B of stack when it was inlined into them).
+    #[cold]
+    #[inline(never)]
+    fn abandoned(data: &mut CallbackData<'_>, pending: &Pending) -> (NtStatus, usize) {
+        let stats = VOLUMES.stats(pending.slot);
+        complete(data, pending, Self::NO_CONTEXT_STATUS, 0, stats, None)
+    }
+}
+
+/// Post-operation's work on the answer `below` / `information`: the core's completion mapping,
+/// the volume's counters and the journal record.
+#[inline(always)]
+fn complete(
+    data: &mut CallbackData<'_>,
+    pending: &Pending,
+    below: NtStatus,
+    information: usize,
+    stats: Option<&VolumeStats>,
+    storage: Option<StorageAt<'_>>,
+) -> (NtStatus, usize) {
+    let action = dispatch::post_operation(
+        &pending.context,
+        below,
+        information,
+        &mut data.system_buffer(),
+        stats,
+        storage,
+        pending.journal.map(|ticket| JournalSeq {
+            log: &JOURNAL,
+            seq: ticket.seq(),
+        }),
+    );
+    (action.status, action.information)
 }
 
 /// What every offload request pays before either pre-operation: the operation (`None` for any

@@ -253,6 +253,13 @@ pub trait OperationHandler {
     }
     /// Post-operation (IRQL <= DISPATCH_LEVEL); never called while draining.
     fn post(data: &mut CallbackData<'_>, context: Self::Context);
+    /// A request `pre` forwarded whose completion context could not be stored: it completes
+    /// now, post-operation never runs, and this finishes what `pre` began for it; returns its
+    /// `IoStatus`. By default [`Self::NO_CONTEXT_STATUS`], nothing returned.
+    fn abandoned(data: &mut CallbackData<'_>, context: &Self::Context) -> (NtStatus, usize) {
+        let _ = (data, context);
+        (Self::NO_CONTEXT_STATUS, 0)
+    }
 }
 
 /// `PFLT_PRE_OPERATION_CALLBACK` for `H`.
@@ -315,7 +322,8 @@ unsafe extern "system" fn pre_operation_as<H: OperationHandler, const PLAIN: boo
                 return FLT_PREOP_SUCCESS_NO_CALLBACK;
             }
             let Some(stored) = H::Pool::store(context) else {
-                data.set_io_status(H::NO_CONTEXT_STATUS, 0);
+                let (status, information) = H::abandoned(&mut data, &context);
+                data.set_io_status(status, information);
                 return FLT_PREOP_COMPLETE;
             };
             // SAFETY: `completion_context` is Filter Manager's non-NULL out slot for this
