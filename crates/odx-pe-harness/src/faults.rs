@@ -20,14 +20,17 @@ use std::path::Path;
 use anyhow::{Context, Result, anyhow};
 use odx_core::NtStatus;
 use odx_core::flags::OffloadReadFlags;
+use odx_core::governance::JournalMode;
 use odx_core::iomgr::RequestorMode;
 use odx_core::policy::PolicyMode;
+use odx_core::port::governance::RECORD_COMPLETED;
 use odx_core::wire::{OffloadReadInput, OffloadReadOutput};
 use odx_core::{OffloadOp, WireStruct};
 use odx_sim::scenario::{Op, Requestor, Scenario};
 
 use crate::diff::{Side, Variant, file_name, forged_token, pseudo_random, seed, through_binary};
 use crate::driver::{ForeignHeader, Load, LoadedDriver, PreResult};
+use crate::journal::JournalRead;
 use crate::kernel;
 use crate::kernel::fault::{Fault, Point};
 use crate::layouts::shapes;
@@ -54,6 +57,8 @@ pub struct FaultSummary {
     pub undocumented: usize,
     /// Reads beyond a foreign valid data length answered by the image itself.
     pub vdl_answers: usize,
+    /// Runs whose journal kept a record pending for a request that completed.
+    pub stuck_records: usize,
     /// One line per problem, naming scenario, fault and request.
     pub problems: Vec<String>,
 }
@@ -69,7 +74,7 @@ impl FaultSummary {
     #[must_use]
     pub fn line(&self) -> String {
         format!(
-            "faults: {} injected over {} requests in {} scenarios, {} of them again with the journal off ({} IRQL/requestor/header variant runs), 0 crashes, {} leaks, {} misuse, {} undocumented statuses{}",
+            "faults: {} injected over {} requests in {} scenarios, {} of them again with the journal off ({} IRQL/requestor/header variant runs), 0 crashes, {} leaks, {} misuse, {} undocumented statuses, {} journal records left pending{}",
             self.injected,
             self.requests,
             self.scenarios,
@@ -78,6 +83,7 @@ impl FaultSummary {
             self.leaks,
             self.misuse,
             self.undocumented,
+            self.stuck_records,
             if self.vdl_answers > 0 {
                 format!(
                     ", {} requests answered from a foreign VDL (read beyond it, or zeros claimed)",
@@ -100,6 +106,7 @@ struct RunReport {
     misuse: usize,
     undocumented: usize,
     vdl_answers: usize,
+    stuck_records: usize,
     problems: Vec<String>,
 }
 
@@ -157,6 +164,9 @@ fn run_once(
         driver.teardown_start(shapes().constants.fltfl_instance_teardown_volume_dismount)?;
     }
     let mut bin = Side::new(scenario)?;
+    // Requests the image passed through (`FLT_PREOP_SUCCESS_NO_CALLBACK`): the only ones whose
+    // journal record may stay pending, no post-operation seeing their answer.
+    let mut passed_through = 0;
     for (index, step) in scenario.steps.iter().enumerate() {
         let spec = &step.spec;
         match spec.op {
@@ -196,6 +206,7 @@ fn run_once(
                 bin.keep_token(spec, status, &output);
                 let Some(result) = result else { continue };
                 report.requests += 1;
+                passed_through += usize::from(result.pre == PreResult::NoCallback);
                 let at = format!("{name} step {index} (line {}) [{what}]", step.line);
                 if !documented(status) {
                     report.undocumented += 1;
@@ -257,6 +268,26 @@ fn run_once(
             }
         }
     }
+    // Every request that completed — in pre-operation, or in post-operation — has a completed
+    // record: a record left pending beyond the passed-through requests is a request the
+    // journal lost track of (read through the port; under a fault the port may refuse, and a
+    // wrapped journal cannot be counted: both skipped).
+    if scenario.volume.journal_mode() != JournalMode::Off
+        && let Ok(JournalRead::Read {
+            records, lost: 0, ..
+        }) = crate::journal::read_image(&mut driver, crate::journal::PAGE_RECORDS)
+    {
+        let pending = records
+            .iter()
+            .filter(|r| r.flags.get() & RECORD_COMPLETED == 0)
+            .count();
+        if pending > passed_through {
+            report.stuck_records += 1;
+            report.problems.push(format!(
+                "{name} [{what}]: {pending} journal records left pending, {passed_through} requests passed through"
+            ));
+        }
+    }
     let (calls, fired) = kernel::with(|k| (k.faults.calls.clone(), k.faults.fired))
         .ok_or_else(|| anyhow!("no kernel"))?;
     report.calls = calls;
@@ -283,6 +314,7 @@ fn absorb(summary: &mut FaultSummary, report: RunReport) {
     summary.misuse += report.misuse;
     summary.undocumented += report.undocumented;
     summary.vdl_answers += report.vdl_answers;
+    summary.stuck_records += report.stuck_records;
     summary.problems.extend(report.problems);
 }
 
