@@ -523,3 +523,103 @@ fn inconsistent_lengths_never_panic() {
         }
     }
 }
+
+/// The driver takes `pre_operation` when nothing is configured and `pre_operation_in` otherwise
+/// (docs/driver.md, "Two callback bodies"): with no governance and no journal the two must be
+/// one decision — the same outcome, the same buffer, the same facts asked (each at most once)
+/// and the same counters — for every mode, operation and input, failing facts included.
+#[test]
+fn nothing_configured_pre_operation_in_is_pre_operation() {
+    let failing = NtStatus::STATUS_INSUFFICIENT_RESOURCES;
+    let facts: Vec<Facts> = vec![
+        Facts::default(),
+        Facts::default().sizes(MIB, MIB / 2),
+        Facts::default().sizes(3000, 3000),
+        Facts::default().sector(4096),
+        Facts::default().attributes(FileAttributes::SPARSE_FILE),
+        Facts::default().deleted(),
+        Facts::default().closed(),
+        Facts {
+            sizes: Err(failing),
+            ..Facts::default()
+        },
+        Facts {
+            kind: Err(failing),
+            ..Facts::default()
+        },
+        Facts {
+            volume: Err(failing),
+            ..Facts::default()
+        },
+    ];
+    let ranges = [
+        (0, 0),
+        (0, 65536),
+        (4096, MIB),
+        (100, 4096),
+        (MIB - 4096, 8192),
+        (2 * MIB, 4096),
+        (u64::MAX - 511, 512),
+    ];
+    let mut cases = 0;
+    for mode in [PolicyMode::Enforce, PolicyMode::Monitor, PolicyMode::Veto] {
+        for op in [OffloadOp::Read, OffloadOp::Write] {
+            for &(offset, length) in &ranges {
+                let input = match op {
+                    OffloadOp::Read => read_input(offset, length).as_bytes().to_vec(),
+                    OffloadOp::Write => write_input(offset, length, 0).as_bytes().to_vec(),
+                };
+                for input_len in [input.len(), input.len() - 1, 0] {
+                    for output_len in [0, 16, 31, OffloadReadOutput::SIZE] {
+                        for base in &facts {
+                            let run = |governed: bool| {
+                                let mut buffer = system_buffer(&input, output_len);
+                                let mut f = base.clone();
+                                let stats = VolumeStats::new();
+                                let request = BufferedRequest {
+                                    op,
+                                    buffer: &mut buffer,
+                                    input_len,
+                                    output_len,
+                                };
+                                let pre = if governed {
+                                    let env = PreEnv {
+                                        mode,
+                                        rules: &Rules::DOCUMENTED,
+                                        stats: Some(&stats),
+                                        governance: None,
+                                        journal: None,
+                                    };
+                                    pre_operation_in(request, &mut f, &env)
+                                } else {
+                                    pre_operation(
+                                        request,
+                                        mode,
+                                        &mut f,
+                                        &Rules::DOCUMENTED,
+                                        Some(&stats),
+                                    )
+                                };
+                                let counts = (stats.read.counts(), stats.write.counts());
+                                (pre, buffer, f.asked, f.names_asked, counts)
+                            };
+                            let plain = run(false);
+                            assert_eq!(
+                                plain,
+                                run(true),
+                                "{mode:?} {op:?} {offset}+{length} in {input_len} out {output_len}"
+                            );
+                            let mut asked = plain.2.clone();
+                            asked.sort_by_key(|k| format!("{k:?}"));
+                            let before = asked.len();
+                            asked.dedup();
+                            assert_eq!(before, asked.len(), "a fact asked twice: {:?}", plain.2);
+                            cases += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(cases, 3 * 2 * 7 * 3 * 4 * 10);
+}
