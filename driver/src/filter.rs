@@ -44,7 +44,7 @@ impl OperationHandler for Odxflt {
     // after it, as with the lock.
     #[inline(always)]
     fn plain() -> bool {
-        VOLUMES.journal_mode() == JournalMode::Off && rules::none()
+        nothing_configured(VOLUMES.journal_mode(), rules::none)
     }
 
     // Inlined into its callback body, as `pre` is.
@@ -174,6 +174,13 @@ fn complete(
     (action.status, action.information)
 }
 
+/// No journal (`Parameters\Journal` = 0) and no rule in force (`rules_none`, asked only when the
+/// journal is off): the request takes the plain pre-operation.
+#[inline(always)]
+fn nothing_configured(journal: JournalMode, rules_none: impl FnOnce() -> bool) -> bool {
+    journal == JournalMode::Off && rules_none()
+}
+
 /// What every offload request pays before either pre-operation: the operation (`None` for any
 /// other control code) and the instance context. An instance without a context (setup failed
 /// half-way) or being torn down is not governed: the request passes through untouched, and the
@@ -262,5 +269,37 @@ impl UnloadHandler for Odxflt {
     fn unload(_flags: u32) -> NtStatus {
         registration::unload();
         NtStatus::STATUS_SUCCESS
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_no_journal_and_no_rules_take_the_plain_body() {
+        // `Parameters\Journal` as the registry holds it: 0 is off; 1, 2, any other value and an
+        // absent or mistyped value journal (JournalMode::from_dword).
+        for (dword, off) in [
+            (Some(0), true),
+            (Some(1), false),
+            (Some(2), false),
+            (Some(7), false),
+            (None, false),
+        ] {
+            let journal = JournalMode::from_dword(dword);
+            for rules_none in [true, false] {
+                assert_eq!(
+                    nothing_configured(journal, || rules_none),
+                    off && rules_none,
+                    "Journal {dword:?}, no rules {rules_none}"
+                );
+            }
+        }
+        // With the journal on, whether rules are in force is not even asked.
+        assert!(!nothing_configured(
+            JournalMode::Decisions,
+            || unreachable!()
+        ));
     }
 }
