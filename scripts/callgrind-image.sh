@@ -64,10 +64,15 @@ image_ir() {
     > "$cg.log" 2>&1 || true
   grep -q 'scenarios identical\|DIFFERENT' "$cg.log" || { echo "callgrind-image: the harness did not finish:" >&2; tail -5 "$cg.log" >&2; exit 1; }
   # Self-cost lines follow a position; the line after `calls=` is a call's inclusive cost.
-  awk '/^ob=/ { ob = substr($0, 4); next }
+  local ir
+  ir=$(awk '/^ob=/ { ob = substr($0, 4); next }
        /^calls=/ { skip = 1; next }
        /^[0-9]/ { if (skip) { skip = 0; next } if (ob == "???") sum += $NF }
-       END { print sum + 0 }' "$cg"
+       END { print sum + 0 }' "$cg")
+  # Nothing counted: the toggle never fired (the harness function renamed or inlined) or the
+  # image ran nowhere; a figure of 0 would be a lie.
+  [ "$ir" -gt 0 ] || { echo "callgrind-image: no image instruction counted in $1 (is Driver::fs_control_between still a function?)" >&2; exit 1; }
+  echo "$ir"
 }
 
 printf '%-34s %10s  %s\n' configuration "Ir/request" "harness verdict (N2 run)"

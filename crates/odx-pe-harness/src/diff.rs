@@ -1358,7 +1358,7 @@ pub fn run_scenario(
         match spec.op {
             Op::Read | Op::Write => {
                 step_names(scenario, spec);
-                let forged = forged_token(seed(&name, index));
+                let forged = forged_token(seed(listed_as, index));
                 let requestor = match spec.requestor {
                     Requestor::User => RequestorMode::User,
                     Requestor::Kernel => RequestorMode::Kernel,
@@ -1384,7 +1384,7 @@ pub fn run_scenario(
                     } else {
                         0
                     },
-                    share_access_bits: Some(seed(&name, index) & 1 == 0),
+                    share_access_bits: Some(seed(listed_as, index) & 1 == 0),
                     ..Variant::AS_WRITTEN
                 };
                 let (status, information, output, result) = through_binary(
@@ -1485,7 +1485,7 @@ pub fn run_scenario(
             }
             Op::WriteData => {
                 let bytes = pseudo_random(
-                    seed(&name, index),
+                    seed(listed_as, index),
                     usize::try_from(spec.length).unwrap_or(0),
                 );
                 for side in [&mut sim, &mut bin] {

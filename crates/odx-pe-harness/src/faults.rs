@@ -124,6 +124,8 @@ fn run_once(
     what: &str,
 ) -> Result<RunReport> {
     let name = file_name(&scenario.path);
+    // A journal-off copy is fed what its scenario is (the seeds are the scenario's name).
+    let seeded = name.strip_suffix(crate::diff::JOURNAL_OFF).unwrap_or(&name);
     let config = scenario.volume_config();
     let (volume, _) = crate::diff::volume_info(&config);
     let volume = crate::diff::with_registry(
@@ -172,7 +174,7 @@ fn run_once(
         match spec.op {
             Op::Read | Op::Write => {
                 crate::diff::step_names(scenario, spec);
-                let forged = forged_token(seed(&name, index));
+                let forged = forged_token(seed(seeded, index));
                 let requestor = match spec.requestor {
                     Requestor::User => RequestorMode::User,
                     Requestor::Kernel => RequestorMode::Kernel,
@@ -249,7 +251,7 @@ fn run_once(
             }
             Op::WriteData => {
                 let bytes = pseudo_random(
-                    seed(&name, index),
+                    seed(seeded, index),
                     usize::try_from(spec.length).unwrap_or(0),
                 );
                 let id = bin.file(spec.file.as_ref())?;
