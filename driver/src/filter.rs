@@ -7,7 +7,9 @@ use odx_core::Rules;
 use odx_core::filter::{PreEnv, StorageAt};
 use odx_core::governance::{Governance, JournalAt, JournalMode, JournalSeq};
 use odx_core::iomgr::RequestorMode;
+use odx_core::policy::PolicyMode;
 use odx_core::stats::VolumeStats;
+use odx_core::storage::StorageState;
 
 use crate::dispatch::{self, JournalTicket, Pending, PreAction};
 use crate::facts::{KernelFacts, LockView};
@@ -53,10 +55,7 @@ impl OperationHandler for Odxflt {
         let Some((op, instance)) = offload_request(data, objects) else {
             return PreOutcome::NoCallback;
         };
-        let slot = instance.slot();
-        let mode = VOLUMES.policy(slot);
-        let stats = VOLUMES.stats(slot);
-        let storage = VOLUMES.storage_or(slot, instance.capability());
+        let (slot, mode, stats, storage) = volume_state(&instance);
         let source = RequestSource::new(objects, instance.facts(), storage, data.request());
         // No rules: only the checks ask the stream sizes, once; nothing is kept.
         let mut facts = KernelFacts::unshared(source, LockView::FileSystemDecides);
@@ -73,10 +72,7 @@ impl OperationHandler for Odxflt {
         let Some((op, instance)) = offload_request(data, objects) else {
             return PreOutcome::NoCallback;
         };
-        let slot = instance.slot();
-        let mode = VOLUMES.policy(slot);
-        let stats = VOLUMES.stats(slot);
-        let storage = VOLUMES.storage_or(slot, instance.capability());
+        let (slot, mode, stats, storage) = volume_state(&instance);
         let raw = data.request();
         let requestor = if data.requestor_kernel() {
             RequestorMode::Kernel
@@ -193,6 +189,26 @@ fn offload_request(
     let op = data.fs_control().and_then(|control| control.offload_op())?;
     let instance = InstanceContextRef::get(objects.instance()).ok()?;
     (!instance.torn_down()).then_some((op, instance))
+}
+
+/// The instance's volume as both pre-operations need it: its slot, mode, counters and storage
+/// state (a volume without a slot reads a shared static state: `VOLUMES.storage_or`).
+#[inline(always)]
+fn volume_state(
+    instance: &InstanceContextRef,
+) -> (
+    Option<u32>,
+    PolicyMode,
+    Option<&'static VolumeStats>,
+    &'static StorageState,
+) {
+    let slot = instance.slot();
+    (
+        slot,
+        VOLUMES.policy(slot),
+        VOLUMES.stats(slot),
+        VOLUMES.storage_or(slot, instance.capability()),
+    )
 }
 
 /// The callback's answer for the core's.

@@ -411,7 +411,19 @@ fn run_scenario_faults(
         let report = run_once(image, scenario, None, &variant, what)?;
         absorb(summary, report);
     }
-    for point in Point::ALL {
+    inject_each(image, scenario, &counts, &Point::ALL, summary)
+}
+
+/// Every call of each of `points` that the clean run made (`counts`) failing once with each of
+/// its documented statuses.
+fn inject_each(
+    image: &[u8],
+    scenario: &Scenario,
+    counts: &BTreeMap<Point, usize>,
+    points: &[Point],
+    summary: &mut FaultSummary,
+) -> Result<()> {
+    for &point in points {
         for nth in 0..counts.get(&point).copied().unwrap_or(0) {
             for &status in point.statuses() {
                 let fault = Fault { point, nth, status };
@@ -440,19 +452,7 @@ pub fn run_points(image: &[u8], scenario: &Scenario, points: &[Point]) -> Result
     let clean = run_once(image, scenario, None, &Variant::AS_WRITTEN, "no fault")?;
     let counts = clean.calls.clone();
     absorb(&mut summary, clean);
-    for &point in points {
-        for nth in 0..counts.get(&point).copied().unwrap_or(0) {
-            for &status in point.statuses() {
-                let fault = Fault { point, nth, status };
-                let what = format!("{point:?} call {nth} fails with {status}");
-                let report = run_once(image, scenario, Some(fault), &Variant::AS_WRITTEN, &what)?;
-                if report.fired {
-                    summary.injected += 1;
-                }
-                absorb(&mut summary, report);
-            }
-        }
-    }
+    inject_each(image, scenario, &counts, points, &mut summary)?;
     Ok(summary)
 }
 
