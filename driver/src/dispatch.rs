@@ -586,6 +586,49 @@ mod tests {
         assert_eq!(lock.status, NtStatus::STATUS_FILE_LOCK_CONFLICT);
     }
 
+    /// What `Odxflt::abandoned` asks of post-operation when a forward's completion context
+    /// cannot be allocated: STATUS_INSUFFICIENT_RESOURCES "from below" stays itself (no row of
+    /// the completion table maps it), nothing is returned or written, and the volume counts one
+    /// failure below.
+    #[test]
+    fn an_abandoned_forward_completes_with_insufficient_resources_and_is_counted() {
+        let contexts = [
+            read_context(4096, false),
+            PostContext::Write(WriteContext {
+                requested_length: 1 << 20,
+                forwarded_length: 4096,
+                sector_size: SectorSize::DEFAULT,
+            }),
+        ];
+        for context in contexts {
+            let mut bytes = std::vec![0x5A_u8; 544];
+            let before = bytes.clone();
+            let mut buffer = SystemBuffer::new(&mut bytes, 544, 528);
+            let stats = VolumeStats::new();
+            let action = post_operation(
+                &context,
+                NtStatus::STATUS_INSUFFICIENT_RESOURCES,
+                0,
+                &mut buffer,
+                Some(&stats),
+                None,
+                None,
+            );
+            assert_eq!(
+                (action.status, action.information),
+                (NtStatus::STATUS_INSUFFICIENT_RESOURCES, 0),
+                "{context:?}"
+            );
+            assert_eq!(bytes, before, "{context:?}: the buffer is left as it was");
+            let counts = stats.op(context.op()).counts();
+            assert_eq!(
+                (counts.failed_below, counts.bytes_offloaded),
+                (1, 0),
+                "{context:?}"
+            );
+        }
+    }
+
     #[test]
     fn post_never_reads_or_writes_past_the_output_length() {
         // A layer below that claims more output than the caller's 16-byte buffer holds.

@@ -11,7 +11,7 @@ use odx_core::policy::PolicyMode;
 use odx_core::stats::VolumeStats;
 use odx_core::storage::StorageState;
 
-use crate::dispatch::{self, JournalTicket, Pending, PreAction};
+use crate::dispatch::{self, JournalTicket, Pending, PostContext, PreAction};
 use crate::facts::{KernelFacts, LockView};
 use crate::ffi::callbacks::{
     CallbackData, InstanceHandler, NonPagedPool, OperationHandler, PreOutcome, RelatedObjects,
@@ -130,17 +130,31 @@ impl OperationHandler for Odxflt {
         data.set_io_status(status, information);
     }
 
-    // The request completes with STATUS_INSUFFICIENT_RESOURCES (`NO_CONTEXT_STATUS`, a
+    // Monitored (the request untouched, its answer only watched): it goes down without a
+    // post-operation, as a monitor never changes an answer; counted forwarded, its record left
+    // pending like any pass-through's. Enforced (its input may be trimmed, its answer must be
+    // mapped): it completes with STATUS_INSUFFICIENT_RESOURCES (`NO_CONTEXT_STATUS`, a
     // documented offload status: copy engines fall back) as if the layer below had answered
-    // it: the core's completion maps it, the volume's counters count it and its journal record
-    // is completed with it. It is not the storage's answer: nothing is learnt from it. Out of
-    // line and cold: the pre-operation bodies that may call it keep their frames and their
-    // straight-line code (16 instructions and 32 B of stack when it was inlined into them).
-    #[cold]
-    #[inline(never)]
-    fn abandoned(data: &mut CallbackData<'_>, pending: &Pending) -> (NtStatus, usize) {
+    // it: the core's completion maps it (a failure without a table row stays itself), the
+    // counters count it as failed below and its journal record is completed with it. It is not
+    // the storage's answer: nothing is learnt from it. Out of line and cold: the pre-operation
+    // bodies that may call it keep their frames and their straight-line code (16 instructions
+    // and 32 B of stack when it was inlined into them); `ffi::callbacks::abandon` is its cold
+    // caller.
+    #[inline(always)]
+    fn abandoned(data: &mut CallbackData<'_>, pending: &Pending) -> Option<(NtStatus, usize)> {
+        if matches!(pending.context, PostContext::Observe { .. }) {
+            return None;
+        }
         let stats = VOLUMES.stats(pending.slot);
-        complete(data, pending, Self::NO_CONTEXT_STATUS, 0, stats, None)
+        Some(complete(
+            data,
+            pending,
+            Self::NO_CONTEXT_STATUS,
+            0,
+            stats,
+            None,
+        ))
     }
 }
 

@@ -270,28 +270,39 @@ fn run_once(
             }
         }
     }
-    // Every request that completed — in pre-operation, or in post-operation — has a completed
-    // record: a record left pending beyond the passed-through requests is a request the
-    // journal lost track of (read through the port; under a fault the port may refuse, and a
-    // wrapped journal cannot be counted: both skipped).
-    if scenario.volume.journal_mode() != JournalMode::Off
-        && let Ok(JournalRead::Read {
-            records, lost: 0, ..
-        }) = crate::journal::read_image(&mut driver, crate::journal::PAGE_RECORDS)
-    {
-        let pending = records
-            .iter()
-            .filter(|r| r.flags.get() & RECORD_COMPLETED == 0)
-            .count();
-        if pending > passed_through {
-            report.stuck_records += 1;
-            report.problems.push(format!(
-                "{name} [{what}]: {pending} journal records left pending, {passed_through} requests passed through"
-            ));
-        }
-    }
+    // What the fault plan saw of the scenario itself (the journal read below must not add to
+    // the calls the fault runs then fail one by one: it is the harness's, not the scenario's).
     let (calls, fired) = kernel::with(|k| (k.faults.calls.clone(), k.faults.fired))
         .ok_or_else(|| anyhow!("no kernel"))?;
+    // Every request that completed — in pre-operation, or in post-operation — has a completed
+    // record: a record left pending beyond the passed-through requests is a request the
+    // journal lost track of. Read through the port; a run whose fault fired may find the port
+    // refusing (no pool for the message), but without a fault the journal must read whole.
+    if scenario.volume.journal_mode() != JournalMode::Off {
+        match crate::journal::read_image(&mut driver, crate::journal::PAGE_RECORDS) {
+            Ok(JournalRead::Read {
+                records, lost: 0, ..
+            }) => {
+                let pending = records
+                    .iter()
+                    .filter(|r| r.flags.get() & RECORD_COMPLETED == 0)
+                    .count();
+                if pending > passed_through {
+                    report.stuck_records += 1;
+                    report.problems.push(format!(
+                        "{name} [{what}]: {pending} journal records left pending, {passed_through} requests passed through"
+                    ));
+                }
+            }
+            other if !fired => {
+                report.stuck_records += 1;
+                report.problems.push(format!(
+                    "{name} [{what}]: the journal could not be read whole without a fault: {other:?}"
+                ));
+            }
+            _ => {}
+        }
+    }
     report.calls = calls;
     report.fired = fired;
     for e in driver.errors() {

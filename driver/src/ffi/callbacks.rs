@@ -253,12 +253,17 @@ pub trait OperationHandler {
     }
     /// Post-operation (IRQL <= DISPATCH_LEVEL); never called while draining.
     fn post(data: &mut CallbackData<'_>, context: Self::Context);
-    /// A request `pre` forwarded whose completion context could not be stored: it completes
-    /// now, post-operation never runs, and this finishes what `pre` began for it; returns its
-    /// `IoStatus`. By default [`Self::NO_CONTEXT_STATUS`], nothing returned.
-    fn abandoned(data: &mut CallbackData<'_>, context: &Self::Context) -> (NtStatus, usize) {
+    /// A request `pre` forwarded whose completion context could not be stored: post-operation
+    /// will never run, and this finishes what `pre` began for it. `Some(IoStatus)`: the request
+    /// completes now with it; `None`: it goes down untouched without a post-operation
+    /// (`FLT_PREOP_SUCCESS_NO_CALLBACK`). By default it completes with
+    /// [`Self::NO_CONTEXT_STATUS`], nothing returned.
+    fn abandoned(
+        data: &mut CallbackData<'_>,
+        context: &Self::Context,
+    ) -> Option<(NtStatus, usize)> {
         let _ = (data, context);
-        (Self::NO_CONTEXT_STATUS, 0)
+        Some((Self::NO_CONTEXT_STATUS, 0))
     }
 }
 
@@ -322,15 +327,31 @@ unsafe extern "system" fn pre_operation_as<H: OperationHandler, const PLAIN: boo
                 return FLT_PREOP_SUCCESS_NO_CALLBACK;
             }
             let Some(stored) = H::Pool::store(context) else {
-                let (status, information) = H::abandoned(&mut data, &context);
-                data.set_io_status(status, information);
-                return FLT_PREOP_COMPLETE;
+                return abandon::<H>(&mut data, &context);
             };
             // SAFETY: `completion_context` is Filter Manager's non-NULL out slot for this
             // operation; the pointer written is taken back exactly once in `post_operation`.
             unsafe { completion_context.write(stored) };
             FLT_PREOP_SUCCESS_WITH_CALLBACK
         }
+    }
+}
+
+/// A forward without a completion context ([`OperationHandler::abandoned`]): completed now, or
+/// sent down without a post-operation. Cold and out of line: the callback bodies' own paths
+/// keep their code and frames.
+#[cold]
+#[inline(never)]
+fn abandon<H: OperationHandler>(
+    data: &mut CallbackData<'_>,
+    context: &H::Context,
+) -> FLT_PREOP_CALLBACK_STATUS {
+    match H::abandoned(data, context) {
+        Some((status, information)) => {
+            data.set_io_status(status, information);
+            FLT_PREOP_COMPLETE
+        }
+        None => FLT_PREOP_SUCCESS_NO_CALLBACK,
     }
 }
 
