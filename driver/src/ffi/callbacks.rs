@@ -327,6 +327,13 @@ unsafe extern "system" fn pre_operation_as<H: OperationHandler, const PLAIN: boo
                 return FLT_PREOP_SUCCESS_NO_CALLBACK;
             }
             let Some(stored) = H::Pool::store(context) else {
+                // Completed, or sent down without a post-operation: either way the completion
+                // context returned must be NULL ("Returning FLT_PREOP_SUCCESS_NO_CALLBACK",
+                // "Completing an I/O Operation in a Preoperation Callback Routine",
+                // learn.microsoft.com/windows-hardware/drivers/ifs).
+                // SAFETY: `completion_context` is Filter Manager's non-NULL out slot for this
+                // operation (checked above); nothing was stored for it.
+                unsafe { completion_context.write(core::ptr::null_mut()) };
                 return abandon::<H>(&mut data, &context);
             };
             // SAFETY: `completion_context` is Filter Manager's non-NULL out slot for this
